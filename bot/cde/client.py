@@ -1,0 +1,276 @@
+"""The one CDE API client: a long-lived `httpx.AsyncClient`, retries, and error mapping.
+
+Retries and timeouts live here and only here. A retry happens only for what may succeed
+the next time (connection errors, timeouts, 429, 5xx), and is bounded both in attempts and
+in total time, so that a Slack lookup still answers well inside its `response_url` window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from bot import __version__
+from bot.cde.errors import (
+    CdeBadRequest,
+    CdeConnectionError,
+    CdeError,
+    CdeForbidden,
+    CdeNotFound,
+    CdeProtocolError,
+    CdeRateLimited,
+    CdeServerError,
+    CdeTimeout,
+    CdeUnauthorized,
+    CdeUnavailable,
+)
+from bot.cde.models import Run, RunAnswer, RunFilter, RunPage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+DEFAULT_PAGE_SIZE = 100
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: at most `attempts` tries within `deadline` seconds in all."""
+
+    attempts: int = 3
+    deadline: float = 20.0
+    backoff_base: float = 0.5
+    backoff_max: float = 5.0
+    jitter: bool = True
+
+    def backoff(self, retry: int) -> float:
+        """Seconds to wait before retry number `retry` (1-based): exponential, with jitter."""
+        delay = min(self.backoff_max, self.backoff_base * 2 ** (retry - 1))
+        return random.uniform(0, delay) if self.jitter else delay
+
+
+DEFAULT_RETRY = RetryPolicy()
+# For tests: the same bounds, no waiting.
+NO_WAIT_RETRY = RetryPolicy(backoff_base=0.0, backoff_max=0.0, jitter=False)
+
+
+class CdeClient:
+    """Reads runs from the CDE API. One instance per process; close it with `aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._retry = retry
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={
+                "Authorization": f"Bearer {token.get_secret_value()}",
+                "Accept": "application/json",
+                "User-Agent": f"cde-bot/{__version__}",
+            },
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> CdeClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def list_runs(
+        self, run_filter: RunFilter | None = None, *, offset: int = 0, limit: int = 10
+    ) -> RunPage:
+        """One page of runs matching `run_filter`, starting at item `offset`."""
+        params = run_filter.to_params() if run_filter else {}
+        params |= {"from": str(offset), "limit": str(limit)}
+        return await self._get("runs", params, RunPage)
+
+    async def get_run(self, run_id: str) -> Run:
+        """One run by id; `CdeNotFound` when there is none."""
+        answer = await self._get(f"runs/{run_id}", {}, RunAnswer)
+        return answer.run
+
+    async def iter_pages(
+        self, run_filter: RunFilter | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> AsyncIterator[RunPage]:
+        """Every page of matching runs, paged by `from`/`limit` until `metadata.total`.
+
+        The caller stops iterating as soon as it has seen enough. `metadata.next` is not
+        used: its format is not documented.
+        """
+        offset = 0
+        while True:
+            page = await self.list_runs(run_filter, offset=offset, limit=page_size)
+            yield page
+            offset += len(page.runs)
+            if not page.runs or offset >= page.total:
+                return
+
+    async def _get(self, path: str, params: dict[str, str], model: type[Model]) -> Model:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = self._retry.deadline - (time.monotonic() - started)
+            try:
+                response = await self._send(path, params, remaining)
+                return _parse(response, model)
+            except CdeUnavailable as exc:
+                wait = self._wait_before_retry(exc, attempt, started)
+                if wait is None:
+                    raise
+                log.warning(
+                    "CDE GET /%s failed (%s), attempt %d of %d; retrying in %.1fs",
+                    path, exc, attempt, self._retry.attempts, wait,
+                )
+                await asyncio.sleep(wait)
+
+    def _wait_before_retry(self, exc: CdeUnavailable, attempt: int, started: float) -> float | None:
+        """Seconds to wait before the next try, or None when the bounds say stop."""
+        if attempt >= self._retry.attempts:
+            return None
+        wait = self._retry.backoff(attempt)
+        if isinstance(exc, CdeRateLimited) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        elapsed = time.monotonic() - started
+        # Waiting must leave time for the request itself; otherwise answer now.
+        if elapsed + wait + 1.0 > self._retry.deadline:
+            return None
+        return wait
+
+    async def _send(self, path: str, params: dict[str, str], remaining: float) -> httpx.Response:
+        timeout = _clip_timeout(self._timeout, remaining)
+        sent = time.monotonic()
+        try:
+            response = await self._http.get(path, params=params, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            raise CdeTimeout(f"no answer from the CDE API within the timeout ({_kind(exc)})") from exc
+        except httpx.TransportError as exc:
+            raise CdeConnectionError(f"cannot reach the CDE API ({_kind(exc)})") from exc
+        log.debug(
+            "CDE GET /%s %s -> %d in %.0fms",
+            path, params, response.status_code, (time.monotonic() - sent) * 1000,
+        )
+        _raise_for_status(response)
+        return response
+
+
+def _clip_timeout(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
+    """The configured timeout, but never past what is left of the deadline."""
+    cap = max(remaining, 0.1)
+
+    def clip(value: float | None) -> float:
+        return cap if value is None else min(value, cap)
+
+    return httpx.Timeout(
+        connect=clip(timeout.connect), read=clip(timeout.read),
+        write=clip(timeout.write), pool=clip(timeout.pool),
+    )
+
+
+def _kind(exc: Exception) -> str:
+    # httpx's messages may quote the URL; the class name says enough and leaks nothing.
+    return type(exc).__name__
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    message = _api_message(response)
+    if status == 400:
+        raise CdeBadRequest(message or "Bad request.", _field_errors(response))
+    if status == 401:
+        raise CdeUnauthorized(message or "unauthorized")
+    if status == 403:
+        raise CdeForbidden(message or "access denied")
+    if status == 404:
+        raise CdeNotFound(message or "not found")
+    if status == 429:
+        raise CdeRateLimited(
+            "the CDE API is rate limiting the bot", _retry_after(response.headers)
+        )
+    if status >= 500:
+        raise CdeServerError(f"the CDE API answered HTTP {status}", status=status)
+    raise CdeProtocolError(f"unexpected HTTP {status} from the CDE API", status=status)
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _api_message(response: httpx.Response) -> str | None:
+    body = _json_body(response)
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return None
+
+
+def _field_errors(response: httpx.Response) -> dict[str, str]:
+    body = _json_body(response)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, dict):
+        return {}
+    return {str(field): str(message) for field, message in errors.items()}
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Retry-After as seconds: either a number or an HTTP date (RFC 9110)."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _parse(response: httpx.Response, model: type[Model]) -> Model:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        content_type = response.headers.get("Content-Type", "unknown")
+        raise CdeProtocolError(
+            f"the CDE API answered with something that is not JSON ({content_type})"
+        ) from exc
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)[:3]
+        )
+        raise CdeProtocolError(f"unexpected answer from the CDE API ({problems})") from exc
+
+
+__all__ = ["DEFAULT_RETRY", "NO_WAIT_RETRY", "CdeClient", "CdeError", "RetryPolicy"]

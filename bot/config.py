@@ -1,0 +1,181 @@
+"""Settings from the environment (or a `.env` file), validated once at start-up.
+
+Nothing is read at import time: `load_settings()` is called by the CLI, so tests and
+tools can build `Settings` directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    ModelWrapValidatorHandler,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_CDE_API_URL = "https://cde.productsup.com"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///cde-bot.db"
+
+# Placeholders a CDE web UI link template may use; each is filled from the run.
+LINK_PLACEHOLDERS = ("run_id", "site_id", "connector_id", "process_id", "project_id", "account_id")
+
+# How to fix each setting, shown next to its problem.
+HINTS = {
+    "slack_bot_token": "the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions page",
+    "slack_signing_secret": "the Signing Secret from the app's Basic Information page "
+    "(needed in HTTP mode, i.e. when SLACK_APP_TOKEN is not set)",
+    "slack_app_token": "an app-level token (xapp-...) with connections:write, from Basic "
+    "Information > App-Level Tokens; leave it unset to use HTTP mode",
+    "slack_api_url": "a URL such as https://slack.com/api/",
+    "cde_api_url": "the CDE API's base URL, e.g. https://cde.productsup.com",
+    "cde_api_token": "a CDE API token; it is sent as 'Authorization: Bearer <token>'",
+    "port": "a TCP port number from 1 to 65535",
+    "database_url": "an SQLAlchemy URL such as sqlite+aiosqlite:///cde-bot.db",
+    "cde_poll_interval": "a number of seconds, at least 5",
+    "cde_web_url_template": "a URL with placeholders such as "
+    "https://cde.example.com/runs/{run_id} (allowed: " + ", ".join(LINK_PLACEHOLDERS) + ")",
+    "log_level": "one of DEBUG, INFO, WARNING, ERROR",
+}
+
+
+class ConfigError(Exception):
+    """Settings are missing or invalid; the message lists every problem and its fix."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: AnyHttpUrl = AnyHttpUrl(DEFAULT_SLACK_API_URL)
+    cde_api_url: AnyHttpUrl = AnyHttpUrl(DEFAULT_CDE_API_URL)
+    cde_api_token: SecretStr
+    cde_web_url_template: str | None = None
+    port: int = Field(default=3000, ge=1, le=65535)
+    database_url: str = DEFAULT_DATABASE_URL
+    cde_poll_interval: float = Field(default=60, ge=5)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("slack_signing_secret", "slack_app_token", "cde_web_url_template", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `FOO=` in a .env file means "not set", not "set to nothing".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token_shape(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with 'xoxb-'")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with 'xapp-'")
+        return value
+
+    @field_validator("cde_api_token")
+    @classmethod
+    def _cde_token_present(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("cde_web_url_template")
+    @classmethod
+    def _template_placeholders(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            value.format(**{name: "x" for name in LINK_PLACEHOLDERS})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"has an unknown or malformed placeholder ({exc})") from None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// or http://")
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _transport_is_complete(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        # A wrap validator, so that this problem is reported together with every field
+        # problem instead of only after those are fixed.
+        incomplete = isinstance(data, dict) and not any(
+            data.get(name) for name in ("slack_app_token", "slack_signing_secret")
+        )
+        problem = InitErrorDetails(
+            type="value_error",
+            loc=("slack_signing_secret",),
+            input=None,
+            ctx={"error": ValueError(
+                "is required in HTTP mode; set it, or set SLACK_APP_TOKEN to use Socket Mode"
+            )},
+        )
+        try:
+            settings = handler(data)
+        except ValidationError as exc:
+            if not incomplete:
+                raise
+            details = [InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"],
+                                        ctx=e.get("ctx", {})) for e in exc.errors()]
+            raise ValidationError.from_exception_data(cls.__name__, [*details, problem]) from None
+        if incomplete:
+            raise ValidationError.from_exception_data(cls.__name__, [problem])
+        return settings
+
+    @property
+    def socket_mode(self) -> bool:
+        """Socket Mode when an app-level token is configured, HTTP otherwise."""
+        return self.slack_app_token is not None
+
+    def secrets(self) -> list[str]:
+        """The secret values, so that log output can be scrubbed of them."""
+        values = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
+                  self.cde_api_token)
+        return [v.get_secret_value() for v in values if v is not None]
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per problem: the variable, what is wrong, how to fix it. Never the value."""
+    lines = ["cde-bot cannot start; fix these settings (environment variables or .env):"]
+    for error in exc.errors(include_input=False, include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is not set"
+        if field:
+            hint = HINTS.get(field)
+            line = f"  - {field.upper()}: {message}"
+            if hint:
+                line += f" (expected {hint})"
+        else:
+            line = f"  - {message}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, raising `ConfigError` with every problem at once."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc)) from None

@@ -1,0 +1,66 @@
+"""Answering lookups: a parsed command in, a rendered `Message` out.
+
+The one place that turns CDE errors into answers, so Slack listeners (and any other
+front end) stay thin. The only I/O is the `CdeClient` passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from bot import render
+from bot.cde.client import CdeClient
+from bot.cde.errors import CdeError, CdeNotFound, CdeRejected
+from bot.query import Command, Help, ListRuns, QueryError, ShowRun
+from bot.render import LinkBuilder, Message, no_links
+
+log = logging.getLogger(__name__)
+
+
+def new_reference() -> str:
+    """A short id that ties a message shown to a user to the log line with the details."""
+    return uuid.uuid4().hex[:10]
+
+
+class Lookups:
+    """Runs lookup commands against the CDE API and renders the answers."""
+
+    def __init__(self, cde: CdeClient, links: LinkBuilder = no_links) -> None:
+        self._cde = cde
+        self._links = links
+
+    async def answer(self, command: Command | QueryError, *, shared_by: str | None = None) -> Message:
+        """The message that answers `command`; API errors become explanations, not exceptions."""
+        if isinstance(command, QueryError):
+            return render.query_error(command)
+        if isinstance(command, Help):
+            return render.help_message(command)
+        try:
+            if isinstance(command, ListRuns):
+                page = await self._cde.list_runs(
+                    command.run_filter, offset=command.offset, limit=command.limit
+                )
+                return render.runs_list(page, command, links=self._links, shared_by=shared_by)
+            run = await self._cde.get_run(command.run_id)
+            return render.run_detail(run, links=self._links, shared_by=shared_by)
+        except CdeNotFound:
+            if isinstance(command, ShowRun):
+                return render.run_not_found(command.run_id)
+            raise
+        except CdeRejected as exc:
+            log.warning("CDE refused %s: %s", _describe(command), exc)
+            return render.api_error(exc)
+        except CdeError as exc:
+            reference = new_reference()
+            log.error("CDE lookup failed [ref %s] for %s: %s", reference, _describe(command), exc,
+                      exc_info=exc)
+            return render.api_error(exc, reference=reference)
+
+
+def _describe(command: Command) -> str:
+    if isinstance(command, ListRuns):
+        return command.to_text()
+    if isinstance(command, ShowRun):
+        return f"run {command.run_id}"
+    return "help"

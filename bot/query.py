@@ -1,0 +1,291 @@
+"""The `/cde` command language: text in, a typed command or a precise error out (pure).
+
+    /cde [help [topic]]             usage
+    /cde runs [key:value ...]       list runs, e.g. `/cde runs site:1001 state:failed`
+    /cde run <run-id>               one run
+
+Every error names the word that is wrong and shows the right form, so the person can fix
+the command without reading the help. Nothing invalid ever reaches the API.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.cde.models import KNOWN_STATES, RunFilter
+
+COMMAND = "/cde"
+DEFAULT_LIMIT = 10
+# The most runs one message shows: each run takes two blocks of Slack's fifty (render.py).
+MAX_LIMIT = 20
+MAX_OFFSET = 1_000_000_000
+MAX_TEXT = 1000
+EXAMPLE_UUID = "019e16f3-bfa8-7390-9e63-3354f9aa2939"
+
+_VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}$")
+_STATE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# Quotes and backticks people paste around values (Slack turns "x" into “x”).
+_QUOTES = "`'\"“”‘’"
+
+
+@dataclass(frozen=True)
+class Help:
+    """Show usage; `topic` narrows it to one sub-command."""
+
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class ListRuns:
+    """`/cde runs`: one page of runs matching a filter."""
+
+    run_filter: RunFilter = field(default_factory=RunFilter)
+    offset: int = 0
+    limit: int = DEFAULT_LIMIT
+
+    def to_text(self) -> str:
+        """The canonical command text; parsing it gives this command back."""
+        words = ["runs", *describe_filter(self.run_filter)]
+        if self.offset:
+            words.append(f"from:{self.offset}")
+        if self.limit != DEFAULT_LIMIT:
+            words.append(f"limit:{self.limit}")
+        return " ".join(words)
+
+    def page(self, offset: int) -> ListRuns:
+        """The same query at another offset."""
+        return ListRuns(self.run_filter, max(0, offset), self.limit)
+
+
+@dataclass(frozen=True)
+class ShowRun:
+    """`/cde run <id>`: every field of one run."""
+
+    run_id: str
+
+
+Command = Help | ListRuns | ShowRun
+
+
+@dataclass(frozen=True)
+class QueryError:
+    """Why the text is not a command, and the form that would be."""
+
+    message: str
+    usage: str | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# Filter keys
+
+
+@dataclass(frozen=True)
+class FilterKey:
+    """One `key:value` filter: its short name, aliases, API field and value check."""
+
+    name: str
+    field: str
+    aliases: tuple[str, ...]
+    example: str
+    check: Callable[[str, str], str | int]
+    meaning: str
+
+
+class _BadValue(ValueError):
+    pass
+
+
+def _uuid(name: str, value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise _BadValue(f"{name} must be a UUID, e.g. `{name}:{EXAMPLE_UUID}`") from None
+
+
+def _site(name: str, value: str) -> int:
+    if not value.isascii() or not value.isdigit() or int(value) <= 0 or len(value) > 18:
+        raise _BadValue(f"{name} must be a site id, a positive whole number, e.g. `{name}:1001`")
+    return int(value)
+
+
+def _version(name: str, value: str) -> str:
+    if not _VERSION_RE.match(value):
+        raise _BadValue(f"{name} must be a connector version, e.g. `{name}:1.0.1`")
+    return value
+
+
+def _state(name: str, value: str) -> str:
+    state = value.lower()
+    if state in KNOWN_STATES:
+        return state
+    close = difflib.get_close_matches(state, KNOWN_STATES, n=1, cutoff=0.6)
+    if close:
+        raise _BadValue(f"unknown state; did you mean `{name}:{close[0]}`?")
+    if not _STATE_RE.match(state):
+        raise _BadValue(f"{name} must be a single word such as `{name}:failed`")
+    # Only `failed` and `finished` are documented; others pass through to the API.
+    return state
+
+
+FILTER_KEYS: tuple[FilterKey, ...] = (
+    FilterKey("id", "id", ("run", "run-id"), f"id:{EXAMPLE_UUID}", _uuid, "run id"),
+    FilterKey("site", "site_id", ("site-id",), "site:1001", _site, "site id"),
+    FilterKey("state", "state", ("status",), "state:failed", _state,
+              "run state (failed, finished, …)"),
+    FilterKey("connector", "connector_id", ("connector-id",), f"connector:{EXAMPLE_UUID}",
+              _uuid, "connector id"),
+    FilterKey("version", "connector_version", ("connector-version",), "version:1.0.1", _version,
+              "connector version"),
+    FilterKey("process", "process_id", ("process-id",), f"process:{EXAMPLE_UUID}", _uuid,
+              "process id"),
+)
+_KEYS_BY_WORD = {word: key for key in FILTER_KEYS for word in (key.name, *key.aliases)}
+_KEYS_BY_FIELD = {key.field: key for key in FILTER_KEYS}
+
+
+def describe_filter(run_filter: RunFilter) -> list[str]:
+    """The filter as `key:value` words, in the order of FILTER_KEYS."""
+    values = run_filter.model_dump(exclude_none=True)
+    return [f"{key.name}:{values[key.field]}" for key in FILTER_KEYS if key.field in values]
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing
+
+USAGE = {
+    "runs": f"`{COMMAND} runs [site:1001] [state:failed] [connector:<uuid>] [version:1.0.1] "
+    f"[process:<uuid>] [id:<uuid>] [limit:{DEFAULT_LIMIT}] [from:0]`",
+    "run": f"`{COMMAND} run <run-id>`, e.g. `{COMMAND} run {EXAMPLE_UUID}`",
+    "help": f"`{COMMAND} help`",
+}
+SUBCOMMANDS = tuple(USAGE)
+
+
+def parse(text: str) -> Command | QueryError:
+    """Turn the text after `/cde` into a command, or say precisely what is wrong."""
+    if len(text) > MAX_TEXT:
+        return QueryError(f"That command is too long ({len(text)} characters; at most {MAX_TEXT}).")
+    words = _words(text)
+    if not words:
+        return Help()
+    verb, args = words[0].lower(), words[1:]
+    if verb in ("help", "-h", "--help", "?"):
+        return Help(args[0].lower() if args else None)
+    if verb == "runs":
+        return _parse_runs(args)
+    if verb == "run":
+        return _parse_run(args)
+    suggestion = difflib.get_close_matches(verb, SUBCOMMANDS, n=1, cutoff=0.6)
+    hint = f" Did you mean `{COMMAND} {suggestion[0]}`?" if suggestion else ""
+    return QueryError(
+        f"`{_shown(words[0])}` is not a {COMMAND} command.{hint} "
+        f"Try `{COMMAND} help` for the list.",
+    )
+
+
+def _words(text: str) -> list[str]:
+    """Split on white space, strip pasted quotes, and join `key: value` into one word."""
+    # Slack escapes these three in command text; undo it so the words are what was typed.
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    raw = [word.strip(_QUOTES) for word in text.split()]
+    words: list[str] = []
+    for word in raw:
+        if not word:
+            continue
+        if words and words[-1].endswith((":", "=")) and ":" not in words[-1][:-1]:
+            words[-1] += word
+        else:
+            words.append(word)
+    return words
+
+
+def _parse_run(args: list[str]) -> ShowRun | QueryError:
+    usage = USAGE["run"]
+    if not args:
+        return QueryError("Which run? Give its id.", usage)
+    if len(args) > 1:
+        return QueryError(f"`{COMMAND} run` takes one run id, not {len(args)} words.", usage)
+    word = args[0]
+    value = word.split(":", 1)[1] if word.lower().startswith(("id:", "run:")) else word
+    try:
+        return ShowRun(_uuid("run id", value))
+    except _BadValue:
+        return QueryError(f"`{_shown(word)}` is not a run id: a run id is a UUID.", usage)
+
+
+def _parse_runs(args: list[str]) -> ListRuns | QueryError:
+    usage = USAGE["runs"]
+    filters: dict[str, str | int] = {}
+    paging = {"from": 0, "limit": DEFAULT_LIMIT}
+    seen: set[str] = set()
+    for word in args:
+        key_word, sep, value = _split_pair(word)
+        if not sep:
+            return QueryError(_not_a_filter(word), usage)
+        name = key_word.lower().replace("_", "-")
+        if not value:
+            return QueryError(f"`{_shown(word)}` has no value after the `:`.", usage)
+        if name in paging:
+            canonical = name
+        elif name in _KEYS_BY_WORD:
+            canonical = _KEYS_BY_WORD[name].name
+        else:
+            return QueryError(_unknown_key(key_word), usage)
+        if canonical in seen:
+            return QueryError(f"`{canonical}` is given twice; give each filter once.", usage)
+        seen.add(canonical)
+        try:
+            if canonical in paging:
+                paging[canonical] = _paging_value(canonical, value)
+            else:
+                key = _KEYS_BY_WORD[name]
+                filters[key.field] = key.check(key.name, value)
+        except _BadValue as exc:
+            return QueryError(f"`{_shown(word)}`: {exc}", usage)
+    return ListRuns(RunFilter(**filters), offset=paging["from"], limit=paging["limit"])
+
+
+def _split_pair(word: str) -> tuple[str, str, str]:
+    for sep in (":", "="):
+        key, found, value = word.partition(sep)
+        if found:
+            return key, found, value.strip(_QUOTES)
+    return word, "", ""
+
+
+def _paging_value(name: str, value: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 10:
+        raise _BadValue(f"{name} must be a whole number, e.g. `{name}:{DEFAULT_LIMIT}`")
+    number = int(value)
+    if name == "limit" and not 1 <= number <= MAX_LIMIT:
+        raise _BadValue(f"limit must be from 1 to {MAX_LIMIT}, e.g. `limit:{DEFAULT_LIMIT}`")
+    if name == "from" and number > MAX_OFFSET:
+        raise _BadValue(f"from must be at most {MAX_OFFSET}")
+    return number
+
+
+def _not_a_filter(word: str) -> str:
+    try:
+        run_id = str(uuid.UUID(word))
+    except ValueError:
+        return (f"`{_shown(word)}` is not a filter: filters look like `key:value`, "
+                f"e.g. `site:1001` or `state:failed`.")
+    return f"To show one run, use `{COMMAND} run {run_id}` (or filter with `id:{run_id}`)."
+
+
+def _unknown_key(key_word: str) -> str:
+    choices = [*_KEYS_BY_WORD, "from", "limit"]
+    close = difflib.get_close_matches(key_word.lower(), choices, n=1, cutoff=0.6)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    known = ", ".join(f"`{key.name}`" for key in FILTER_KEYS)
+    return f"`{_shown(key_word)}` is not a filter.{hint} Filters: {known}, `limit`, `from`."
+
+
+def _shown(word: str, limit: int = 60) -> str:
+    """A user's word as it may be echoed inside a code span: short and without backticks."""
+    word = word.replace("`", "'")
+    return word if len(word) <= limit else word[: limit - 1] + "…"

@@ -1,0 +1,384 @@
+"""Pure builders for the lookup answers: models in, `Message` (blocks and fallback text) out.
+
+Blocks are built with slack_sdk's Block Kit models, which check most of Slack's limits;
+the ones they do not check (50 blocks a message, field lengths) are kept here.
+Every outside string passes through `mrkdwn.escape` (directly or via `code`/`link`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.cde.errors import (
+    CdeBadRequest,
+    CdeError,
+    CdeForbidden,
+    CdeNotFound,
+    CdeProtocolError,
+    CdeRateLimited,
+    CdeTimeout,
+    CdeUnauthorized,
+    CdeUnavailable,
+)
+from bot.cde.models import FAILED, FINISHED, Run, RunFilter, RunPage
+from bot.mrkdwn import clip, code, date, duration, escape, link, plural
+from bot.query import COMMAND, FILTER_KEYS, USAGE, Help, ListRuns, QueryError, describe_filter
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_FALLBACK_TEXT = 4000
+MAX_HEADER = 150
+
+# Button action ids; app.py routes them.
+ACTION_PAGE = "runs_page"
+ACTION_SHARE = "runs_share"
+ACTION_OPEN = "run_open"
+
+LinkBuilder = Callable[[Run], str | None]
+
+
+@dataclass(frozen=True)
+class Message:
+    """A Slack message: Block Kit blocks plus the fallback `text` (notifications, a11y)."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.blocks) > MAX_BLOCKS:
+            raise ValueError(f"{len(self.blocks)} blocks; Slack allows {MAX_BLOCKS}")
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def _message(text: str, blocks: Sequence[Block]) -> Message:
+    return Message(clip(text, MAX_FALLBACK_TEXT), [block.to_dict() for block in blocks])
+
+
+def _section(text: str, **kwargs: Any) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_SECTION_TEXT)), **kwargs)
+
+
+def _fields(*pairs: tuple[str, str]) -> list[MarkdownTextObject]:
+    return [
+        MarkdownTextObject(text=clip(f"*{label}*\n{value}", MAX_FIELD_TEXT))
+        for label, value in pairs
+    ]
+
+
+def _context(*texts: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=clip(t, MAX_SECTION_TEXT)) for t in texts])
+
+
+# ---------------------------------------------------------------------------------------
+# Pieces of a run
+
+
+def state_marker(state: str | None) -> str:
+    """An emoji and the state word; unknown states are shown as they are, neutrally."""
+    if state == FAILED:
+        return ":red_circle: *failed*"
+    if state == FINISHED:
+        return ":large_green_circle: finished"
+    if state is None:
+        return ":white_circle: _no state_"
+    return f":white_circle: {escape(state)}"
+
+
+def named(name: str | None, ident: int | str | None) -> str:
+    """`Site 1 (1001)`, escaped; a dash when neither is known."""
+    if name and ident is not None:
+        return f"{escape(name)} ({escape(ident)})"
+    if name:
+        return escape(name)
+    if ident is not None:
+        return f"({escape(ident)})"
+    return "—"
+
+
+def connector_text(run: Run) -> str:
+    connector = code(run.connector_id) if run.connector_id else "unknown connector"
+    version = f" v{escape(run.connector_version)}" if run.connector_version else ""
+    return connector + version
+
+
+def web_links(template: str | None) -> LinkBuilder:
+    """Deep links into the CDE web UI from a configured template, or none."""
+
+    def build(run: Run) -> str | None:
+        if template is None:
+            return None
+        values = {
+            "run_id": run.id, "site_id": run.site_id, "connector_id": run.connector_id,
+            "process_id": run.process_id, "project_id": run.project_id,
+            "account_id": run.account_id,
+        }
+        return template.format(**{k: quote(str(v or ""), safe="") for k, v in values.items()})
+
+    return build
+
+
+def no_links(run: Run) -> None:
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Lookups
+
+
+def filter_words(run_filter: RunFilter) -> str:
+    words = describe_filter(run_filter)
+    return " ".join(code(word) for word in words) if words else "all runs"
+
+
+def runs_list(
+    page: RunPage, query: ListRuns, *, links: LinkBuilder = no_links, shared_by: str | None = None
+) -> Message:
+    """A page of runs: what was asked, where we are, each run, and paging buttons."""
+    asked = filter_words(query.run_filter)
+    total = page.total
+    first, last = query.offset + 1, query.offset + len(page.runs)
+    blocks: list[Block] = [_section(f"*CDE runs* · {asked}")]
+    if not page.runs:
+        where = (f"No runs at {query.offset + 1}–; there are {total}."
+                 if query.offset and total else "No runs match.")
+        blocks.append(_context(f"{where} Try fewer filters, or `{COMMAND} help`."))
+        text = f"No CDE runs match {' '.join(describe_filter(query.run_filter)) or 'the query'}"
+    else:
+        failed = sum(run.failed for run in page.runs)
+        summary = f"Showing {first}–{last} of {total}"
+        if failed:
+            summary += f" · {plural(failed, 'failed run')} on this page"
+        if shared_by:
+            summary += f" · shared by <@{escape(shared_by)}>"
+        blocks.append(_context(summary))
+        for run in page.runs:
+            blocks.extend(_run_summary(run, links))
+        text = (f"CDE runs {' '.join(describe_filter(query.run_filter)) or '(all)'}: "
+                f"showing {first}–{last} of {total}"
+                + (f", {failed} failed" if failed else ""))
+    buttons = _paging_buttons(page, query)
+    if not shared_by:
+        buttons.append(ButtonElement(text="Share in channel", action_id=ACTION_SHARE,
+                                     value=query.to_text()))
+    if buttons:
+        blocks.append(ActionsBlock(block_id="runs_actions", elements=buttons))
+    return _message(text, blocks)
+
+
+def _run_summary(run: Run, links: LinkBuilder) -> list[Block]:
+    lines = [
+        f"{state_marker(run.state)} · {code(run.id)}"
+        + (f" · exit code {escape(run.exit_code)}" if run.exit_code is not None else ""),
+        f"*Site* {named(run.site_name, run.site_id)} · *Project* "
+        f"{named(run.project_name, run.project_id)} · *Account* "
+        f"{named(run.account_name, run.account_id)}",
+        f"*Connector* {connector_text(run)}",
+    ]
+    when = [f"Started {date(run.started_at)}"]
+    if run.finished_at:
+        when.append(f"finished {date(run.finished_at)}")
+    if run.duration is not None:
+        when.append(f"took {duration(run.duration)}")
+    url = links(run)
+    if url:
+        when.append(link(url, "Open in CDE"))
+    return [_section("\n".join(lines)), _context(" · ".join(when))]
+
+
+def _paging_buttons(page: RunPage, query: ListRuns) -> list[ButtonElement]:
+    buttons = []
+    if query.offset > 0:
+        buttons.append(ButtonElement(
+            text="◀ Previous", action_id=f"{ACTION_PAGE}_prev",
+            value=query.page(query.offset - query.limit).to_text(),
+        ))
+    if page.runs and query.offset + len(page.runs) < page.total:
+        buttons.append(ButtonElement(
+            text="Next ▶", action_id=f"{ACTION_PAGE}_next",
+            value=query.page(query.offset + len(page.runs)).to_text(),
+        ))
+    return buttons
+
+
+def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None = None) -> Message:
+    """Every field of one run."""
+    header = clip(f"Run {run.state or 'without state'}: {run.site_name or 'unknown site'}",
+                  MAX_HEADER)
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=header)),
+        _section(f"{state_marker(run.state)} · {code(run.id)}"
+                 + (f" · shared by <@{escape(shared_by)}>" if shared_by else "")),
+        SectionBlock(fields=_fields(
+            ("Site", named(run.site_name, run.site_id)),
+            ("Project", named(run.project_name, run.project_id)),
+            ("Account", named(run.account_name, run.account_id)),
+            ("Connector", connector_text(run)),
+            ("Process", code(run.process_id) if run.process_id else "—"),
+            ("Exit code", escape(run.exit_code) if run.exit_code is not None else "—"),
+            ("Started", date(run.started_at)),
+            ("Finished", date(run.finished_at)),
+            ("Duration", duration(run.duration)),
+            ("Created", date(run.created_at)),
+        )),
+    ]
+    container = [
+        ("Docker image", code(run.container_api_docker_image)
+         if run.container_api_docker_image else "—"),
+        ("Container API version", escape(run.container_api_version_constraint)
+         if run.container_api_version_constraint else "—"),
+        ("CLI command", _json_code(run.cli_command)),
+        # Secrets and authentications are counted, never shown: the answer may be shared.
+        ("Registered secrets", _count(run.registered_secrets)),
+        ("Authentications", _count(run.authentications)),
+    ]
+    blocks.append(SectionBlock(fields=_fields(*container)))
+    if run.connector_setup_config is not None:
+        blocks.append(_section("*Connector setup config*\n" + _json_block(run.connector_setup_config)))
+    buttons = []
+    if run.connector_id and run.site_id is not None:
+        recent = ListRuns(RunFilter(connector_id=run.connector_id, site_id=run.site_id))
+        buttons.append(ButtonElement(text="Recent runs of this connector on this site",
+                                     action_id=f"{ACTION_PAGE}_recent", value=recent.to_text()))
+    url = links(run)
+    if url:
+        buttons.append(ButtonElement(text="Open in CDE", action_id=ACTION_OPEN, url=url))
+    if not shared_by:
+        buttons.append(ButtonElement(text="Share in channel", action_id=ACTION_SHARE,
+                                     value=f"run {run.id}"))
+    blocks.append(ActionsBlock(block_id="run_actions", elements=buttons))
+    text = (f"CDE run {run.id}: {run.state or 'no state'}"
+            f" on {run.site_name or 'unknown site'}"
+            + (f" (exit code {run.exit_code})" if run.exit_code is not None else ""))
+    return _message(text, blocks)
+
+
+def _count(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list | dict):
+        return f"{plural(len(value), 'entry', 'entries')} (not shown)"
+    return "set (not shown)"
+
+
+def _json_code(value: object) -> str:
+    if value is None:
+        return "—"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return code(clip(text, MAX_FIELD_TEXT - 40))
+
+
+def _json_block(value: object) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    body = clip(escape(text.replace("```", "ˋˋˋ")), MAX_SECTION_TEXT - 80)
+    return f"```{body}```"
+
+
+def run_not_found(run_id: str) -> Message:
+    return _message(
+        f"Run {run_id} not found",
+        [_section(f":mag: Run {code(run_id)} was not found. Check the id, or list runs with "
+                  f"`{COMMAND} runs`.")],
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Help and errors
+
+
+def help_message(command: Help) -> Message:
+    """Usage with examples; `/cde help runs` shows just that command's filters."""
+    filters = "\n".join(
+        f"• `{key.name}:` {escape(key.meaning)} — e.g. `{escape(key.example)}`"
+        for key in FILTER_KEYS
+    )
+    runs = (f"*List runs* — {escape(USAGE['runs'])}\n"
+            f"Examples: `{COMMAND} runs site:1001 state:failed` · "
+            f"`{COMMAND} runs version:1.0.1 limit:20`\n"
+            f"Filters:\n{filters}\n"
+            f"• `limit:` runs per page, 1–20 (default 10) · `from:` start at this item")
+    run = (f"*Show one run* — {escape(USAGE['run'])}\n"
+           "Every field of the run; copy the id from a runs list.")
+    if command.topic == "runs":
+        sections = [runs]
+    elif command.topic == "run":
+        sections = [run]
+    else:
+        sections = [runs, run]
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="cde-bot: CDE runs in Slack"))]
+    blocks += [_section(text) for text in sections]
+    blocks.append(_context("Answers are visible only to you; use *Share in channel* to show "
+                           "one to the channel. Dates show in your own time zone."))
+    return _message(f"{COMMAND} help: {COMMAND} runs [filters], {COMMAND} run <id>", blocks)
+
+
+def query_error(error: QueryError) -> Message:
+    text = f":warning: {escape(error.message)}"
+    if error.usage:
+        text += f"\nUsage: {escape(error.usage)}"
+    return _message(error.message, [_section(text)])
+
+
+# The API's parameter names mapped back to the words a person typed.
+_USER_WORDS = {"from": "from", "limit": "limit"} | {
+    key.field.replace("_", "-"): key.name for key in FILTER_KEYS
+}
+
+
+def api_error(error: CdeError, *, reference: str | None = None) -> Message:
+    """A short, specific message for an API error; `reference` is findable in the logs."""
+    ref = f" Reference: {code(reference)}." if reference else ""
+    if isinstance(error, CdeUnauthorized):
+        text = (":lock: The CDE API rejected the bot's credentials. An admin must set a valid "
+                "`CDE_API_TOKEN`.")
+    elif isinstance(error, CdeForbidden):
+        text = ":no_entry: Access denied: the bot's CDE account may not see these runs."
+    elif isinstance(error, CdeBadRequest):
+        problems = [
+            f"`{escape(_USER_WORDS.get(name, name))}`: {escape(message)}"
+            for name, message in sorted(error.field_errors.items())
+        ] or [escape(str(error))]
+        text = ":warning: The CDE API did not accept the query:\n" + "\n".join(
+            f"• {p}" for p in problems)
+    elif isinstance(error, CdeNotFound):
+        text = ":mag: The CDE API found nothing there."
+    elif isinstance(error, CdeRateLimited):
+        text = (":hourglass: The CDE API is busy and asked the bot to slow down. "
+                f"Try again in a minute.{ref}")
+    elif isinstance(error, CdeTimeout):
+        text = f":hourglass: The CDE API did not answer in time. Try again in a minute.{ref}"
+    elif isinstance(error, CdeUnavailable):
+        text = f":warning: The CDE API is unavailable right now. Try again in a minute.{ref}"
+    elif isinstance(error, CdeProtocolError):
+        text = f":warning: The CDE API gave an answer the bot cannot read.{ref}"
+    else:
+        text = f":warning: The CDE lookup failed.{ref}"
+    return _message(_plain(text), [_section(text)])
+
+
+def internal_error(reference: str) -> Message:
+    text = (":boom: Something went wrong in cde-bot; the error is logged. "
+            f"Reference: {code(reference)}.")
+    return _message(_plain(text), [_section(text)])
+
+
+def _plain(text: str) -> str:
+    """Fallback text: the message without its leading emoji."""
+    return text.split(" ", 1)[1] if text.startswith(":") else text

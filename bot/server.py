@@ -1,0 +1,165 @@
+"""Running the bot: transports, the HTTP endpoints, start-up checks and clean shutdown.
+
+Socket Mode when `SLACK_APP_TOKEN` is set, otherwise Slack POSTs to `/slack/events`.
+Both modes serve `GET /healthz` on `PORT` for the orchestrator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.app import build_app, register
+from bot.cde.client import CdeClient
+from bot.config import Settings
+from bot.lookups import Lookups
+from bot.render import web_links
+from bot.slack import web_client
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+# How long shutdown waits for listeners that are still answering.
+DRAIN_SECONDS = 10.0
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Health:
+    """What `/healthz` reports."""
+
+    ready: bool = False
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Bot:
+    """Everything `serve` builds, so that tests and other front ends can reuse it."""
+
+    settings: Settings
+    client: AsyncWebClient
+    cde: CdeClient
+    app: AsyncApp
+    health: Health = field(default_factory=Health)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Bot:
+        client = web_client(settings)
+        cde = CdeClient(str(settings.cde_api_url), settings.cde_api_token)
+        app = build_app(settings, client)
+        register(app, Lookups(cde, web_links(settings.cde_web_url_template)))
+        return cls(settings, client, cde, app)
+
+    async def aclose(self) -> None:
+        await self.cde.aclose()
+
+
+def http_app(bot: Bot) -> web.Application:
+    """The aiohttp application: `/healthz` always, `/slack/events` in HTTP mode."""
+    application = web.Application()
+
+    async def healthz(request: web.Request) -> web.Response:
+        status = 200 if bot.health.ready else 503
+        return web.json_response({"ready": bot.health.ready, **bot.health.details}, status=status)
+
+    application.router.add_get("/healthz", healthz)
+    if not bot.settings.socket_mode:
+
+        async def events(request: web.Request) -> web.Response:
+            bolt_response = await bot.app.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(bolt_response)
+
+        application.router.add_post(EVENTS_PATH, events)
+    return application
+
+
+async def verify_slack(client: AsyncWebClient) -> dict[str, str]:
+    """Check the bot token with `auth.test`; a clear `StartupError` when Slack says no."""
+    try:
+        identity = await client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown error")
+        raise StartupError(
+            f"Slack rejected SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token (xoxb-...) "
+            "from the app's OAuth & Permissions page"
+        ) from None
+    except (TimeoutError, SlackClientError, OSError) as exc:
+        raise StartupError(
+            f"cannot reach Slack's Web API at SLACK_API_URL ({type(exc).__name__})"
+        ) from None
+    return {"team": str(identity.get("team", "")), "bot_user": str(identity.get("user", ""))}
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
+                host: str = "0.0.0.0") -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set), then shut down cleanly."""
+    stop = stop or asyncio.Event()
+    bot = Bot.build(settings)
+    runner: web.AppRunner | None = None
+    socket: AsyncSocketModeHandler | None = None
+    try:
+        identity = await verify_slack(bot.client)
+        runner = web.AppRunner(http_app(bot), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, settings.port).start()
+        if settings.socket_mode:
+            assert settings.slack_app_token is not None
+            socket = AsyncSocketModeHandler(
+                bot.app, settings.slack_app_token.get_secret_value(), web_client=bot.client
+            )
+            await socket.connect_async()
+        bot.health.details = {"transport": "socket" if socket else "http", **identity}
+        bot.health.ready = True
+        _on_signals(stop.set)
+        log.info(
+            "cde-bot ready as %s in %s (%s mode; port %d)",
+            identity["bot_user"], identity["team"], bot.health.details["transport"], settings.port,
+        )
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        bot.health.ready = False
+        if socket is not None:
+            await socket.close_async()
+        if runner is not None:
+            await runner.cleanup()
+        await _drain(DRAIN_SECONDS)
+        await bot.aclose()
+        log.info("stopped")
+
+
+def _on_signals(callback: Callable[[], object]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, callback)
+
+
+async def _drain(grace: float) -> None:
+    """Let listeners that acked but have not answered yet finish, within `grace` seconds."""
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    if not pending:
+        return
+    _, still = await asyncio.wait(pending, timeout=grace)
+    for task in still:
+        task.cancel()
+    if still:
+        log.warning("cancelled %d task(s) still running after %.0fs", len(still), grace)
+
+
+Runner = Callable[[Settings], Awaitable[None]]

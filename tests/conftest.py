@@ -1,0 +1,45 @@
+"""Shared fixtures: a clean environment for every test, and the API's example payloads."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# Every variable the bot reads; none may leak in from the machine running the tests.
+BOT_VARIABLES = (
+    "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
+    "CDE_API_URL", "CDE_API_TOKEN", "CDE_WEB_URL_TEMPLATE", "PORT", "DATABASE_URL",
+    "CDE_POLL_INTERVAL", "LOG_LEVEL", "LOG_FORMAT", "SLACK_ADMIN_CHANNEL",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in BOT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    # A stray .env in the working directory must not configure the tests.
+    monkeypatch.chdir(tmp_path)
+
+
+def load_fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def runs_list_body() -> dict[str, Any]:
+    return load_fixture("runs-list-200.json")
+
+
+@pytest.fixture
+def reference_runs(runs_list_body: dict[str, Any]) -> list[dict[str, Any]]:
+    return runs_list_body["data"]
+
+
+def pytest_report_header() -> str:
+    return f"cde-bot tests; cwd={os.getcwd()}"
