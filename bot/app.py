@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import render
 from bot.config import Settings
 from bot.logs import request_id
-from bot.lookups import Lookups, new_reference
+from bot.lookups import Lookups, current_reference, new_reference
 from bot.query import COMMAND, Help, ListRuns, QueryError, ShowRun, parse
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,6 @@ def build_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
         client=client,
         signing_secret=secret.get_secret_value() if secret else "",
         request_verification_enabled=True,
-        # The first request checks the bot token with auth.test, not start-up: `serve`
-        # does that itself so it can report a bad token clearly.
-        token_verification_enabled=False,
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
@@ -87,7 +84,7 @@ def register(app: AsyncApp, lookups: Lookups) -> None:
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
-        reference = new_reference()
+        reference = current_reference()
         log.error("Unhandled error [ref %s] in %s", reference, _kind(body), exc_info=error)
         if respond is not None and respond.response_url:
             await respond(**render.internal_error(reference).as_kwargs(),

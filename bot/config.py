@@ -108,7 +108,7 @@ class Settings(BaseSettings):
             return None
         try:
             value.format(**{name: "x" for name in LINK_PLACEHOLDERS})
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise ValueError(f"has an unknown or malformed placeholder ({exc})") from None
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// or http://")
@@ -120,7 +120,7 @@ class Settings(BaseSettings):
         # A wrap validator, so that this problem is reported together with every field
         # problem instead of only after those are fixed.
         incomplete = isinstance(data, dict) and not any(
-            data.get(name) for name in ("slack_app_token", "slack_signing_secret")
+            _is_set(data.get(name)) for name in ("slack_app_token", "slack_signing_secret")
         )
         problem = InitErrorDetails(
             type="value_error",
@@ -152,6 +152,13 @@ class Settings(BaseSettings):
         values = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
                   self.cde_api_token)
         return [v.get_secret_value() for v in values if v is not None]
+
+
+def _is_set(value: object) -> bool:
+    """As `_empty_is_unset` sees it: white space alone is not a value."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return bool(value.strip()) if isinstance(value, str) else bool(value)
 
 
 def describe_errors(exc: ValidationError) -> str:

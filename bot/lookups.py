@@ -12,6 +12,7 @@ import uuid
 from bot import render
 from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError, CdeNotFound, CdeRejected
+from bot.logs import request_id
 from bot.query import Command, Help, ListRuns, QueryError, ShowRun
 from bot.render import LinkBuilder, Message, no_links
 
@@ -19,8 +20,16 @@ log = logging.getLogger(__name__)
 
 
 def new_reference() -> str:
-    """A short id that ties a message shown to a user to the log line with the details."""
+    """A short random id for a request, or for an error outside any request."""
     return uuid.uuid4().hex[:10]
+
+
+def current_reference() -> str:
+    """The id that ties a message shown to a user to the log lines with the details:
+    the current request's id, which every log line of that request carries.
+    """
+    current = request_id.get()
+    return current if current != "-" else new_reference()
 
 
 class Lookups:
@@ -52,9 +61,10 @@ class Lookups:
             log.warning("CDE refused %s: %s", _describe(command), exc)
             return render.api_error(exc)
         except CdeError as exc:
-            reference = new_reference()
-            log.error("CDE lookup failed [ref %s] for %s: %s", reference, _describe(command), exc,
-                      exc_info=exc)
+            reference = current_reference()
+            # Expected outages get one line, not a traceback; the cause says what happened.
+            log.error("CDE lookup failed [ref %s] for %s: %s (cause: %r)", reference,
+                      _describe(command), exc, exc.__cause__)
             return render.api_error(exc, reference=reference)
 
 

@@ -26,7 +26,8 @@ def clip(text: str, limit: int) -> str:
         return text
     cut = text[: limit - 1]
     amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
+    # Back off only from a cut escape sequence (`&`, `&am`, `&lt`, ...), not from any `&`.
+    if amp != -1 and len(cut) - amp < len("&amp;") and ";" not in cut[amp:]:
         cut = cut[:amp]
     return cut + ELLIPSIS
 

@@ -122,7 +122,8 @@ def _state(name: str, value: str) -> str:
     state = value.lower()
     if state in KNOWN_STATES:
         return state
-    close = difflib.get_close_matches(state, KNOWN_STATES, n=1, cutoff=0.6)
+    # A strict cutoff: `faild` is a typo, but `killed` or `finishing` may be real states.
+    close = difflib.get_close_matches(state, KNOWN_STATES, n=1, cutoff=0.8)
     if close:
         raise _BadValue(f"unknown state; did you mean `{name}:{close[0]}`?")
     if not _STATE_RE.match(state):

@@ -68,8 +68,12 @@ class Message:
         return {"text": self.text, "blocks": self.blocks}
 
 
-def _message(text: str, blocks: Sequence[Block]) -> Message:
-    return Message(clip(text, MAX_FALLBACK_TEXT), [block.to_dict() for block in blocks])
+def _message(text: str, blocks: Sequence[Block], *, escaped: bool = False) -> Message:
+    """A message from blocks and fallback text. Slack reads the fallback as mrkdwn too
+    (it is what push notifications show), so it is escaped unless it already is.
+    """
+    fallback = text if escaped else escape(text)
+    return Message(clip(fallback, MAX_FALLBACK_TEXT), [block.to_dict() for block in blocks])
 
 
 def _section(text: str, **kwargs: Any) -> SectionBlock:
@@ -333,7 +337,7 @@ def query_error(error: QueryError) -> Message:
     text = f":warning: {escape(error.message)}"
     if error.usage:
         text += f"\nUsage: {escape(error.usage)}"
-    return _message(error.message, [_section(text)])
+    return _message(_plain(text), [_section(text)], escaped=True)
 
 
 # The API's parameter names mapped back to the words a person typed.
@@ -370,13 +374,13 @@ def api_error(error: CdeError, *, reference: str | None = None) -> Message:
         text = f":warning: The CDE API gave an answer the bot cannot read.{ref}"
     else:
         text = f":warning: The CDE lookup failed.{ref}"
-    return _message(_plain(text), [_section(text)])
+    return _message(_plain(text), [_section(text)], escaped=True)
 
 
 def internal_error(reference: str) -> Message:
     text = (":boom: Something went wrong in cde-bot; the error is logged. "
             f"Reference: {code(reference)}.")
-    return _message(_plain(text), [_section(text)])
+    return _message(_plain(text), [_section(text)], escaped=True)
 
 
 def _plain(text: str) -> str:

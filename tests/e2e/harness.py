@@ -1,0 +1,92 @@
+"""Starting the real bot (`python -m bot serve`) as a separate process for end-to-end tests.
+
+The bot talks only to stand-ins on loopback: the Slack stand-in (Web API, response_url,
+Socket Mode) and the sample CDE API. Its log goes to a file the test can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+BOT_TOKEN = "xoxb-test-bot-token-0123456789"
+APP_TOKEN = "xapp-test-app-token-0123456789"
+SIGNING_SECRET = "test-signing-secret-0123456789"
+CDE_TOKEN = "cde-test-token-0123456789"
+SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, CDE_TOKEN)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class BotProcess:
+    """`cde-bot serve` in a child process, configured by environment like in production."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+        self.returncode: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, *, wait_ready: bool = True, timeout: float = 30.0) -> None:
+        log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1",
+            env=self.env, stdout=log, stderr=log, cwd=self.env.get("BOT_CWD"),
+        )
+        log.close()
+        if wait_ready:
+            await self.wait_ready(timeout)
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.returncode is not None:
+                    raise AssertionError(f"bot exited with {self.process.returncode}:\n{self.log()}")
+                try:
+                    async with session.get(f"{self.url}/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"bot not ready within {timeout}s:\n{self.log()}")
+
+    async def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then wait for a clean exit; returns the exit code."""
+        if self.process is None:
+            raise RuntimeError("not started")
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+                raise AssertionError(f"bot did not stop within {timeout}s:\n{self.log()}") from None
+        self.returncode = self.process.returncode
+        return self.returncode
+
+    async def wait_exit(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""

@@ -1,0 +1,58 @@
+"""End to end over Socket Mode: the real bot connects to the stand-in's WebSocket."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+
+from bot.demo.api import SampleCdeApi
+from tests.e2e.conftest import EXTRA_FAILED
+from tests.e2e.harness import APP_TOKEN, BotProcess
+from tests.standins.slack import SlackStandIn, block_kit_errors
+
+FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
+
+
+async def test_connects_with_the_app_token_through_slack_api_url(socket_bot: BotProcess,
+                                                                 slack: SlackStandIn) -> None:
+    await slack.wait_connected()
+    [opened] = slack.calls_to("apps.connections.open")
+    assert opened.headers["Authorization"] == f"Bearer {APP_TOKEN}"
+    async with aiohttp.ClientSession() as session, session.get(f"{socket_bot.url}/healthz") as response:
+        assert response.status == 200
+        assert (await response.json())["transport"] == "socket"
+        # No events endpoint in Socket Mode: nothing to forge.
+        async with session.post(f"{socket_bot.url}/slack/events", data=b"x") as events:
+            assert events.status in (404, 405)
+
+
+async def test_slash_command_acks_at_once_and_answers(socket_bot: BotProcess, slack: SlackStandIn,
+                                                      cde: SampleCdeApi) -> None:
+    await slack.wait_connected()
+    cde.delay = 4.0
+    result, url = await slack.send_slash_command("runs site:1002 state:failed")
+    assert result.ack_seconds < 3.0, f"ack took {result.ack_seconds:.2f}s"
+    assert slack.responses(url) == []  # the slow lookup is still under way
+    [answer] = await slack.wait_for_response(url, timeout=15)
+    assert FAILED_RUN in json.dumps(answer)
+    assert block_kit_errors(answer["blocks"]) == []
+
+
+async def test_help_comes_back_in_the_ack_payload(socket_bot: BotProcess, slack: SlackStandIn) -> None:
+    await slack.wait_connected()
+    result, _ = await slack.send_slash_command("help")
+    assert result.ack_payload is not None
+    assert "/cde runs" in json.dumps(result.ack_payload)
+
+
+async def test_next_click_replaces_the_list(socket_bot: BotProcess, slack: SlackStandIn) -> None:
+    await slack.wait_connected()
+    _, url = await slack.send_slash_command("runs site:1001 state:failed limit:5")
+    [first] = await slack.wait_for_response(url)
+    assert f"Showing 1–5 of {EXTRA_FAILED}" in json.dumps(first, ensure_ascii=False)
+    result, click_url = await slack.send_block_action("runs_page_next", message=first)
+    assert result.ack_seconds < 3.0
+    [second] = await slack.wait_for_response(click_url)
+    assert second["replace_original"] is True
+    assert f"Showing 6–10 of {EXTRA_FAILED}" in json.dumps(second, ensure_ascii=False)
