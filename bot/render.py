@@ -68,7 +68,7 @@ class Message:
         return {"text": self.text, "blocks": self.blocks}
 
 
-def _message(text: str, blocks: Sequence[Block], *, escaped: bool = False) -> Message:
+def message(text: str, blocks: Sequence[Block], *, escaped: bool = False) -> Message:
     """A message from blocks and fallback text. Slack reads the fallback as mrkdwn too
     (it is what push notifications show), so it is escaped unless it already is.
     """
@@ -76,18 +76,18 @@ def _message(text: str, blocks: Sequence[Block], *, escaped: bool = False) -> Me
     return Message(clip(fallback, MAX_FALLBACK_TEXT), [block.to_dict() for block in blocks])
 
 
-def _section(text: str, **kwargs: Any) -> SectionBlock:
+def section(text: str, **kwargs: Any) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_SECTION_TEXT)), **kwargs)
 
 
-def _fields(*pairs: tuple[str, str]) -> list[MarkdownTextObject]:
+def fields(*pairs: tuple[str, str]) -> list[MarkdownTextObject]:
     return [
         MarkdownTextObject(text=clip(f"*{label}*\n{value}", MAX_FIELD_TEXT))
         for label, value in pairs
     ]
 
 
-def _context(*texts: str) -> ContextBlock:
+def context(*texts: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=clip(t, MAX_SECTION_TEXT)) for t in texts])
 
 
@@ -159,11 +159,11 @@ def runs_list(
     asked = filter_words(query.run_filter)
     total = page.total
     first, last = query.offset + 1, query.offset + len(page.runs)
-    blocks: list[Block] = [_section(f"*CDE runs* · {asked}")]
+    blocks: list[Block] = [section(f"*CDE runs* · {asked}")]
     if not page.runs:
         where = (f"No runs at {query.offset + 1}–; there are {total}."
                  if query.offset and total else "No runs match.")
-        blocks.append(_context(f"{where} Try fewer filters, or `{COMMAND} help`."))
+        blocks.append(context(f"{where} Try fewer filters, or `{COMMAND} help`."))
         text = f"No CDE runs match {' '.join(describe_filter(query.run_filter)) or 'the query'}"
     else:
         failed = sum(run.failed for run in page.runs)
@@ -172,7 +172,7 @@ def runs_list(
             summary += f" · {plural(failed, 'failed run')} on this page"
         if shared_by:
             summary += f" · shared by <@{escape(shared_by)}>"
-        blocks.append(_context(summary))
+        blocks.append(context(summary))
         for run in page.runs:
             blocks.extend(_run_summary(run, links))
         text = (f"CDE runs {' '.join(describe_filter(query.run_filter)) or '(all)'}: "
@@ -184,7 +184,7 @@ def runs_list(
                                      value=query.to_text()))
     if buttons:
         blocks.append(ActionsBlock(block_id="runs_actions", elements=buttons))
-    return _message(text, blocks)
+    return message(text, blocks)
 
 
 def _run_summary(run: Run, links: LinkBuilder) -> list[Block]:
@@ -204,7 +204,7 @@ def _run_summary(run: Run, links: LinkBuilder) -> list[Block]:
     url = links(run)
     if url:
         when.append(link(url, "Open in CDE"))
-    return [_section("\n".join(lines)), _context(" · ".join(when))]
+    return [section("\n".join(lines)), context(" · ".join(when))]
 
 
 def _paging_buttons(page: RunPage, query: ListRuns) -> list[ButtonElement]:
@@ -228,9 +228,9 @@ def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None
                   MAX_HEADER)
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=header)),
-        _section(f"{state_marker(run.state)} · {code(run.id)}"
+        section(f"{state_marker(run.state)} · {code(run.id)}"
                  + (f" · shared by <@{escape(shared_by)}>" if shared_by else "")),
-        SectionBlock(fields=_fields(
+        SectionBlock(fields=fields(
             ("Site", named(run.site_name, run.site_id)),
             ("Project", named(run.project_name, run.project_id)),
             ("Account", named(run.account_name, run.account_id)),
@@ -253,9 +253,9 @@ def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None
         ("Registered secrets", _count(run.registered_secrets)),
         ("Authentications", _count(run.authentications)),
     ]
-    blocks.append(SectionBlock(fields=_fields(*container)))
+    blocks.append(SectionBlock(fields=fields(*container)))
     if run.connector_setup_config is not None:
-        blocks.append(_section("*Connector setup config*\n" + _json_block(run.connector_setup_config)))
+        blocks.append(section("*Connector setup config*\n" + _json_block(run.connector_setup_config)))
     buttons = []
     if run.connector_id and run.site_id is not None:
         recent = ListRuns(RunFilter(connector_id=run.connector_id, site_id=run.site_id))
@@ -267,11 +267,12 @@ def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None
     if not shared_by:
         buttons.append(ButtonElement(text="Share in channel", action_id=ACTION_SHARE,
                                      value=f"run {run.id}"))
-    blocks.append(ActionsBlock(block_id="run_actions", elements=buttons))
+    if buttons:
+        blocks.append(ActionsBlock(block_id="run_actions", elements=buttons))
     text = (f"CDE run {run.id}: {run.state or 'no state'}"
             f" on {run.site_name or 'unknown site'}"
             + (f" (exit code {run.exit_code})" if run.exit_code is not None else ""))
-    return _message(text, blocks)
+    return message(text, blocks)
 
 
 def _count(value: object) -> str:
@@ -296,9 +297,9 @@ def _json_block(value: object) -> str:
 
 
 def run_not_found(run_id: str) -> Message:
-    return _message(
+    return message(
         f"Run {run_id} not found",
-        [_section(f":mag: Run {code(run_id)} was not found. Check the id, or list runs with "
+        [section(f":mag: Run {code(run_id)} was not found. Check the id, or list runs with "
                   f"`{COMMAND} runs`.")],
     )
 
@@ -327,17 +328,17 @@ def help_message(command: Help) -> Message:
     else:
         sections = [runs, run]
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="cde-bot: CDE runs in Slack"))]
-    blocks += [_section(text) for text in sections]
-    blocks.append(_context("Answers are visible only to you; use *Share in channel* to show "
+    blocks += [section(text) for text in sections]
+    blocks.append(context("Answers are visible only to you; use *Share in channel* to show "
                            "one to the channel. Dates show in your own time zone."))
-    return _message(f"{COMMAND} help: {COMMAND} runs [filters], {COMMAND} run <id>", blocks)
+    return message(f"{COMMAND} help: {COMMAND} runs [filters], {COMMAND} run <id>", blocks)
 
 
 def query_error(error: QueryError) -> Message:
     text = f":warning: {escape(error.message)}"
     if error.usage:
         text += f"\nUsage: {escape(error.usage)}"
-    return _message(_plain(text), [_section(text)], escaped=True)
+    return message(plain(text), [section(text)], escaped=True)
 
 
 # The API's parameter names mapped back to the words a person typed.
@@ -374,15 +375,15 @@ def api_error(error: CdeError, *, reference: str | None = None) -> Message:
         text = f":warning: The CDE API gave an answer the bot cannot read.{ref}"
     else:
         text = f":warning: The CDE lookup failed.{ref}"
-    return _message(_plain(text), [_section(text)], escaped=True)
+    return message(plain(text), [section(text)], escaped=True)
 
 
 def internal_error(reference: str) -> Message:
     text = (":boom: Something went wrong in cde-bot; the error is logged. "
             f"Reference: {code(reference)}.")
-    return _message(_plain(text), [_section(text)], escaped=True)
+    return message(plain(text), [section(text)], escaped=True)
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
     """Fallback text: the message without its leading emoji."""
     return text.split(" ", 1)[1] if text.startswith(":") else text

@@ -1,0 +1,194 @@
+"""bot/logs.py: secrets never reach the log output, and every line names its request."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from bot.logs import REDACTED, ContextFilter, SecretFilter, configure, request_id
+
+SECRET = "xoxb-1111-SECRET-token-abcdef"
+OTHER = "cde-api-SECRET-99"
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    """configure() replaces the root logger's handlers; give pytest its own back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    names = ("httpx", "httpcore", "slack_sdk", "aiohttp.access")
+    noisy = {name: logging.getLogger(name).level for name in names}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, noisy_level in noisy.items():
+        logging.getLogger(name).setLevel(noisy_level)
+
+
+def record(msg: object, *args: object, exc_info: object = None) -> logging.LogRecord:
+    return logging.LogRecord("test", logging.ERROR, __file__, 1, msg, args or None, exc_info)  # type: ignore[arg-type]
+
+
+def formatted(rec: logging.LogRecord) -> str:
+    return logging.Formatter("%(message)s").format(rec)
+
+
+# ----------------------------------------------------------------------------- SecretFilter
+
+
+def test_a_secret_in_the_message_is_redacted() -> None:
+    rec = record(f"calling with token {SECRET} now")
+    assert SecretFilter([SECRET]).filter(rec) is True
+    assert rec.getMessage() == f"calling with token {REDACTED} now"
+
+
+def test_a_secret_in_the_arguments_is_redacted() -> None:
+    rec = record("headers=%r other=%s", {"Authorization": f"Bearer {SECRET}"}, OTHER)
+    SecretFilter([SECRET, OTHER]).filter(rec)
+    message = rec.getMessage()
+    assert SECRET not in message
+    assert OTHER not in message
+    assert message.count(REDACTED) == 2
+    assert "Bearer" in message
+
+
+def test_a_secret_in_mapping_arguments_is_redacted() -> None:
+    rec = logging.LogRecord("test", logging.INFO, __file__, 1, "token=%(token)s", ({"token": SECRET},), None)
+    SecretFilter([SECRET]).filter(rec)
+    assert rec.getMessage() == f"token={REDACTED}"
+
+
+def test_a_secret_in_an_exception_traceback_is_redacted() -> None:
+    try:
+        raise RuntimeError(f"the API rejected {SECRET}")
+    except RuntimeError:
+        rec = record("lookup failed", exc_info=sys.exc_info())
+    SecretFilter([SECRET]).filter(rec)
+    output = formatted(rec)
+    assert "Traceback" in output
+    assert "RuntimeError: the API rejected " + REDACTED in output
+    assert SECRET not in output
+
+
+def test_a_secret_in_a_chained_exception_is_redacted() -> None:
+    try:
+        try:
+            raise ValueError(f"inner {SECRET}")
+        except ValueError as inner:
+            raise RuntimeError("outer") from inner
+    except RuntimeError:
+        rec = record("failed", exc_info=sys.exc_info())
+    SecretFilter([SECRET]).filter(rec)
+    output = formatted(rec)
+    assert "ValueError: inner " + REDACTED in output
+    assert SECRET not in output
+
+
+def test_an_exception_object_as_the_message_is_redacted() -> None:
+    rec = record(RuntimeError(f"boom {SECRET}"))
+    SecretFilter([SECRET]).filter(rec)
+    assert rec.getMessage() == f"boom {REDACTED}"
+
+
+def test_longer_secrets_are_redacted_before_their_prefixes() -> None:
+    rec = record(f"{SECRET} and {SECRET[:10]}")
+    SecretFilter([SECRET[:10], SECRET]).filter(rec)
+    assert rec.getMessage() == f"{REDACTED} and {REDACTED}"
+
+
+def test_short_values_are_not_treated_as_secrets() -> None:
+    rec = record("the state is failed")
+    SecretFilter(["failed", "x", ""]).filter(rec)
+    assert rec.getMessage() == f"the state is {REDACTED}"  # six characters count
+    rec = record("run a b c")
+    SecretFilter(["a", "run", "abcde"]).filter(rec)
+    assert rec.getMessage() == "run a b c"
+
+
+def test_without_secrets_the_record_is_untouched() -> None:
+    rec = record("value %s", 42)
+    SecretFilter([]).filter(rec)
+    assert rec.msg == "value %s"
+    assert rec.args == (42,)
+
+
+def test_a_clean_record_keeps_its_arguments_formatted() -> None:
+    rec = record("value %s and %d", "x", 3)
+    SecretFilter([SECRET]).filter(rec)
+    assert rec.getMessage() == "value x and 3"
+
+
+def test_context_filter_tags_the_request_id() -> None:
+    token = request_id.set("req-123")
+    try:
+        rec = record("x")
+        assert ContextFilter().filter(rec) is True
+        assert rec.request_id == "req-123"  # type: ignore[attr-defined]
+    finally:
+        request_id.reset(token)
+    rec = record("x")
+    ContextFilter().filter(rec)
+    assert rec.request_id == "-"  # type: ignore[attr-defined]
+
+
+# -------------------------------------------------------------------------------- configure
+
+
+def test_configure_scrubs_and_tags_every_line(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("INFO", secrets=[SECRET, OTHER])
+    log = logging.getLogger("bot.test")
+    token = request_id.set("req-42")
+    try:
+        log.info("message %s", SECRET)
+        log.warning(f"inline {OTHER}")
+        try:
+            raise RuntimeError(f"failed with {SECRET}")
+        except RuntimeError:
+            log.exception("lookup failed")
+    finally:
+        request_id.reset(token)
+    log.info("outside any request")
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    assert OTHER not in err
+    lines = err.splitlines()
+    assert lines[0].endswith(f"INFO    bot.test [req-42] message {REDACTED}")
+    assert lines[1].endswith(f"WARNING bot.test [req-42] inline {REDACTED}")
+    assert f"RuntimeError: failed with {REDACTED}" in err
+    assert "[req-42] lookup failed" in err
+    assert lines[-1].endswith("bot.test [-] outside any request")
+
+
+def test_configure_sets_the_level_and_one_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("WARNING")
+    root = logging.getLogger()
+    assert root.level == logging.WARNING
+    assert len(root.handlers) == 1
+    logging.getLogger("bot.test").info("hidden")
+    logging.getLogger("bot.test").warning("shown")
+    err = capsys.readouterr().err
+    assert "hidden" not in err
+    assert "shown" in err
+
+
+def test_configure_keeps_noisy_clients_at_info_at_most(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("DEBUG", secrets=[SECRET])
+    assert logging.getLogger().level == logging.DEBUG
+    for name in ("httpx", "httpcore", "slack_sdk", "aiohttp.access"):
+        assert logging.getLogger(name).level == logging.INFO
+    logging.getLogger("httpx").debug(f"request headers Authorization: Bearer {SECRET}")
+    logging.getLogger("httpx").info(f"HTTP Request: GET https://cde.productsup.com/runs token={SECRET}")
+    err = capsys.readouterr().err
+    assert "request headers" not in err
+    assert f"token={REDACTED}" in err
+    assert SECRET not in err
+
+
+def test_configure_twice_does_not_duplicate_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("INFO")
+    configure("INFO")
+    logging.getLogger("bot.test").info("once")
+    assert capsys.readouterr().err.count("once") == 1
