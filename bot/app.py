@@ -9,16 +9,32 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import render
+from bot import render, render_notices
 from bot.config import Settings
 from bot.logs import request_id
 from bot.lookups import Lookups, current_reference, new_reference
-from bot.query import COMMAND, Help, ListRuns, QueryError, ShowRun, parse
+from bot.notices import Notices
+from bot.query import (
+    COMMAND,
+    Help,
+    ListRuns,
+    ListSubscriptions,
+    QueryError,
+    ShowRun,
+    Subscribe,
+    Unsubscribe,
+    parse,
+)
+from bot.render import Message
+from bot.subscribe import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +54,19 @@ def build_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
     )
 
 
-def register(app: AsyncApp, lookups: Lookups) -> None:
+@dataclass(frozen=True)
+class Services:
+    """What the listeners call; each is plain Python, testable without Slack."""
+
+    lookups: Lookups
+    subscriptions: Subscriptions
+    notices: Notices
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+def register(app: AsyncApp, services: Services) -> None:
     """Attach every listener to `app`."""
+    lookups = services.lookups
 
     @app.middleware
     async def tag_request(body: dict[str, Any], next: Any) -> None:
@@ -53,6 +80,14 @@ def register(app: AsyncApp, lookups: Lookups) -> None:
             await ack(**(await lookups.answer(parsed)).as_kwargs(), response_type="ephemeral")
             return
         await ack()
+        if isinstance(parsed, Subscribe | ListSubscriptions | Unsubscribe):
+            answer = await services.subscriptions.answer(
+                parsed, channel_id=command["channel_id"], user_id=command["user_id"],
+                now=services.clock(),
+            )
+            if answer is not None:
+                await respond(**answer.as_kwargs(), response_type="ephemeral")
+            return
         answer = await lookups.answer(parsed)
         await respond(**answer.as_kwargs(), response_type="ephemeral")
 
@@ -82,6 +117,51 @@ def register(app: AsyncApp, lookups: Lookups) -> None:
         # A link button opens its URL in the client; Slack still sends the click.
         await ack()
 
+    @app.action(render_notices.ACTION_RECENT)
+    async def on_recent(ack: AsyncAck, action: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        answer = await lookups.answer(_button_command(action))
+        # An ephemeral answer beside the notice; the notice itself stays as it is.
+        await respond(**answer.as_kwargs(), response_type="ephemeral", replace_original=False)
+
+    @app.action(render_notices.ACTION_SUBSCRIBE_ALL)
+    async def on_subscribe_all(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        answer = await services.subscriptions.answer(
+            Subscribe(everything=True), channel_id=_channel_of(body), user_id=body["user"]["id"],
+            now=services.clock(),
+        )
+        if answer is None:
+            await respond(delete_original=True)
+        else:
+            await respond(**answer.as_kwargs(), response_type="ephemeral", replace_original=True)
+
+    @app.action(render_notices.ACTION_ACK)
+    async def on_acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        channel, ts = _message_of(body)
+        changed = await services.notices.acknowledge(channel, ts, body["user"]["id"], services.clock())
+        if not changed:
+            await respond(**_not_tracked().as_kwargs(), response_type="ephemeral",
+                          replace_original=False)
+
+    @app.action(render_notices.ACTION_MUTE)
+    async def on_mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any],
+                      respond: AsyncRespond) -> None:
+        await ack()
+        value = str((action.get("selected_option") or {}).get("value", ""))
+        if not value.isdigit() or int(value) not in (0, *render_notices.MUTE_HOURS):
+            await respond(**render_notices.plain_answer(
+                ":warning: That mute choice is not one the bot offers.").as_kwargs(),
+                response_type="ephemeral", replace_original=False)
+            return
+        channel, ts = _message_of(body)
+        mute = await services.notices.mute(channel, ts, body["user"]["id"], int(value),
+                                           services.clock())
+        if mute is None:
+            await respond(**_not_tracked().as_kwargs(), response_type="ephemeral",
+                          replace_original=False)
+
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
         reference = current_reference()
@@ -91,10 +171,26 @@ def register(app: AsyncApp, lookups: Lookups) -> None:
                           response_type="ephemeral", replace_original=False)
 
 
+def _channel_of(body: dict[str, Any]) -> str:
+    return str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
+
+
+def _message_of(body: dict[str, Any]) -> tuple[str, str]:
+    """The channel and ts of the message whose button was clicked."""
+    container = body.get("container") or {}
+    ts = container.get("message_ts") or (body.get("message") or {}).get("ts", "")
+    return _channel_of(body), str(ts)
+
+
+def _not_tracked() -> Message:
+    return render_notices.plain_answer(
+        "This notice is no longer tracked (it may be older than the look-back window).")
+
+
 def _button_command(action: dict[str, Any]) -> ListRuns | ShowRun | QueryError:
     """A button's value is command text; it is parsed again, as untrusted as typed text."""
     parsed = parse(str(action.get("value", "")))
-    if isinstance(parsed, Help):
+    if not isinstance(parsed, ListRuns | ShowRun | QueryError):
         return QueryError("That button carries no lookup; run the command again.")
     return parsed
 

@@ -39,7 +39,12 @@ HINTS = {
     "cde_api_token": "a CDE API token; it is sent as 'Authorization: Bearer <token>'",
     "port": "a TCP port number from 1 to 65535",
     "database_url": "an SQLAlchemy URL such as sqlite+aiosqlite:///cde-bot.db",
-    "cde_poll_interval": "a number of seconds, at least 5",
+    "cde_poll_interval": "a number of seconds, at least 1 (default 60)",
+    "cde_lookback_hours": "how many hours back a poll looks for failed runs (default 24, at most 336)",
+    "cde_outage_alert_minutes": "minutes of CDE API outage before the admin channel is told (default 10)",
+    "notice_digest_threshold": "how many new failures in one channel in one poll before a digest "
+    "is posted instead (1 to 100, default 5)",
+    "slack_admin_channel": "a channel id such as C0123456789 for operational alerts",
     "cde_web_url_template": "a URL with placeholders such as "
     "https://cde.example.com/runs/{run_id} (allowed: " + ", ".join(LINK_PLACEHOLDERS) + ")",
     "log_level": "one of DEBUG, INFO, WARNING, ERROR",
@@ -66,7 +71,11 @@ class Settings(BaseSettings):
     cde_web_url_template: str | None = None
     port: int = Field(default=3000, ge=1, le=65535)
     database_url: str = DEFAULT_DATABASE_URL
-    cde_poll_interval: float = Field(default=60, ge=5)
+    cde_poll_interval: float = Field(default=60, ge=1)
+    cde_lookback_hours: float = Field(default=24, gt=0, le=24 * 14)
+    cde_outage_alert_minutes: float = Field(default=10, gt=0)
+    notice_digest_threshold: int = Field(default=5, ge=1, le=100)
+    slack_admin_channel: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")
@@ -74,7 +83,10 @@ class Settings(BaseSettings):
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("slack_signing_secret", "slack_app_token", "cde_web_url_template", mode="before")
+    @field_validator(
+        "slack_signing_secret", "slack_app_token", "cde_web_url_template", "slack_admin_channel",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `FOO=` in a .env file means "not set", not "set to nothing".

@@ -13,8 +13,10 @@ from bot import render
 from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError, CdeNotFound, CdeRejected
 from bot.logs import request_id
-from bot.query import Command, Help, ListRuns, QueryError, ShowRun
+from bot.query import Help, ListRuns, QueryError, ShowRun
 from bot.render import LinkBuilder, Message, no_links
+
+Lookup = Help | ListRuns | ShowRun | QueryError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class Lookups:
         self._cde = cde
         self._links = links
 
-    async def answer(self, command: Command | QueryError, *, shared_by: str | None = None) -> Message:
+    async def answer(self, command: Lookup, *, shared_by: str | None = None) -> Message:
         """The message that answers `command`; API errors become explanations, not exceptions."""
         if isinstance(command, QueryError):
             return render.query_error(command)
@@ -68,7 +70,7 @@ class Lookups:
             return render.api_error(exc, reference=reference)
 
 
-def _describe(command: Command) -> str:
+def _describe(command: Lookup) -> str:
     if isinstance(command, ListRuns):
         return command.to_text()
     if isinstance(command, ShowRun):

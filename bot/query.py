@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.cde.models import KNOWN_STATES, RunFilter
+from bot.subscriptions import NoticeFilter
 
 COMMAND = "/cde"
 DEFAULT_LIMIT = 10
@@ -68,7 +69,31 @@ class ShowRun:
     run_id: str
 
 
-Command = Help | ListRuns | ShowRun
+@dataclass(frozen=True)
+class Subscribe:
+    """`/cde subscribe [filters]`: follow failed runs matching the filter in this channel.
+
+    An empty filter follows everything, so it needs `everything=True` (`subscribe all`),
+    which the confirmation button sends.
+    """
+
+    notice_filter: NoticeFilter = field(default_factory=NoticeFilter)
+    everything: bool = False
+
+
+@dataclass(frozen=True)
+class ListSubscriptions:
+    """`/cde subscriptions`: this channel's subscriptions."""
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    """`/cde unsubscribe <id>` or `/cde unsubscribe all` (subscription_id None)."""
+
+    subscription_id: int | None
+
+
+Command = Help | ListRuns | ShowRun | Subscribe | ListSubscriptions | Unsubscribe
 
 
 @dataclass(frozen=True)
@@ -108,7 +133,7 @@ def _uuid(name: str, value: str) -> str:
 
 def _site(name: str, value: str) -> int:
     if not value.isascii() or not value.isdigit() or int(value) <= 0 or len(value) > 18:
-        raise _BadValue(f"{name} must be a site id, a positive whole number, e.g. `{name}:1001`")
+        raise _BadValue(f"{name} must be a {name} id, a positive whole number, e.g. `{name}:1001`")
     return int(value)
 
 
@@ -145,7 +170,16 @@ FILTER_KEYS: tuple[FilterKey, ...] = (
               "process id"),
 )
 _KEYS_BY_WORD = {word: key for key in FILTER_KEYS for word in (key.name, *key.aliases)}
-_KEYS_BY_FIELD = {key.field: key for key in FILTER_KEYS}
+
+# What a subscription can follow: the run's own fields, matched locally (not API filters).
+SUBSCRIPTION_KEYS: tuple[FilterKey, ...] = (
+    *(key for key in FILTER_KEYS if key.name in ("site", "connector", "version", "process")),
+    FilterKey("project", "project_id", ("project-id",), "project:650", _site, "project id"),
+    FilterKey("account", "account_id", ("account-id",), "account:748", _site, "account id"),
+)
+_SUBSCRIPTION_KEYS_BY_WORD = {
+    word: key for key in SUBSCRIPTION_KEYS for word in (key.name, *key.aliases)
+}
 
 
 def describe_filter(run_filter: RunFilter) -> list[str]:
@@ -161,6 +195,10 @@ USAGE = {
     "runs": f"`{COMMAND} runs [site:1001] [state:failed] [connector:<uuid>] [version:1.0.1] "
     f"[process:<uuid>] [id:<uuid>] [limit:{DEFAULT_LIMIT}] [from:0]`",
     "run": f"`{COMMAND} run <run-id>`, e.g. `{COMMAND} run {EXAMPLE_UUID}`",
+    "subscribe": f"`{COMMAND} subscribe [site:1001] [connector:<uuid>] [version:1.0.1] "
+    "[process:<uuid>] [project:650] [account:748]`, or `subscribe all`",
+    "subscriptions": f"`{COMMAND} subscriptions`",
+    "unsubscribe": f"`{COMMAND} unsubscribe <id>` or `{COMMAND} unsubscribe all`",
     "help": f"`{COMMAND} help`",
 }
 SUBCOMMANDS = tuple(USAGE)
@@ -180,6 +218,14 @@ def parse(text: str) -> Command | QueryError:
         return _parse_runs(args)
     if verb == "run":
         return _parse_run(args)
+    if verb == "subscribe":
+        return _parse_subscribe(args)
+    if verb in ("subscriptions", "subs"):
+        if args:
+            return QueryError(f"`{COMMAND} subscriptions` takes no arguments.", USAGE["subscriptions"])
+        return ListSubscriptions()
+    if verb == "unsubscribe":
+        return _parse_unsubscribe(args)
     suggestion = difflib.get_close_matches(verb, SUBCOMMANDS, n=1, cutoff=0.6)
     hint = f" Did you mean `{COMMAND} {suggestion[0]}`?" if suggestion else ""
     return QueryError(
@@ -248,6 +294,59 @@ def _parse_runs(args: list[str]) -> ListRuns | QueryError:
         except _BadValue as exc:
             return QueryError(f"`{_shown(word)}`: {exc}", usage)
     return ListRuns(RunFilter(**filters), offset=paging["from"], limit=paging["limit"])
+
+
+def _parse_subscribe(args: list[str]) -> Subscribe | QueryError:
+    usage = USAGE["subscribe"]
+    if [word.lower() for word in args] == ["all"]:
+        return Subscribe(NoticeFilter(), everything=True)
+    values: dict[str, str | int] = {}
+    for word in args:
+        key_word, sep, value = _split_pair(word)
+        if not sep:
+            return QueryError(_not_a_filter(word).replace("`site:1001` or `state:failed`",
+                                                           "`site:1001` or `project:650`"), usage)
+        name = key_word.lower().replace("_", "-")
+        if not value:
+            return QueryError(f"`{_shown(word)}` has no value after the `:`.", usage)
+        key = _SUBSCRIPTION_KEYS_BY_WORD.get(name)
+        if key is None:
+            if name in ("state", "status"):
+                return QueryError("Subscriptions always follow failed runs; leave out "
+                                  f"`{_shown(word)}`.", usage)
+            choices = list(_SUBSCRIPTION_KEYS_BY_WORD)
+            close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            known = ", ".join(f"`{k.name}`" for k in SUBSCRIPTION_KEYS)
+            return QueryError(f"`{_shown(key_word)}` is not a subscription filter.{hint} "
+                              f"Filters: {known}.", usage)
+        if key.field in values:
+            return QueryError(f"`{key.name}` is given twice; give each filter once.", usage)
+        try:
+            values[key.field] = key.check(key.name, value)
+        except _BadValue as exc:
+            return QueryError(f"`{_shown(word)}`: {exc}", usage)
+    return Subscribe(NoticeFilter(**values))  # type: ignore[arg-type]
+
+
+def _parse_unsubscribe(args: list[str]) -> Unsubscribe | QueryError:
+    usage = USAGE["unsubscribe"]
+    if len(args) != 1:
+        return QueryError("Which subscription? Give its id (see `/cde subscriptions`) or `all`.",
+                          usage)
+    word = args[0].lstrip("#")
+    if word.lower() == "all":
+        return Unsubscribe(None)
+    if word.isascii() and word.isdigit() and len(word) <= 12:
+        return Unsubscribe(int(word))
+    return QueryError(f"`{_shown(args[0])}` is not a subscription id; ids are numbers shown by "
+                      f"`{COMMAND} subscriptions`.", usage)
+
+
+def subscription_words(notice_filter: NoticeFilter) -> list[str]:
+    """A subscription filter as `key:value` words."""
+    values = notice_filter.as_dict()
+    return [f"{key.name}:{values[key.field]}" for key in SUBSCRIPTION_KEYS if key.field in values]
 
 
 def _split_pair(word: str) -> tuple[str, str, str]:

@@ -37,7 +37,16 @@ from bot.cde.errors import (
 )
 from bot.cde.models import FAILED, FINISHED, Run, RunFilter, RunPage
 from bot.mrkdwn import clip, code, date, duration, escape, link, plural
-from bot.query import COMMAND, FILTER_KEYS, USAGE, Help, ListRuns, QueryError, describe_filter
+from bot.query import (
+    COMMAND,
+    FILTER_KEYS,
+    SUBSCRIPTION_KEYS,
+    USAGE,
+    Help,
+    ListRuns,
+    QueryError,
+    describe_filter,
+)
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -321,17 +330,21 @@ def help_message(command: Help) -> Message:
             f"• `limit:` runs per page, 1–20 (default 10) · `from:` start at this item")
     run = (f"*Show one run* — {escape(USAGE['run'])}\n"
            "Every field of the run; copy the id from a runs list.")
-    if command.topic == "runs":
-        sections = [runs]
-    elif command.topic == "run":
-        sections = [run]
-    else:
-        sections = [runs, run]
+    notices = (f"*Failure notices in this channel* — {escape(USAGE['subscribe'])}\n"
+               f"Example: `{COMMAND} subscribe site:1001` · filters: "
+               + ", ".join(f"`{key.name}:`" for key in SUBSCRIPTION_KEYS) + "\n"
+               f"`{COMMAND} subscriptions` lists them · {escape(USAGE['unsubscribe'])}\n"
+               "Notices offer *Acknowledge*, *Mute* and *Recent runs*; repeats and recoveries "
+               "follow in the notice's thread.")
+    topics = {"runs": [runs], "run": [run], "subscribe": [notices], "subscriptions": [notices],
+              "unsubscribe": [notices], "notices": [notices]}
+    sections = topics.get(command.topic or "", [runs, run, notices])
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="cde-bot: CDE runs in Slack"))]
     blocks += [section(text) for text in sections]
     blocks.append(context("Answers are visible only to you; use *Share in channel* to show "
                            "one to the channel. Dates show in your own time zone."))
-    return message(f"{COMMAND} help: {COMMAND} runs [filters], {COMMAND} run <id>", blocks)
+    return message(f"{COMMAND} help: {COMMAND} runs [filters], {COMMAND} run <id>, "
+                   f"{COMMAND} subscribe [filters]", blocks)
 
 
 def query_error(error: QueryError) -> Message:

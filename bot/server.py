@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -20,12 +21,18 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_app, register
+from bot.app import Services, build_app, register
 from bot.cde.client import CdeClient
 from bot.config import Settings
 from bot.lookups import Lookups
+from bot.notices import Notices
+from bot.notifier import Notifier, NotifierConfig
 from bot.render import web_links
-from bot.slack import web_client
+from bot.scheduler import PollScheduler
+from bot.slack import SlackPoster, web_client
+from bot.store.base import Store, StoreError
+from bot.store.sql import store_from_url
+from bot.subscribe import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +60,32 @@ class Bot:
     settings: Settings
     client: AsyncWebClient
     cde: CdeClient
+    store: Store
     app: AsyncApp
+    notifier: Notifier
     health: Health = field(default_factory=Health)
 
     @classmethod
     def build(cls, settings: Settings) -> Bot:
         client = web_client(settings)
         cde = CdeClient(str(settings.cde_api_url), settings.cde_api_token)
+        store = store_from_url(settings.database_url)
+        links = web_links(settings.cde_web_url_template)
+        poster = SlackPoster(client)
+        notices = Notices(store, poster, links)
+        notifier = Notifier(cde, store, notices, NotifierConfig(
+            window=timedelta(hours=settings.cde_lookback_hours),
+            digest_threshold=settings.notice_digest_threshold,
+            outage_alert_after=timedelta(minutes=settings.cde_outage_alert_minutes),
+            admin_channel=settings.slack_admin_channel,
+        ))
         app = build_app(settings, client)
-        register(app, Lookups(cde, web_links(settings.cde_web_url_template)))
-        return cls(settings, client, cde, app)
+        register(app, Services(Lookups(cde, links), Subscriptions(store, poster), notices))
+        return cls(settings, client, cde, store, app, notifier)
 
     async def aclose(self) -> None:
         await self.cde.aclose()
+        await self.store.close()
 
 
 def http_app(bot: Bot) -> web.Application:
@@ -111,7 +131,12 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
     bot = Bot.build(settings)
     runner: web.AppRunner | None = None
     socket: AsyncSocketModeHandler | None = None
+    scheduler = PollScheduler(bot.notifier.poll_once, settings.cde_poll_interval)
     try:
+        try:
+            await bot.store.open()
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
         identity = await verify_slack(bot.client)
         runner = web.AppRunner(http_app(bot), access_log=None)
         await runner.setup()
@@ -124,6 +149,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
             await socket.connect_async()
         bot.health.details = {"transport": "socket" if socket else "http", **identity}
         bot.health.ready = True
+        # Polling starts only once Slack is connected, so notices have somewhere to go.
+        scheduler.start()
         _on_signals(stop.set)
         log.info(
             "cde-bot ready as %s in %s (%s mode; port %d)",
@@ -133,6 +160,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         log.info("shutting down")
     finally:
         bot.health.ready = False
+        await scheduler.stop()
         if socket is not None:
             await socket.close_async()
         if runner is not None:

@@ -141,7 +141,7 @@ def test_nothing_set_lists_every_missing_setting() -> None:
 def test_every_problem_at_once_without_the_secret_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxp-USER-token-SECRET-123")
     monkeypatch.setenv("PORT", "70000")
-    monkeypatch.setenv("CDE_POLL_INTERVAL", "1")
+    monkeypatch.setenv("CDE_POLL_INTERVAL", "0.5")
     monkeypatch.setenv("LOG_LEVEL", "verbose")
     monkeypatch.setenv("CDE_API_URL", "not a url")
     message = config_error()
@@ -151,7 +151,7 @@ def test_every_problem_at_once_without_the_secret_values(monkeypatch: pytest.Mon
     assert "xoxb-" in problems["SLACK_BOT_TOKEN"]
     assert "is not set" in problems["CDE_API_TOKEN"]
     assert "65535" in problems["PORT"]
-    assert "at least 5" in problems["CDE_POLL_INTERVAL"]
+    assert "at least 1" in problems["CDE_POLL_INTERVAL"]
     assert "DEBUG" in problems["LOG_LEVEL"]
     assert "https://cde.productsup.com" in problems["CDE_API_URL"]
     assert "HTTP mode" in problems["SLACK_SIGNING_SECRET"]

@@ -13,7 +13,6 @@ Typical use::
 """
 
 # Waiting helpers take a ``timeout`` argument on purpose: tests read better that way.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 

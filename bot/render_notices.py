@@ -1,0 +1,316 @@
+"""Pure builders for failure notices, digests, thread replies and subscription answers.
+
+A notice is drawn from its incident alone (plus an active mute), so that any click or
+later failure can draw it again with `chat.update` exactly as it would be drawn anew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    Option,
+    SectionBlock,
+    StaticSelectElement,
+)
+
+from bot.cde.models import Run, RunFilter
+from bot.mrkdwn import code, date, duration, escape, plural
+from bot.query import ListRuns
+from bot.render import (
+    MAX_BLOCKS,
+    LinkBuilder,
+    Message,
+    connector_text,
+    context,
+    fields,
+    message,
+    named,
+    no_links,
+    section,
+)
+from bot.store.base import Incident, Mute
+from bot.subscriptions import NoticeFilter, Subscription
+from bot.triage import incident_run
+
+ACTION_ACK = "incident_ack"
+ACTION_MUTE = "incident_mute"
+ACTION_RECENT = "incident_recent"
+ACTION_OPEN = "run_open"
+ACTION_SUBSCRIBE_ALL = "subscribe_all"
+MUTE_HOURS = (1, 4, 24)
+DIGEST_GROUP_LINES = 15
+DIGEST_RUNS_PER_REPLY = 15
+
+
+def ordinal(number: int) -> str:
+    teens = 10 <= number % 100 <= 20
+    return f"{number}{'th' if teens else {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th')}"
+
+
+def where(run: Run) -> str:
+    return f"{named(run.site_name, run.site_id)}"
+
+
+def what(run: Run) -> str:
+    return f"connector {connector_text(run)}"
+
+
+def _plain_what(run: Run) -> str:
+    version = f" v{run.connector_version}" if run.connector_version else ""
+    site = run.site_name or "unknown site"
+    site += f" ({run.site_id})" if run.site_id is not None else ""
+    return f"connector {run.connector_id or 'unknown'}{version} on {site}"
+
+
+# ---------------------------------------------------------------------------------------
+# Notices
+
+
+def notice(incident: Incident, *, mute: Mute | None = None, links: LinkBuilder = no_links) -> Message:
+    """The parent message of one incident: what failed, where, and what is being done."""
+    run = incident_run(incident)
+    if incident.resolved_by_run:
+        headline = f":large_green_circle: *Recovered:* {what(run)} on {where(run)}"
+    elif incident.resolved_at:
+        headline = f":white_circle: *Closed:* {what(run)} on {where(run)}"
+    else:
+        headline = f":red_circle: *Failed:* {what(run)} on {where(run)}"
+    blocks: list[Block] = [
+        section(headline),
+        section_fields(run),
+        context(*_status(incident, mute)),
+    ]
+    buttons = _notice_buttons(incident, run, links, mute=mute)
+    if buttons:
+        blocks.append(ActionsBlock(block_id="incident_actions", elements=buttons))
+    state = ("Recovered" if incident.resolved_by_run else "Closed" if incident.resolved_at
+             else "Failed")
+    exit_code = f", exit code {run.exit_code}" if run.exit_code is not None else ""
+    count = f" ({ordinal(incident.failures)} time)" if incident.failures > 1 else ""
+    return message(f"{state}: {_plain_what(run)}{exit_code}{count}", blocks)
+
+
+def section_fields(run: Run) -> Block:
+    return SectionBlock(fields=fields(
+        ("Project", named(run.project_name, run.project_id)),
+        ("Account", named(run.account_name, run.account_id)),
+        ("Exit code", escape(run.exit_code) if run.exit_code is not None else "—"),
+        ("Duration", duration(run.duration)),
+        ("Started", date(run.started_at)),
+        ("Finished", date(run.finished_at)),
+        ("Run", code(run.id)),
+        ("Process", code(run.process_id) if run.process_id else "—"),
+    ))
+
+
+def _status(incident: Incident, mute: Mute | None) -> list[str]:
+    parts = []
+    if incident.failures > 1:
+        span = incident.last_failed_at - incident.first_failed_at
+        text = f"Failed {plural(incident.failures, 'time')} in {duration(span)}"
+    else:
+        text = f"Failed {date(incident.last_failed_at)}"
+    if incident.muted_failures:
+        text += f" ({incident.muted_failures} while muted)"
+    parts.append(text)
+    if incident.acknowledged_by:
+        parts.append(f":eyes: <@{escape(incident.acknowledged_by)}> is on it "
+                     f"(since {date(incident.acknowledged_at)})")
+    if mute is not None and incident.is_open:
+        parts.append(f":mute: Muted by <@{escape(mute.muted_by)}> until {date(mute.until)}")
+    if incident.resolved_by_run:
+        parts.append(f"Recovered {date(incident.resolved_at)}: run {code(incident.resolved_by_run)} "
+                     "finished")
+    elif incident.resolved_at:
+        parts.append("Closed: no failure for a whole look-back window")
+    return [" · ".join(parts)]
+
+
+def _notice_buttons(incident: Incident, run: Run, links: LinkBuilder, *, mute: Mute | None) -> list:
+    buttons: list = []
+    if incident.is_open:
+        if not incident.acknowledged_by:
+            # Clicks name their message (channel and ts); the buttons carry no ids.
+            buttons.append(ButtonElement(text="Acknowledge", action_id=ACTION_ACK, value="ack",
+                                         style="primary"))
+        buttons.append(StaticSelectElement(
+            placeholder="Unmute…" if mute else "Mute…",
+            action_id=ACTION_MUTE,
+            options=[Option(text=f"Mute for {plural(hours, 'hour')}", value=str(hours))
+                     for hours in MUTE_HOURS]
+            + ([Option(text="Unmute", value="0")] if mute else []),
+        ))
+    if run.site_id is not None and run.connector_id is not None:
+        recent = ListRuns(RunFilter(site_id=run.site_id, connector_id=run.connector_id))
+        buttons.append(ButtonElement(text="Recent runs", action_id=ACTION_RECENT,
+                                     value=recent.to_text()))
+    url = links(run)
+    if url:
+        buttons.append(ButtonElement(text="Open in CDE", action_id=ACTION_OPEN, url=url))
+    return buttons
+
+
+def repeat_reply(incident: Incident, run: Run) -> Message:
+    """The thread reply for another failure of an open incident."""
+    span = duration(incident.last_failed_at - incident.first_failed_at)
+    about = f" — {what(run)} on {where(run)}" if incident.in_digest else ""
+    text = (f":repeat: *Failed again*{about} — {ordinal(incident.failures)} time in {span}\n"
+            f"Run {code(run.id)} · exit code {escape(run.exit_code) if run.exit_code is not None else '—'}"
+            f" · finished {date(run.finished_at)}")
+    return message(f"Failed again ({ordinal(incident.failures)} time): {_plain_what(run)}",
+                   [section(text)])
+
+
+def recovered_reply(incident: Incident, run: Run) -> Message:
+    failed = plural(incident.failures, "failure")
+    about = f" — {what(run)} on {where(run)}" if incident.in_digest else ""
+    text = (f":large_green_circle: *Recovered*{about}: run {code(run.id)} finished "
+            f"{date(run.finished_at)} after {failed}.")
+    return message(f"Recovered: {_plain_what(run)}", [section(text)])
+
+
+def muted_notice_reply(hours: int, user: str, until: datetime) -> Message:
+    if hours == 0:
+        return message("Unmuted", [section(f":bell: <@{escape(user)}> unmuted this connector on this site.")])
+    text = (f":mute: <@{escape(user)}> muted this connector on this site for "
+            f"{plural(hours, 'hour')} (until {date(until)}). Failures meanwhile are counted, not posted.")
+    return message(f"Muted for {plural(hours, 'hour')}", [section(text)])
+
+
+# ---------------------------------------------------------------------------------------
+# Digests
+
+
+def digest(incidents: Sequence[Incident], new_runs: int) -> Message:
+    """One message for a burst: how many failed, grouped by site and connector."""
+    lines = []
+    for incident in incidents[:DIGEST_GROUP_LINES]:
+        run = incident_run(incident)
+        state = (":large_green_circle: recovered" if incident.resolved_by_run
+                 else ":white_circle: closed" if incident.resolved_at
+                 else f":red_circle: {plural(incident.failures, 'failure')}")
+        ack = f" · :eyes: <@{escape(incident.acknowledged_by)}>" if incident.acknowledged_by else ""
+        lines.append(f"• {where(run)} · {what(run)} — {state}{ack}")
+    if len(incidents) > DIGEST_GROUP_LINES:
+        lines.append(f"…and {plural(len(incidents) - DIGEST_GROUP_LINES, 'more group')}")
+    open_ones = [i for i in incidents if i.is_open]
+    blocks: list[Block] = [
+        section(f":rotating_light: *{plural(new_runs, 'run')} failed* across "
+                f"{plural(len(incidents), 'site and connector pair', 'site and connector pairs')}"),
+        section("\n".join(lines)),
+        context("Each failure is listed in the thread. Repeats and recoveries follow there."),
+    ]
+    if any(not i.acknowledged_by for i in open_ones):
+        blocks.append(ActionsBlock(block_id="digest_actions", elements=[
+            ButtonElement(text="Acknowledge all", action_id=ACTION_ACK, value="ack", style="primary"),
+        ]))
+    return message(f"{plural(new_runs, 'run')} failed across "
+                   f"{plural(len(incidents), 'site and connector pair', 'site and connector pairs')}",
+                   blocks)
+
+
+def digest_list(runs: Sequence[Run]) -> list[Message]:
+    """Thread replies listing every failure of a digest, a screenful each."""
+    replies = []
+    for start in range(0, len(runs), DIGEST_RUNS_PER_REPLY):
+        chunk = runs[start: start + DIGEST_RUNS_PER_REPLY]
+        lines = [
+            f"• {code(run.id)} · {where(run)} · {what(run)} · exit code "
+            f"{escape(run.exit_code) if run.exit_code is not None else '—'} · {date(run.finished_at)}"
+            for run in chunk
+        ]
+        replies.append(message(
+            f"Failed runs {start + 1}–{start + len(chunk)} of {len(runs)}",
+            [section("\n".join(lines))],
+        ))
+    return replies
+
+
+# ---------------------------------------------------------------------------------------
+# Subscriptions and operations
+
+
+def describe(notice_filter: NoticeFilter) -> str:
+    """A subscription filter in words (mrkdwn, escaped)."""
+    if notice_filter.is_empty:
+        return "every failed run the bot's CDE account can see"
+    parts = ["failed runs"]
+    if notice_filter.connector_id:
+        parts.append(f"of connector {code(notice_filter.connector_id)}")
+    if notice_filter.connector_version:
+        parts.append(f"version {escape(notice_filter.connector_version)}")
+    if notice_filter.site_id is not None:
+        parts.append(f"on site {escape(notice_filter.site_id)}")
+    if notice_filter.project_id is not None:
+        parts.append(f"in project {escape(notice_filter.project_id)}")
+    if notice_filter.account_id is not None:
+        parts.append(f"for account {escape(notice_filter.account_id)}")
+    if notice_filter.process_id:
+        parts.append(f"of process {code(notice_filter.process_id)}")
+    return " ".join(parts)
+
+
+def subscribed(subscription: Subscription) -> Message:
+    text = (f":bell: <@{escape(subscription.created_by)}> subscribed this channel to "
+            f"{describe(subscription.notice_filter)}. "
+            f"(`/cde subscriptions` lists them; `/cde unsubscribe {subscription.id}` stops this one.)")
+    return message(f"Subscribed this channel (#{subscription.id})", [section(text)])
+
+
+def confirm_subscribe_all() -> Message:
+    text = (":warning: With no filter, this channel will be told about *every* failed run the "
+            "bot's CDE account can see. Narrow it with filters such as `site:1001` or "
+            "`connector:<uuid>`, or confirm:")
+    return message("Subscribe this channel to every failed run?", [
+        section(text),
+        ActionsBlock(block_id="subscribe_confirm", elements=[
+            ButtonElement(text="Subscribe to all failures", action_id=ACTION_SUBSCRIBE_ALL,
+                          value="subscribe all", style="danger"),
+        ]),
+    ])
+
+
+def subscription_list(subscriptions: Sequence[Subscription]) -> Message:
+    if not subscriptions:
+        return message("This channel has no subscriptions", [section(
+            "This channel follows no failures yet. Start with `/cde subscribe site:1001` "
+            "(filters: site, connector, version, process, project, account).")])
+    lines = [
+        f"`{s.id}` · {describe(s.notice_filter)} · by <@{escape(s.created_by)}> {date(s.created_at)}"
+        for s in subscriptions[: MAX_BLOCKS - 5]
+    ]
+    return message(f"This channel has {plural(len(subscriptions), 'subscription')}", [
+        section(f"*This channel follows {plural(len(subscriptions), 'subscription')}:*"),
+        section("\n".join(lines)),
+        context("`/cde unsubscribe <id>` stops one; `/cde unsubscribe all` stops all."),
+    ])
+
+
+def unsubscribed(user: str, count: int, subscription_id: int | None) -> Message:
+    what_text = f"subscription `{subscription_id}`" if subscription_id is not None else (
+        f"all {plural(count, 'subscription')}")
+    return message(f"Unsubscribed {what_text}", [section(
+        f":no_bell: <@{escape(user)}> removed {what_text} from this channel.")])
+
+
+def plain_answer(text: str) -> Message:
+    """A one-section answer whose text is already mrkdwn (escaped by the caller)."""
+    return message(text, [section(text)], escaped=True)
+
+
+def outage_alert(since: datetime, error: str, now: datetime) -> Message:
+    text = (f":warning: *The CDE API has been unreachable for {duration(now - since)}* "
+            f"(since {date(since)}): {escape(error)}. Failure notices are delayed and will be "
+            "sent when it is back.")
+    return message(f"The CDE API has been unreachable for {duration(now - since)}", [section(text)])
+
+
+def outage_over(since: datetime, now: datetime) -> Message:
+    text = (f":white_check_mark: *The CDE API is reachable again* after {duration(now - since)}. "
+            "Delayed failure notices are being sent.")
+    return message(f"The CDE API is reachable again after {duration(now - since)}", [section(text)])

@@ -1,0 +1,70 @@
+"""Running the poll on a schedule with APScheduler.
+
+The next poll is scheduled when the previous one ends, so a slow poll delays the next and
+polls never overlap or stack up. A poll that raises is logged and the schedule goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.logs import request_id
+from bot.lookups import new_reference
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "poll"
+
+
+class PollScheduler:
+    def __init__(self, poll: Callable[[], Awaitable[object]], interval: float) -> None:
+        self._poll = poll
+        self._interval = interval
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._current: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.polls = 0
+
+    def start(self, *, first_in: float = 0.0) -> None:
+        """Start polling: the first poll after `first_in` seconds."""
+        self._scheduler.start()
+        self._schedule(first_in)
+
+    def _schedule(self, delay: float) -> None:
+        if self._stopping:
+            return
+        self._scheduler.add_job(
+            self._run, "date", run_date=datetime.now(UTC) + timedelta(seconds=delay),
+            id=JOB_ID, replace_existing=True, misfire_grace_time=None,
+        )
+
+    async def _run(self) -> None:
+        self._current = asyncio.current_task()
+        request_id.set(f"poll-{new_reference()[:6]}")
+        try:
+            await self._poll()
+        except Exception:
+            # The schedule must outlive any one poll's bug; the traceback goes to the log.
+            log.exception("poll crashed; the next one runs as scheduled")
+        finally:
+            self.polls += 1
+            self._current = None
+            self._schedule(self._interval)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop scheduling and let a poll under way finish (cancelled after `grace` s)."""
+        self._stopping = True
+        current = self._current
+        # Wait before shutting the scheduler down: its executor cancels jobs still running.
+        if current is not None and not current.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(current), grace)
+            except TimeoutError:
+                log.warning("a poll still running after %.0fs is cancelled", grace)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)

@@ -1,0 +1,157 @@
+"""The store's interface: the state notices need, behind a small async API.
+
+Callers see only this module. `bot.store.sql` implements it with SQLAlchemy Core, so
+SQLite (the default) and PostgreSQL work behind the same calls.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.subscriptions import NoticeFilter, Subscription
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """The database could not be used; the message says what went wrong and how to fix it."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer cde-bot than this one."""
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Failures of one connector on one site, told in one channel, until it recovers.
+
+    `message_ts` is the parent message in the channel (a notice, or a digest shared by
+    several incidents); repeats and the recovery go into its thread. `run` is the latest
+    failed run as plain JSON (`Run.model_dump(mode="json", by_alias=True)`), so the parent
+    can be drawn again after a click.
+    """
+
+    id: int
+    channel_id: str
+    site_id: int | None
+    connector_id: str | None
+    message_ts: str
+    run: dict[str, Any]
+    failures: int
+    muted_failures: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by_run: str | None = None
+    in_digest: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+@dataclass(frozen=True)
+class Mute:
+    """No posts for this connector on this site in this channel until `until`."""
+
+    channel_id: str
+    site_id: int | None
+    connector_id: str | None
+    until: datetime
+    muted_by: str
+    suppressed: int = 0
+
+
+class Store(abc.ABC):
+    """Persistence for subscriptions and notice state. Every method is one transaction."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and create or migrate the schema to `SCHEMA_VERSION`."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the database answers (for readiness checks)."""
+
+    # -- subscriptions -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_subscription(
+        self, channel_id: str, notice_filter: NoticeFilter, created_by: str, now: datetime
+    ) -> Subscription | None:
+        """The new subscription, or None when the channel already has this same filter."""
+
+    @abc.abstractmethod
+    async def subscriptions(self, channel_id: str | None = None) -> list[Subscription]:
+        """A channel's subscriptions (every channel's when None), oldest first."""
+
+    @abc.abstractmethod
+    async def remove_subscription(self, channel_id: str, subscription_id: int) -> bool:
+        """False when the channel has no subscription with that id."""
+
+    @abc.abstractmethod
+    async def remove_all_subscriptions(self, channel_id: str) -> int:
+        """How many were removed."""
+
+    # -- announced runs ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def announced(self, run_ids: Iterable[str]) -> set[tuple[str, str]]:
+        """Of these runs, the (channel_id, run_id) pairs already told."""
+
+    @abc.abstractmethod
+    async def mark_announced(self, pairs: Iterable[tuple[str, str]], at: datetime) -> None:
+        """Record (channel_id, run_id) pairs as told; recording one twice is harmless."""
+
+    @abc.abstractmethod
+    async def prune_announced(self, before: datetime) -> int:
+        """Forget records older than `before`; how many were dropped."""
+
+    # -- incidents ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open_incidents(self, channel_id: str | None = None) -> list[Incident]: ...
+
+    @abc.abstractmethod
+    async def incident(self, incident_id: int) -> Incident | None: ...
+
+    @abc.abstractmethod
+    async def incidents_of_message(self, channel_id: str, message_ts: str) -> list[Incident]:
+        """Every incident whose parent is this message (one for a notice, more for a digest)."""
+
+    @abc.abstractmethod
+    async def save_incident(self, incident: Incident) -> Incident:
+        """Insert when `incident.id == 0` (returning it with its new id), else update."""
+
+    # -- mutes ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def set_mute(self, mute: Mute) -> None:
+        """Create or replace the mute for (channel, site, connector)."""
+
+    @abc.abstractmethod
+    async def active_mutes(self, now: datetime) -> list[Mute]:
+        """Mutes still in force at `now`."""
+
+    @abc.abstractmethod
+    async def count_suppressed(self, channel_id: str, site_id: int | None,
+                               connector_id: str | None) -> None:
+        """Add one to the mute's count of failures not posted."""
+
+    # -- poller state --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_state(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def set_state(self, key: str, value: str | None) -> None:
+        """Set (or with None, delete) a small named value, such as the last poll time."""

@@ -1,0 +1,85 @@
+"""Channel subscriptions: `/cde subscribe`, `/cde subscriptions`, `/cde unsubscribe`.
+
+A new subscription is announced in the channel itself with `chat.postMessage`: everyone
+there sees who subscribed to what, and the post proves the bot can write there. When it
+cannot (a private channel it was not invited to), the subscription is taken back and the
+person is told how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from slack_sdk.errors import SlackApiError
+
+from bot import render_notices
+from bot.mrkdwn import code
+from bot.query import ListSubscriptions, Subscribe, Unsubscribe
+from bot.render import Message
+from bot.slack import CHANNEL_GONE, SlackPoster, slack_error
+from bot.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class Subscriptions:
+    def __init__(self, store: Store, poster: SlackPoster) -> None:
+        self.store = store
+        self.poster = poster
+
+    async def answer(
+        self, command: Subscribe | ListSubscriptions | Unsubscribe, *, channel_id: str, user_id: str,
+        now: datetime,
+    ) -> Message | None:
+        """The ephemeral answer, or None when the answer was posted in the channel."""
+        if isinstance(command, ListSubscriptions):
+            return render_notices.subscription_list(await self.store.subscriptions(channel_id))
+        if isinstance(command, Unsubscribe):
+            return await self._unsubscribe(command, channel_id, user_id)
+        return await self._subscribe(command, channel_id, user_id, now)
+
+    async def _subscribe(self, command: Subscribe, channel_id: str, user_id: str,
+                         now: datetime) -> Message | None:
+        if command.notice_filter.is_empty and not command.everything:
+            return render_notices.confirm_subscribe_all()
+        subscription = await self.store.add_subscription(channel_id, command.notice_filter, user_id, now)
+        if subscription is None:
+            return render_notices.plain_answer(
+                ":information_source: This channel already follows "
+                f"{render_notices.describe(command.notice_filter)}. See `/cde subscriptions`.")
+        try:
+            await self.poster.post(channel_id, render_notices.subscribed(subscription))
+        except SlackApiError as exc:
+            await self.store.remove_subscription(channel_id, subscription.id)
+            error = slack_error(exc)
+            log.warning("subscription in %s taken back: cannot post there (%s)", channel_id, error)
+            if error in CHANNEL_GONE:
+                return render_notices.plain_answer(
+                    ":warning: I cannot post in this channel, so I did not subscribe it. "
+                    "Invite me first (`/invite @cde-bot`), then subscribe again.")
+            return render_notices.plain_answer(
+                f":warning: Slack refused the confirmation post ({code(error)}), so I did not "
+                "subscribe this channel. Try again in a minute.")
+        log.info("channel %s subscribed (#%d) by %s: %s", channel_id, subscription.id, user_id,
+                 subscription.notice_filter.as_dict())
+        return None
+
+    async def _unsubscribe(self, command: Unsubscribe, channel_id: str, user_id: str) -> Message:
+        if command.subscription_id is None:
+            count = await self.store.remove_all_subscriptions(channel_id)
+            if not count:
+                return render_notices.plain_answer("This channel has no subscriptions to remove.")
+        elif not await self.store.remove_subscription(channel_id, command.subscription_id):
+            return render_notices.plain_answer(
+                f":warning: This channel has no subscription {code(command.subscription_id)}. "
+                "See `/cde subscriptions` for the ids.")
+        else:
+            count = 1
+        answer = render_notices.unsubscribed(user_id, count, command.subscription_id)
+        try:
+            await self.poster.post(channel_id, answer)
+        except SlackApiError as exc:
+            log.warning("could not announce unsubscribe in %s: %s", channel_id, slack_error(exc))
+            return answer
+        return None

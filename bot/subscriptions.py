@@ -1,0 +1,55 @@
+"""What a channel follows: a filter over failed runs, matched locally on the run's fields.
+
+Matching happens in the bot, not in the API query, so that one poll serves every
+subscription at the same cost however many there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from bot.cde.models import Run
+
+
+@dataclass(frozen=True)
+class NoticeFilter:
+    """Every field that is set must equal the run's; an empty filter matches every run."""
+
+    site_id: int | None = None
+    connector_id: str | None = None
+    connector_version: str | None = None
+    process_id: str | None = None
+    project_id: int | None = None
+    account_id: int | None = None
+
+    def matches(self, run: Run) -> bool:
+        return all(
+            getattr(run, f.name) == value
+            for f in fields(self)
+            if (value := getattr(self, f.name)) is not None
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+    def as_dict(self) -> dict[str, str | int]:
+        """The fields that are set, by name; stored as JSON and compared for duplicates."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str | int]) -> NoticeFilter:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A channel following failed runs that match `notice_filter`."""
+
+    id: int
+    channel_id: str
+    notice_filter: NoticeFilter
+    created_by: str
+    created_at: datetime

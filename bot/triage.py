@@ -1,0 +1,260 @@
+"""Deciding what to tell whom after a poll (pure: facts in, actions out).
+
+A failed run is *new* for a channel when the channel has a matching subscription that
+existed before the run failed, and the run has not been told there yet. New failures of a
+connector on a site that already has an open incident in that channel are *repeats* and go
+into that incident's thread; a muted one is only counted. When more than `digest_threshold`
+new failures hit one channel in one poll, they are told in one digest instead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from bot.cde.models import Run
+from bot.store.base import Incident, Mute
+from bot.subscriptions import Subscription
+
+IncidentKey = tuple[int | None, str | None]  # (site_id, connector_id)
+
+
+def incident_key(run: Run) -> IncidentKey:
+    return (run.site_id, run.connector_id)
+
+
+def key_of(incident: Incident) -> IncidentKey:
+    return (incident.site_id, incident.connector_id)
+
+
+def failed_at(run: Run, default: datetime) -> datetime:
+    """When the run failed, as well as the API tells it."""
+    return run.finished_at or run.started_at or run.created_at or default
+
+
+@dataclass(frozen=True)
+class OpenIncident:
+    """A first failure (or several in one poll) of a connector on a site: a new notice."""
+
+    incident: Incident  # not saved yet: id 0, no message_ts
+    runs: tuple[Run, ...]  # oldest first; the last is `incident.run`
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """Another failure while the incident is open: a thread reply and a new count."""
+
+    incident: Incident  # as it is after this failure
+    run: Run
+
+
+@dataclass(frozen=True)
+class Suppress:
+    """A failure under a mute: counted, not posted."""
+
+    channel_id: str
+    run: Run
+    incident: Incident | None  # updated counts, when an incident is open
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Too many new failures for one channel in one poll: one message for all of them."""
+
+    channel_id: str
+    runs: tuple[Run, ...]
+    new_incidents: tuple[Incident, ...]  # not saved yet
+    updated_incidents: tuple[Incident, ...]  # open before, now with more failures
+
+
+@dataclass(frozen=True)
+class Recover:
+    incident: Incident  # resolved
+    run: Run  # the finished run that shows it
+
+
+@dataclass(frozen=True)
+class Expire:
+    """No failure for a whole look-back window: closed without a recovery seen."""
+
+    incident: Incident
+
+
+Action = OpenIncident | Repeat | Suppress | Digest | Recover | Expire
+
+
+@dataclass(frozen=True)
+class PollFacts:
+    now: datetime
+    window: timedelta
+    failed_runs: list[Run]
+    subscriptions: list[Subscription]
+    announced: set[tuple[str, str]]
+    open_incidents: list[Incident]
+    mutes: list[Mute]
+    digest_threshold: int = 5
+
+
+def new_failures(facts: PollFacts) -> dict[str, list[Run]]:
+    """Per channel, the failed runs to tell there, oldest failure first."""
+    cutoff = facts.now - facts.window
+    by_channel: dict[str, dict[str, Run]] = defaultdict(dict)
+    for run in facts.failed_runs:
+        if not run.failed or (run.created_at is not None and run.created_at < cutoff):
+            continue
+        when = failed_at(run, facts.now)
+        for sub in facts.subscriptions:
+            if (sub.channel_id, run.id) in facts.announced:
+                continue
+            # A run that had already failed when the subscription was made is not news to it.
+            if when < sub.created_at or not sub.notice_filter.matches(run):
+                continue
+            by_channel[sub.channel_id][run.id] = run
+    return {
+        channel: sorted(runs.values(), key=lambda r: (failed_at(r, facts.now), r.id))
+        for channel, runs in by_channel.items()
+    }
+
+
+def plan_failures(facts: PollFacts) -> list[Action]:
+    """What to post for the poll's new failures, channel by channel."""
+    open_by = {(i.channel_id, key_of(i)): i for i in facts.open_incidents}
+    muted = {(m.channel_id, m.site_id, m.connector_id) for m in facts.mutes if m.until > facts.now}
+    actions: list[Action] = []
+    for channel, runs in new_failures(facts).items():
+        told: list[Run] = []
+        for run in runs:
+            key = incident_key(run)
+            if (channel, *key) in muted:
+                incident = open_by.get((channel, key))
+                if incident is not None:
+                    incident = _with_failure(incident, run, facts.now, muted=True)
+                    open_by[(channel, key)] = incident
+                actions.append(Suppress(channel, run, incident))
+            else:
+                told.append(run)
+        if len(told) > facts.digest_threshold:
+            actions.append(_digest(channel, told, open_by, facts.now))
+        else:
+            actions.extend(_one_by_one(channel, told, open_by, facts.now))
+    return actions
+
+
+def _one_by_one(channel: str, runs: list[Run], open_by: dict, now: datetime) -> list[Action]:
+    actions: list[Action] = []
+    fresh: dict[IncidentKey, list[Run]] = defaultdict(list)
+    for run in runs:
+        key = incident_key(run)
+        incident = open_by.get((channel, key))
+        if incident is None:
+            fresh[key].append(run)
+            continue
+        incident = _with_failure(incident, run, now)
+        open_by[(channel, key)] = incident
+        actions.append(Repeat(incident, run))
+    for group in fresh.values():
+        actions.append(OpenIncident(_new_incident(channel, group, now), tuple(group)))
+    return actions
+
+
+def _digest(channel: str, runs: list[Run], open_by: dict, now: datetime) -> Digest:
+    groups: dict[IncidentKey, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[incident_key(run)].append(run)
+    new, updated = [], []
+    for key, group in groups.items():
+        incident = open_by.get((channel, key))
+        if incident is None:
+            new.append(replace(_new_incident(channel, group, now), in_digest=True))
+            continue
+        for run in group:
+            incident = _with_failure(incident, run, now)
+        open_by[(channel, key)] = incident
+        updated.append(incident)
+    return Digest(channel, tuple(runs), tuple(new), tuple(updated))
+
+
+def _new_incident(channel: str, runs: list[Run], now: datetime) -> Incident:
+    first, last = runs[0], runs[-1]
+    return Incident(
+        id=0, channel_id=channel, site_id=last.site_id, connector_id=last.connector_id,
+        message_ts="", run=_raw(last), failures=len(runs), muted_failures=0,
+        first_failed_at=failed_at(first, now), last_failed_at=failed_at(last, now),
+    )
+
+
+def _with_failure(incident: Incident, run: Run, now: datetime, *, muted: bool = False) -> Incident:
+    when = failed_at(run, now)
+    newest = when >= incident.last_failed_at
+    return replace(
+        incident,
+        failures=incident.failures + 1,
+        muted_failures=incident.muted_failures + (1 if muted else 0),
+        run=_raw(run) if newest else incident.run,
+        last_failed_at=max(when, incident.last_failed_at),
+    )
+
+
+def _raw(run: Run) -> dict:
+    return run.model_dump(mode="json", by_alias=True)
+
+
+def incident_run(incident: Incident) -> Run:
+    """The latest failed run of an incident, as a model."""
+    return Run.model_validate(incident.run)
+
+
+def plan_recoveries(
+    incidents: Iterable[Incident], finished: dict[IncidentKey, list[Run]], now: datetime
+) -> list[Recover]:
+    """Open incidents whose connector has since finished a run on that site."""
+    actions = []
+    for incident in incidents:
+        if not incident.is_open:
+            continue
+        failed_run = incident_run(incident)
+        later = [run for run in finished.get(key_of(incident), []) if _is_after(run, failed_run)]
+        if later:
+            run = min(later, key=lambda r: r.created_at or now)
+            actions.append(Recover(replace(incident, resolved_at=now, resolved_by_run=run.id), run))
+    return actions
+
+
+def _is_after(run: Run, failed_run: Run) -> bool:
+    if run.state != "finished" or run.id == failed_run.id:
+        return False
+    if run.created_at is not None and failed_run.created_at is not None:
+        return run.created_at > failed_run.created_at
+    # Without creation times, fall back on the ids: UUIDv7 sort by creation time.
+    return run.id > failed_run.id
+
+
+def plan_expiries(incidents: Iterable[Incident], now: datetime, window: timedelta) -> list[Expire]:
+    return [
+        Expire(replace(incident, resolved_at=now))
+        for incident in incidents
+        if incident.is_open and incident.last_failed_at < now - window
+    ]
+
+
+def recovery_keys(incidents: Iterable[Incident]) -> set[IncidentKey]:
+    """The (site, connector) pairs whose recovery the next poll must look for."""
+    return {
+        key_of(i) for i in incidents
+        if i.is_open and i.site_id is not None and i.connector_id is not None
+    }
+
+
+def announced_pairs(action: Action) -> list[tuple[str, str]]:
+    """The (channel, run) pairs an action tells, to be recorded once it succeeded."""
+    if isinstance(action, OpenIncident):
+        return [(action.incident.channel_id, run.id) for run in action.runs]
+    if isinstance(action, Repeat):
+        return [(action.incident.channel_id, action.run.id)]
+    if isinstance(action, Suppress):
+        return [(action.channel_id, action.run.id)]
+    if isinstance(action, Digest):
+        return [(action.channel_id, run.id) for run in action.runs]
+    return []
