@@ -109,7 +109,8 @@ def new_failures(facts: PollFacts) -> dict[str, list[Run]]:
             if (sub.channel_id, run.id) in facts.announced:
                 continue
             # A run that had already failed when the subscription was made is not news to it.
-            if when < sub.created_at or not sub.notice_filter.matches(run):
+            # The API's times have whole seconds, so the same second counts as after.
+            if when < sub.created_at.replace(microsecond=0) or not sub.notice_filter.matches(run):
                 continue
             by_channel[sub.channel_id][run.id] = run
     return {

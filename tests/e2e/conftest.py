@@ -36,7 +36,8 @@ async def cde() -> AsyncIterator[SampleCdeApi]:
         yield api
 
 
-def bot_env(slack: SlackStandIn, cde: SampleCdeApi, *, socket_mode: bool) -> dict[str, str]:
+def bot_env(slack: SlackStandIn, cde: SampleCdeApi, *, socket_mode: bool,
+            database: Path | None = None) -> dict[str, str]:
     env = {
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_API_URL": slack.base_url,
@@ -44,6 +45,8 @@ def bot_env(slack: SlackStandIn, cde: SampleCdeApi, *, socket_mode: bool) -> dic
         "CDE_API_TOKEN": CDE_TOKEN,
         "LOG_LEVEL": "DEBUG",
     }
+    if database is not None:
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
     if socket_mode:
         env["SLACK_APP_TOKEN"] = APP_TOKEN
     else:
@@ -53,17 +56,23 @@ def bot_env(slack: SlackStandIn, cde: SampleCdeApi, *, socket_mode: bool) -> dic
 
 async def _running_bot(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path,
                        socket_mode: bool) -> AsyncIterator[BotProcess]:
-    bot = BotProcess(bot_env(slack, cde, socket_mode=socket_mode), tmp_path / "bot.log")
+    bot = BotProcess(bot_env(slack, cde, socket_mode=socket_mode, database=tmp_path / "bot.db"),
+                     tmp_path / "bot.log")
     await bot.start()
     try:
         yield bot
     finally:
-        code = await bot.stop()
-        log = bot.log()
-        assert code == 0, f"bot exited with {code}:\n{log}"
-        leaked = [secret for secret in SECRETS if secret in log]
-        assert not leaked, "a secret appeared in the bot's log"
-        assert "Traceback" not in log or "Unhandled error" in log, log
+        await stop_cleanly(bot)
+
+
+async def stop_cleanly(bot: BotProcess) -> None:
+    """Stop the bot and check it went as it should: exit 0, no secret and no crash logged."""
+    code = await bot.stop()
+    log = bot.log()
+    assert code == 0, f"bot exited with {code}:\n{log}"
+    leaked = [secret for secret in SECRETS if secret in log]
+    assert not leaked, "a secret appeared in the bot's log"
+    assert "Traceback" not in log or "Unhandled error" in log, log
 
 
 @pytest.fixture
