@@ -21,4 +21,6 @@ VOLUME ["/data"]
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '3000')}/healthz\", timeout=4)"]
+# Shutdown drains answers and a poll under way for up to 25 s: run with --stop-timeout 30.
+STOPSIGNAL SIGTERM
 CMD ["cde-bot", "serve"]

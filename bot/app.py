@@ -86,18 +86,20 @@ def register(app: AsyncApp, services: Services) -> None:
                 now=services.clock(),
             )
             if answer is not None:
-                await respond(**answer.as_kwargs(), response_type="ephemeral")
+                await _respond(respond, answer)
             return
-        answer = await lookups.answer(parsed)
-        await respond(**answer.as_kwargs(), response_type="ephemeral")
+        await _respond(respond, await lookups.answer(parsed))
 
     @app.action(re.compile(rf"^{render.ACTION_PAGE}"))
-    async def on_page(ack: AsyncAck, action: dict[str, Any], respond: AsyncRespond) -> None:
+    async def on_page(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any],
+                      respond: AsyncRespond) -> None:
         await ack()
-        parsed = _button_command(action)
-        answer = await lookups.answer(parsed)
-        # Paging replaces the list in place; "recent runs" from a detail view does too.
-        await respond(**answer.as_kwargs(), response_type="ephemeral", replace_original=True)
+        answer = await lookups.answer(_button_command(action))
+        # Paging replaces the person's own (ephemeral) list in place. A list shared in the
+        # channel is everyone's: the clicker gets a page of their own instead. An error
+        # never replaces the list it was asked from.
+        in_place = _is_ephemeral(body) and not answer.error
+        await _respond(respond, answer, replace_original=in_place)
 
     @app.action(render.ACTION_SHARE)
     async def on_share(
@@ -107,10 +109,8 @@ def register(app: AsyncApp, services: Services) -> None:
         parsed = _button_command(action)
         user = body.get("user", {}).get("id")
         answer = await lookups.answer(parsed, shared_by=user)
-        if isinstance(parsed, QueryError):
-            await respond(**answer.as_kwargs(), response_type="ephemeral", replace_original=False)
-            return
-        await respond(**answer.as_kwargs(), response_type="in_channel", replace_original=False)
+        await _respond(respond, answer, replace_original=False,
+                       response_type="ephemeral" if answer.error else "in_channel")
 
     @app.action(render.ACTION_OPEN)
     async def on_open(ack: AsyncAck) -> None:
@@ -122,7 +122,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         answer = await lookups.answer(_button_command(action))
         # An ephemeral answer beside the notice; the notice itself stays as it is.
-        await respond(**answer.as_kwargs(), response_type="ephemeral", replace_original=False)
+        await _respond(respond, answer, replace_original=False)
 
     @app.action(render_notices.ACTION_SUBSCRIBE_ALL)
     async def on_subscribe_all(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -134,7 +134,7 @@ def register(app: AsyncApp, services: Services) -> None:
         if answer is None:
             await respond(delete_original=True)
         else:
-            await respond(**answer.as_kwargs(), response_type="ephemeral", replace_original=True)
+            await _respond(respond, answer, replace_original=True)
 
     @app.action(render_notices.ACTION_ACK)
     async def on_acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -142,8 +142,7 @@ def register(app: AsyncApp, services: Services) -> None:
         channel, ts = _message_of(body)
         changed = await services.notices.acknowledge(channel, ts, body["user"]["id"], services.clock())
         if not changed:
-            await respond(**_not_tracked().as_kwargs(), response_type="ephemeral",
-                          replace_original=False)
+            await _respond(respond, _not_tracked(), replace_original=False)
 
     @app.action(render_notices.ACTION_MUTE)
     async def on_mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any],
@@ -151,24 +150,43 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         value = str((action.get("selected_option") or {}).get("value", ""))
         if not value.isdigit() or int(value) not in (0, *render_notices.MUTE_HOURS):
-            await respond(**render_notices.plain_answer(
-                ":warning: That mute choice is not one the bot offers.").as_kwargs(),
-                response_type="ephemeral", replace_original=False)
+            await _respond(respond, render_notices.plain_answer(
+                ":warning: That mute choice is not one the bot offers."), replace_original=False)
             return
         channel, ts = _message_of(body)
         mute = await services.notices.mute(channel, ts, body["user"]["id"], int(value),
                                            services.clock())
         if mute is None:
-            await respond(**_not_tracked().as_kwargs(), response_type="ephemeral",
-                          replace_original=False)
+            await _respond(respond, _not_tracked(), replace_original=False)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
         reference = current_reference()
         log.error("Unhandled error [ref %s] in %s", reference, _kind(body), exc_info=error)
         if respond is not None and respond.response_url:
-            await respond(**render.internal_error(reference).as_kwargs(),
-                          response_type="ephemeral", replace_original=False)
+            await _respond(respond, render.internal_error(reference), replace_original=False)
+
+
+async def _respond(respond: AsyncRespond, answer: Message, *, response_type: str = "ephemeral",
+                   replace_original: bool | None = None) -> None:
+    """Answer through the response_url. Slack refusing the answer (blocks it rejects, an
+    expired URL) is logged, and a refused rich answer is tried once more as plain text, so
+    the person is not left with nothing.
+    """
+    result = await respond(**answer.as_kwargs(), response_type=response_type,
+                           replace_original=replace_original)
+    if result.status_code == 200:
+        return
+    log.error("Slack refused an answer (HTTP %d: %s)", result.status_code, result.body[:200])
+    if result.status_code in (400, 500) and answer.blocks:
+        retry = await respond(text=answer.text, response_type=response_type,
+                              replace_original=replace_original)
+        if retry.status_code != 200:
+            log.error("Slack refused the plain-text answer too (HTTP %d)", retry.status_code)
+
+
+def _is_ephemeral(body: dict[str, Any]) -> bool:
+    return bool((body.get("container") or {}).get("is_ephemeral", True))
 
 
 def _channel_of(body: dict[str, Any]) -> str:

@@ -92,6 +92,22 @@ class Settings(BaseSettings):
         # `FOO=` in a .env file means "not set", not "set to nothing".
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator(
+        "slack_bot_token", "slack_app_token", "slack_signing_secret", "cde_api_token", mode="before"
+    )
+    @classmethod
+    def _clean_secret(cls, value: object) -> object:
+        # Secrets mounted from files often end in a newline; inner control characters or
+        # non-ASCII would only fail later, inside an HTTP header, so refuse them here.
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if any(ord(char) < 33 or ord(char) > 126 for char in value):
+            raise ValueError("contains spaces, control or non-ASCII characters; paste the value again")
+        return value
+
     @field_validator("slack_bot_token")
     @classmethod
     def _bot_token_shape(cls, value: SecretStr) -> SecretStr:

@@ -28,8 +28,10 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        # Short values would redact ordinary words; real tokens are long.
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        # Short values would redact ordinary words; real tokens are long. A secret may also
+        # show up quoted by repr() (escapes) or trimmed, so those forms are redacted too.
+        forms = {form for s in secrets for form in (s, s.strip(), repr(s)[1:-1])}
+        self._secrets = sorted({f for f in forms if len(f) >= 6}, key=len, reverse=True)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

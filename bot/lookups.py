@@ -55,18 +55,20 @@ class Lookups:
                 return render.runs_list(page, command, links=self._links, shared_by=shared_by)
             run = await self._cde.get_run(command.run_id)
             return render.run_detail(run, links=self._links, shared_by=shared_by)
-        except CdeNotFound:
+        except CdeNotFound as exc:
             if isinstance(command, ShowRun):
                 return render.run_not_found(command.run_id)
-            raise
+            # The list itself is missing: most likely CDE_API_URL points at the wrong place.
+            log.error("CDE answered 404 for the runs list; check CDE_API_URL: %s", exc)
+            return render.api_error(exc)
         except CdeRejected as exc:
             log.warning("CDE refused %s: %s", _describe(command), exc)
             return render.api_error(exc)
         except CdeError as exc:
             reference = current_reference()
             # Expected outages get one line, not a traceback; the cause says what happened.
-            log.error("CDE lookup failed [ref %s] for %s: %s (cause: %r)", reference,
-                      _describe(command), exc, exc.__cause__)
+            log.error("CDE lookup failed [ref %s] for %s: %s (cause: %s)", reference,
+                      _describe(command), exc, type(exc.__cause__).__name__ if exc.__cause__ else "-")
             return render.api_error(exc, reference=reference)
 
 

@@ -30,7 +30,7 @@ class Notices:
         """The parent message as it should look now."""
         if incident.in_digest:
             siblings = await self.store.incidents_of_message(incident.channel_id, incident.message_ts)
-            return render_notices.digest(siblings, sum(i.failures for i in siblings))
+            return render_notices.digest(siblings)
         return render_notices.notice(incident, mute=await self._mute_of(incident, now), links=self.links)
 
     async def refresh(self, incident: Incident, now: datetime) -> None:

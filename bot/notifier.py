@@ -168,9 +168,10 @@ class Notifier:
             report.posted += 1
             incident = await self.store.save_incident(replace(incident, message_ts=ts))
             if len(action.runs) > 1:
-                await self.poster.post(incident.channel_id,
-                                       render_notices.digest_list(action.runs)[0], thread_ts=ts)
-                report.posted += 1
+                # Several failures of one connector in one poll: one notice, all runs in its thread.
+                for reply in render_notices.digest_list(action.runs):
+                    await self.poster.post(incident.channel_id, reply, thread_ts=ts)
+                    report.posted += 1
         elif isinstance(action, triage.Repeat):
             incident = action.incident
             await self.poster.post(incident.channel_id,
@@ -207,7 +208,9 @@ class Notifier:
 
     async def _digest(self, action: triage.Digest, now: datetime, report: PollReport) -> None:
         channel = action.channel_id
-        ts = await self.poster.post(channel, render_notices.digest(action.new_incidents, len(action.runs)))
+        repeats = len(action.runs) - sum(i.failures for i in action.new_incidents)
+        ts = await self.poster.post(channel, render_notices.digest(
+            action.new_incidents, repeats_elsewhere=repeats))
         report.posted += 1
         for incident in action.new_incidents:
             await self.store.save_incident(replace(incident, message_ts=ts))

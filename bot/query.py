@@ -304,8 +304,7 @@ def _parse_subscribe(args: list[str]) -> Subscribe | QueryError:
     for word in args:
         key_word, sep, value = _split_pair(word)
         if not sep:
-            return QueryError(_not_a_filter(word).replace("`site:1001` or `state:failed`",
-                                                           "`site:1001` or `project:650`"), usage)
+            return QueryError(_not_a_subscription_filter(word), usage)
         name = key_word.lower().replace("_", "-")
         if not value:
             return QueryError(f"`{_shown(word)}` has no value after the `:`.", usage)
@@ -327,6 +326,16 @@ def _parse_subscribe(args: list[str]) -> Subscribe | QueryError:
         except _BadValue as exc:
             return QueryError(f"`{_shown(word)}`: {exc}", usage)
     return Subscribe(NoticeFilter(**values))  # type: ignore[arg-type]
+
+
+def _not_a_subscription_filter(word: str) -> str:
+    try:
+        ident = str(uuid.UUID(word))
+    except ValueError:
+        return (f"`{_shown(word)}` is not a filter: filters look like `key:value`, "
+                "e.g. `site:1001` or `project:650`.")
+    return (f"`{_shown(word)}` needs a key: to follow a connector, use `connector:{ident}` "
+            f"(or `process:{ident}` for a process).")
 
 
 def _parse_unsubscribe(args: list[str]) -> Unsubscribe | QueryError:

@@ -8,6 +8,7 @@ Every outside string passes through `mrkdwn.escape` (directly or via `code`/`lin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +46,9 @@ from bot.query import (
     Help,
     ListRuns,
     QueryError,
+    ShowRun,
     describe_filter,
+    parse,
 )
 
 MAX_BLOCKS = 50
@@ -53,6 +56,7 @@ MAX_SECTION_TEXT = 3000
 MAX_FIELD_TEXT = 2000
 MAX_FALLBACK_TEXT = 4000
 MAX_HEADER = 150
+MAX_BUTTON_VALUE = 2000
 
 # Button action ids; app.py routes them.
 ACTION_PAGE = "runs_page"
@@ -68,6 +72,9 @@ class Message:
 
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
+    # An explanation of something that went wrong, not the answer asked for: it must not
+    # replace a list the person is paging through.
+    error: bool = False
 
     def __post_init__(self) -> None:
         if len(self.blocks) > MAX_BLOCKS:
@@ -77,16 +84,33 @@ class Message:
         return {"text": self.text, "blocks": self.blocks}
 
 
-def message(text: str, blocks: Sequence[Block], *, escaped: bool = False) -> Message:
+def message(text: str, blocks: Sequence[Block], *, escaped: bool = False, error: bool = False) -> Message:
     """A message from blocks and fallback text. Slack reads the fallback as mrkdwn too
     (it is what push notifications show), so it is escaped unless it already is.
     """
     fallback = text if escaped else escape(text)
-    return Message(clip(fallback, MAX_FALLBACK_TEXT), [block.to_dict() for block in blocks])
+    return Message(clip(fallback, MAX_FALLBACK_TEXT), [block.to_dict() for block in blocks], error)
 
 
 def section(text: str, **kwargs: Any) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_SECTION_TEXT)), **kwargs)
+
+
+def pack_lines(lines: Sequence[str], limit: int = MAX_SECTION_TEXT) -> list[str]:
+    """Lines joined into as few texts as fit `limit` each, never splitting a line (one
+    that is too long on its own is clipped), so long lists lose nothing to a cut.
+    """
+    texts: list[str] = []
+    current = ""
+    for line in lines:
+        line = clip(line, limit)
+        if current and len(current) + 1 + len(line) > limit:
+            texts.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        texts.append(current)
+    return texts
 
 
 def fields(*pairs: tuple[str, str]) -> list[MarkdownTextObject]:
@@ -98,6 +122,37 @@ def fields(*pairs: tuple[str, str]) -> list[MarkdownTextObject]:
 
 def context(*texts: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=clip(t, MAX_SECTION_TEXT)) for t in texts])
+
+
+def lookup_button(text: str, action_id: str, command_text: str, **kwargs: Any) -> ButtonElement | None:
+    """A button that runs a lookup when clicked, or None when the command it would carry
+    does not parse (ids from the API that are not UUIDs) or does not fit in a value.
+    """
+    if len(command_text) > MAX_BUTTON_VALUE or not isinstance(parse(command_text), ListRuns | ShowRun):
+        return None
+    return ButtonElement(text=text, action_id=action_id, value=command_text, **kwargs)
+
+
+# Keys and command-line options whose values are credentials; shown masked, since a run's
+# details can be shared in a channel.
+_SECRET_NAME = re.compile(r"(?i)(pass(word|wd)?|secret|token|api[-_]?key|credential|authorization)")
+_SECRET_OPTION = re.compile(
+    r"(?i)((?:--?|\b)[\w.-]*(?:pass(?:word|wd)?|secret|token|api[-_]?key|credential)[\w.-]*)"
+    r"(\s*[=:]\s*|\s+)(\"[^\"]*\"|'[^']*'|\S+)"
+)
+MASK = "•••"
+
+
+def mask_secrets(value: Any) -> Any:
+    """`value` with anything that looks like a credential replaced by a mask."""
+    if isinstance(value, dict):
+        return {k: MASK if _SECRET_NAME.search(str(k)) and v not in (None, "") else mask_secrets(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(item) for item in value]
+    if isinstance(value, str):
+        return _SECRET_OPTION.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", value)
+    return value
 
 
 # ---------------------------------------------------------------------------------------
@@ -167,6 +222,8 @@ def runs_list(
     """A page of runs: what was asked, where we are, each run, and paging buttons."""
     asked = filter_words(query.run_filter)
     total = page.total
+    # The API's maximum page size is undocumented; never show more than was asked for.
+    page = page.model_copy(update={"runs": page.runs[: query.limit]})
     first, last = query.offset + 1, query.offset + len(page.runs)
     blocks: list[Block] = [section(f"*CDE runs* · {asked}")]
     if not page.runs:
@@ -265,23 +322,28 @@ def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None
     blocks.append(SectionBlock(fields=fields(*container)))
     if run.connector_setup_config is not None:
         blocks.append(section("*Connector setup config*\n" + _json_block(run.connector_setup_config)))
-    buttons = []
-    if run.connector_id and run.site_id is not None:
-        recent = ListRuns(RunFilter(connector_id=run.connector_id, site_id=run.site_id))
-        buttons.append(ButtonElement(text="Recent runs of this connector on this site",
-                                     action_id=f"{ACTION_PAGE}_recent", value=recent.to_text()))
+    buttons: list[ButtonElement | None] = [recent_runs_button(
+        run, "Recent runs of this connector on this site", f"{ACTION_PAGE}_recent")]
     url = links(run)
     if url:
         buttons.append(ButtonElement(text="Open in CDE", action_id=ACTION_OPEN, url=url))
     if not shared_by:
-        buttons.append(ButtonElement(text="Share in channel", action_id=ACTION_SHARE,
-                                     value=f"run {run.id}"))
+        buttons.append(lookup_button("Share in channel", ACTION_SHARE, f"run {run.id}"))
+    buttons = [b for b in buttons if b is not None]
     if buttons:
         blocks.append(ActionsBlock(block_id="run_actions", elements=buttons))
     text = (f"CDE run {run.id}: {run.state or 'no state'}"
             f" on {run.site_name or 'unknown site'}"
             + (f" (exit code {run.exit_code})" if run.exit_code is not None else ""))
     return message(text, blocks)
+
+
+def recent_runs_button(run: Run, text: str, action_id: str) -> ButtonElement | None:
+    """A button listing this connector's latest runs on this site, when both are known."""
+    if not run.connector_id or run.site_id is None:
+        return None
+    recent = ListRuns(RunFilter(connector_id=run.connector_id, site_id=run.site_id))
+    return lookup_button(text, action_id, recent.to_text())
 
 
 def _count(value: object) -> str:
@@ -295,12 +357,13 @@ def _count(value: object) -> str:
 def _json_code(value: object) -> str:
     if value is None:
         return "—"
+    value = mask_secrets(value)
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return code(clip(text, MAX_FIELD_TEXT - 40))
 
 
 def _json_block(value: object) -> str:
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    text = json.dumps(mask_secrets(value), indent=2, ensure_ascii=False, sort_keys=True)
     body = clip(escape(text.replace("```", "ˋˋˋ")), MAX_SECTION_TEXT - 80)
     return f"```{body}```"
 
@@ -310,6 +373,7 @@ def run_not_found(run_id: str) -> Message:
         f"Run {run_id} not found",
         [section(f":mag: Run {code(run_id)} was not found. Check the id, or list runs with "
                   f"`{COMMAND} runs`.")],
+        error=True,
     )
 
 
@@ -351,7 +415,7 @@ def query_error(error: QueryError) -> Message:
     text = f":warning: {escape(error.message)}"
     if error.usage:
         text += f"\nUsage: {escape(error.usage)}"
-    return message(plain(text), [section(text)], escaped=True)
+    return message(plain(text), [section(text)], escaped=True, error=True)
 
 
 # The API's parameter names mapped back to the words a person typed.
@@ -376,7 +440,8 @@ def api_error(error: CdeError, *, reference: str | None = None) -> Message:
         text = ":warning: The CDE API did not accept the query:\n" + "\n".join(
             f"• {p}" for p in problems)
     elif isinstance(error, CdeNotFound):
-        text = ":mag: The CDE API found nothing there."
+        text = (":mag: The CDE API has no runs list at the address the bot uses; an admin "
+                "should check `CDE_API_URL`.")
     elif isinstance(error, CdeRateLimited):
         text = (":hourglass: The CDE API is busy and asked the bot to slow down. "
                 f"Try again in a minute.{ref}")
@@ -388,13 +453,13 @@ def api_error(error: CdeError, *, reference: str | None = None) -> Message:
         text = f":warning: The CDE API gave an answer the bot cannot read.{ref}"
     else:
         text = f":warning: The CDE lookup failed.{ref}"
-    return message(plain(text), [section(text)], escaped=True)
+    return message(plain(text), [section(text)], escaped=True, error=True)
 
 
 def internal_error(reference: str) -> Message:
     text = (":boom: Something went wrong in cde-bot; the error is logged. "
             f"Reference: {code(reference)}.")
-    return message(plain(text), [section(text)], escaped=True)
+    return message(plain(text), [section(text)], escaped=True, error=True)
 
 
 def plain(text: str) -> str:

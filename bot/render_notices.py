@@ -18,9 +18,8 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
-from bot.cde.models import Run, RunFilter
+from bot.cde.models import Run
 from bot.mrkdwn import code, date, duration, escape, plural
-from bot.query import ListRuns
 from bot.render import (
     MAX_BLOCKS,
     LinkBuilder,
@@ -31,6 +30,8 @@ from bot.render import (
     message,
     named,
     no_links,
+    pack_lines,
+    recent_runs_button,
     section,
 )
 from bot.store.base import Incident, Mute
@@ -44,7 +45,7 @@ ACTION_OPEN = "run_open"
 ACTION_SUBSCRIBE_ALL = "subscribe_all"
 MUTE_HOURS = (1, 4, 24)
 DIGEST_GROUP_LINES = 15
-DIGEST_RUNS_PER_REPLY = 15
+DIGEST_SECTIONS_PER_REPLY = 5
 
 
 def ordinal(number: int) -> str:
@@ -145,10 +146,9 @@ def _notice_buttons(incident: Incident, run: Run, links: LinkBuilder, *, mute: M
                      for hours in MUTE_HOURS]
             + ([Option(text="Unmute", value="0")] if mute else []),
         ))
-    if run.site_id is not None and run.connector_id is not None:
-        recent = ListRuns(RunFilter(site_id=run.site_id, connector_id=run.connector_id))
-        buttons.append(ButtonElement(text="Recent runs", action_id=ACTION_RECENT,
-                                     value=recent.to_text()))
+    recent = recent_runs_button(run, "Recent runs", ACTION_RECENT)
+    if recent is not None:
+        buttons.append(recent)
     url = links(run)
     if url:
         buttons.append(ButtonElement(text="Open in CDE", action_id=ACTION_OPEN, url=url))
@@ -186,8 +186,12 @@ def muted_notice_reply(hours: int, user: str, until: datetime) -> Message:
 # Digests
 
 
-def digest(incidents: Sequence[Incident], new_runs: int) -> Message:
-    """One message for a burst: how many failed, grouped by site and connector."""
+def digest(incidents: Sequence[Incident], *, repeats_elsewhere: int = 0) -> Message:
+    """One message for a burst: how many failed, grouped by site and connector.
+
+    `repeats_elsewhere` counts failures of the burst that belong to incidents already
+    open in the channel; those went to their own notices, and the digest says so.
+    """
     lines = []
     for incident in incidents[:DIGEST_GROUP_LINES]:
         run = incident_run(incident)
@@ -196,38 +200,39 @@ def digest(incidents: Sequence[Incident], new_runs: int) -> Message:
                  else f":red_circle: {plural(incident.failures, 'failure')}")
         ack = f" · :eyes: <@{escape(incident.acknowledged_by)}>" if incident.acknowledged_by else ""
         lines.append(f"• {where(run)} · {what(run)} — {state}{ack}")
+    failed = sum(i.failures for i in incidents)
+    pairs = plural(len(incidents), "site and connector pair", "site and connector pairs")
+    blocks: list[Block] = [section(f":rotating_light: *{plural(failed, 'run')} failed* across {pairs}")]
+    blocks += [section(text) for text in pack_lines(lines)[:3]]
+    notes = []
     if len(incidents) > DIGEST_GROUP_LINES:
-        lines.append(f"…and {plural(len(incidents) - DIGEST_GROUP_LINES, 'more group')}")
-    open_ones = [i for i in incidents if i.is_open]
-    blocks: list[Block] = [
-        section(f":rotating_light: *{plural(new_runs, 'run')} failed* across "
-                f"{plural(len(incidents), 'site and connector pair', 'site and connector pairs')}"),
-        section("\n".join(lines)),
-        context("Each failure is listed in the thread. Repeats and recoveries follow there."),
-    ]
-    if any(not i.acknowledged_by for i in open_ones):
+        notes.append(f"…and {plural(len(incidents) - DIGEST_GROUP_LINES, 'more pair')}.")
+    notes.append("Each failure is listed in the thread; repeats and recoveries follow there.")
+    if repeats_elsewhere:
+        notes.append(f"{plural(repeats_elsewhere, 'more failure')} of connectors already failing "
+                     "here went to their own notices.")
+    blocks.append(context(" ".join(notes)))
+    if any(i.is_open and not i.acknowledged_by for i in incidents):
         blocks.append(ActionsBlock(block_id="digest_actions", elements=[
             ButtonElement(text="Acknowledge all", action_id=ACTION_ACK, value="ack", style="primary"),
         ]))
-    return message(f"{plural(new_runs, 'run')} failed across "
-                   f"{plural(len(incidents), 'site and connector pair', 'site and connector pairs')}",
-                   blocks)
+    return message(f"{plural(failed, 'run')} failed across {pairs}", blocks)
 
 
 def digest_list(runs: Sequence[Run]) -> list[Message]:
-    """Thread replies listing every failure of a digest, a screenful each."""
+    """Thread replies listing every failure of a digest, packed so none is cut off."""
+    lines = [
+        f"• {code(run.id)} · {where(run)} · {what(run)} · exit code "
+        f"{escape(run.exit_code) if run.exit_code is not None else '—'} · {date(run.finished_at)}"
+        for run in runs
+    ]
+    texts = pack_lines(lines)
     replies = []
-    for start in range(0, len(runs), DIGEST_RUNS_PER_REPLY):
-        chunk = runs[start: start + DIGEST_RUNS_PER_REPLY]
-        lines = [
-            f"• {code(run.id)} · {where(run)} · {what(run)} · exit code "
-            f"{escape(run.exit_code) if run.exit_code is not None else '—'} · {date(run.finished_at)}"
-            for run in chunk
-        ]
-        replies.append(message(
-            f"Failed runs {start + 1}–{start + len(chunk)} of {len(runs)}",
-            [section("\n".join(lines))],
-        ))
+    for start in range(0, len(texts), DIGEST_SECTIONS_PER_REPLY):
+        chunk = texts[start: start + DIGEST_SECTIONS_PER_REPLY]
+        shown = sum(text.count("\n") + 1 for text in chunk)
+        replies.append(message(f"{plural(shown, 'failed run')} of {len(runs)}",
+                               [section(text) for text in chunk]))
     return replies
 
 
@@ -265,7 +270,7 @@ def subscribed(subscription: Subscription) -> Message:
 def confirm_subscribe_all() -> Message:
     text = (":warning: With no filter, this channel will be told about *every* failed run the "
             "bot's CDE account can see. Narrow it with filters such as `site:1001` or "
-            "`connector:<uuid>`, or confirm:")
+            f"{escape('`connector:<uuid>`')}, or confirm:")
     return message("Subscribe this channel to every failed run?", [
         section(text),
         ActionsBlock(block_id="subscribe_confirm", elements=[
@@ -282,13 +287,17 @@ def subscription_list(subscriptions: Sequence[Subscription]) -> Message:
             "(filters: site, connector, version, process, project, account).")])
     lines = [
         f"`{s.id}` · {describe(s.notice_filter)} · by <@{escape(s.created_by)}> {date(s.created_at)}"
-        for s in subscriptions[: MAX_BLOCKS - 5]
+        for s in subscriptions
     ]
-    return message(f"This channel has {plural(len(subscriptions), 'subscription')}", [
+    texts = pack_lines(lines)
+    blocks: list[Block] = [
         section(f"*This channel follows {plural(len(subscriptions), 'subscription')}:*"),
-        section("\n".join(lines)),
-        context("`/cde unsubscribe <id>` stops one; `/cde unsubscribe all` stops all."),
-    ])
+        *(section(text) for text in texts[: MAX_BLOCKS - 3]),
+    ]
+    if len(texts) > MAX_BLOCKS - 3:
+        blocks.append(context("…more than fit in one message; unsubscribe some to see the rest."))
+    blocks.append(context(escape("`/cde unsubscribe <id>` stops one; `/cde unsubscribe all` stops all.")))
+    return message(f"This channel has {plural(len(subscriptions), 'subscription')}", blocks)
 
 
 def unsubscribed(user: str, count: int, subscription_id: int | None) -> Message:

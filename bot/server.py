@@ -18,11 +18,15 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.authorization.async_single_team_authorization import (
+    AsyncSingleTeamAuthorization,
+)
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.app import Services, build_app, register
-from bot.cde.client import CdeClient
+from bot.cde.client import DEFAULT_RETRY, CdeClient
 from bot.config import Settings
 from bot.lookups import Lookups
 from bot.notices import Notices
@@ -37,8 +41,9 @@ from bot.subscribe import Subscriptions
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-# How long shutdown waits for listeners that are still answering.
-DRAIN_SECONDS = 10.0
+# How long shutdown waits for listeners that are still answering: longer than a lookup's
+# retry deadline (bot.cde.client.DEFAULT_RETRY), so an answer under way is not cut off.
+DRAIN_SECONDS = DEFAULT_RETRY.deadline + 5
 
 
 class StartupError(Exception):
@@ -107,21 +112,46 @@ def http_app(bot: Bot) -> web.Application:
     return application
 
 
-async def verify_slack(client: AsyncWebClient) -> dict[str, str]:
-    """Check the bot token with `auth.test`; a clear `StartupError` when Slack says no."""
+async def verify_slack(client: AsyncWebClient, app_token: str | None = None) -> AsyncSlackResponse:
+    """Check the bot token with `auth.test` (and the app-level token with
+    `apps.connections.open`, which Socket Mode would otherwise retry for ever);
+    a clear `StartupError` when Slack says no or is not Slack at all.
+    """
+    identity = await _slack_call(client.auth_test(), "SLACK_BOT_TOKEN",
+                                 "copy the Bot User OAuth Token (xoxb-...) from the app's "
+                                 "OAuth & Permissions page")
+    if app_token is not None:
+        await _slack_call(client.apps_connections_open(app_token=app_token), "SLACK_APP_TOKEN",
+                          "create an app-level token with the connections:write scope under Basic "
+                          "Information > App-Level Tokens, and turn Socket Mode on")
+    return identity
+
+
+async def _slack_call(call: Awaitable[AsyncSlackResponse], setting: str, fix: str) -> AsyncSlackResponse:
     try:
-        identity = await client.auth_test()
+        return await call
     except SlackApiError as exc:
-        error = exc.response.get("error", "unknown error")
-        raise StartupError(
-            f"Slack rejected SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token (xoxb-...) "
-            "from the app's OAuth & Permissions page"
-        ) from None
+        response = exc.response
+        if not isinstance(response.data, dict):
+            raise StartupError(
+                f"SLACK_API_URL does not answer like Slack's Web API (HTTP {response.status_code}); "
+                "leave it unset for Slack, or give the Web API's base URL ending in /api/"
+            ) from None
+        error = response.data.get("error", "unknown error")
+        raise StartupError(f"Slack rejected {setting} ({error}): {fix}") from None
     except (TimeoutError, SlackClientError, OSError) as exc:
         raise StartupError(
             f"cannot reach Slack's Web API at SLACK_API_URL ({type(exc).__name__})"
         ) from None
-    return {"team": str(identity.get("team", "")), "bot_user": str(identity.get("user", ""))}
+
+
+def prime_authorization(app: AsyncApp, identity: AsyncSlackResponse) -> None:
+    """Give Bolt the `auth.test` answer start-up already has. Bolt would otherwise call
+    `auth.test` again before the first listener, inside the 3-second ack budget.
+    """
+    for middleware in app._async_middleware_list:  # no public hook for this cache
+        if isinstance(middleware, AsyncSingleTeamAuthorization):
+            middleware.auth_test_result = identity
 
 
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
@@ -137,7 +167,10 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
             await bot.store.open()
         except StoreError as exc:
             raise StartupError(str(exc)) from None
-        identity = await verify_slack(bot.client)
+        app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+        auth = await verify_slack(bot.client, app_token)
+        prime_authorization(bot.app, auth)
+        identity = {"team": str(auth.get("team", "")), "bot_user": str(auth.get("user", ""))}
         runner = web.AppRunner(http_app(bot), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host, settings.port).start()

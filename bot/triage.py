@@ -224,12 +224,20 @@ def plan_recoveries(
 
 
 def _is_after(run: Run, failed_run: Run) -> bool:
+    """Did `run` succeed after `failed_run` failed? It must have started after the failed
+    run did and finished after it failed: a short run that ended while a long one was
+    still going says nothing about the long one's failure.
+    """
     if run.state != "finished" or run.id == failed_run.id:
         return False
     if run.created_at is not None and failed_run.created_at is not None:
-        return run.created_at > failed_run.created_at
-    # Without creation times, fall back on the ids: UUIDv7 sort by creation time.
-    return run.id > failed_run.id
+        started_later = run.created_at > failed_run.created_at
+    else:
+        # Without creation times, fall back on the ids: UUIDv7 sort by creation time.
+        started_later = run.id > failed_run.id
+    if run.finished_at is not None and failed_run.finished_at is not None:
+        return started_later and run.finished_at > failed_run.finished_at
+    return started_later
 
 
 def plan_expiries(incidents: Iterable[Incident], now: datetime, window: timedelta) -> list[Expire]:

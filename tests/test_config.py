@@ -356,3 +356,24 @@ def test_invalid_web_url_templates_are_config_errors(
     assert words in problems["CDE_WEB_URL_TEMPLATE"]
     for name in LINK_PLACEHOLDERS:
         assert name in problems["CDE_WEB_URL_TEMPLATE"]
+
+
+# ---------------------------------------------------------------------------------- secret values
+
+
+def test_secrets_from_files_lose_their_trailing_newline(http_env: pytest.MonkeyPatch) -> None:
+    http_env.setenv("CDE_API_TOKEN", CDE_TOKEN + "\n")
+    http_env.setenv("SLACK_BOT_TOKEN", f"  {BOT_TOKEN}\r\n")
+    settings = load_settings()
+    assert settings.cde_api_token.get_secret_value() == CDE_TOKEN
+    assert settings.slack_bot_token.get_secret_value() == BOT_TOKEN
+
+
+@pytest.mark.parametrize("bad", [f"{CDE_TOKEN[:6]} {CDE_TOKEN[6:]}", f"{CDE_TOKEN}\x07x", f"{CDE_TOKEN}é"])
+def test_secrets_with_inner_spaces_control_or_non_ascii_are_refused(http_env: pytest.MonkeyPatch,
+                                                                     bad: str) -> None:
+    http_env.setenv("CDE_API_TOKEN", bad)
+    message = config_error()
+    assert "CDE_API_TOKEN" in problem_lines(message)
+    assert "control or non-ASCII" in problem_lines(message)["CDE_API_TOKEN"]
+    assert CDE_TOKEN[6:] not in message and bad not in message

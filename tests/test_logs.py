@@ -192,3 +192,11 @@ def test_configure_twice_does_not_duplicate_lines(capsys: pytest.CaptureFixture[
     configure("INFO")
     logging.getLogger("bot.test").info("once")
     assert capsys.readouterr().err.count("once") == 1
+
+
+def test_a_secret_quoted_by_repr_is_redacted() -> None:
+    # An exception's repr shows control characters escaped: "tok\\n" rather than "tok\n".
+    secret_with_newline = SECRET + "\n"
+    rec = record("cause: %r", ValueError(f"Illegal header value b'Bearer {secret_with_newline}'"))
+    SecretFilter([secret_with_newline]).filter(rec)
+    assert SECRET not in formatted(rec)

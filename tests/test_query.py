@@ -20,8 +20,11 @@ from bot.query import (
     USAGE,
     Help,
     ListRuns,
+    ListSubscriptions,
     QueryError,
     ShowRun,
+    Subscribe,
+    Unsubscribe,
     describe_filter,
     parse,
 )
@@ -462,7 +465,12 @@ def test_page_keeps_the_query_and_never_goes_below_zero() -> None:
 
 def assert_valid(parsed: object) -> None:
     """Whatever parse returns is a command or an error, and nothing invalid gets through."""
-    assert isinstance(parsed, Help | ListRuns | ShowRun | QueryError), parsed
+    assert isinstance(parsed, Help | ListRuns | ShowRun | Subscribe | ListSubscriptions | Unsubscribe
+                      | QueryError), parsed
+    if isinstance(parsed, Subscribe) and parsed.notice_filter.is_empty:
+        assert parsed.everything or not parsed.notice_filter.as_dict()
+    if isinstance(parsed, Unsubscribe) and parsed.subscription_id is not None:
+        assert parsed.subscription_id >= 0
     if isinstance(parsed, QueryError):
         assert parsed.message.strip()
         assert_balanced_code_spans(parsed.message)

@@ -629,9 +629,10 @@ def test_api_error_for_unavailability_includes_the_reference(error: CdeError, wo
     assert "Reference" not in without
 
 
-def test_api_error_404() -> None:
-    body, _ = _api_message(CdeNotFound("Run not found."))
-    assert "found nothing" in body
+def test_api_error_404_for_a_list_points_at_the_api_url() -> None:
+    # A missing run has its own answer (run_not_found); a 404 here means the list is missing.
+    body, _ = _api_message(CdeNotFound("Not found."))
+    assert "CDE_API_URL" in body
 
 
 def test_api_error_does_not_echo_internal_exception_text() -> None:

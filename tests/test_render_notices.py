@@ -338,9 +338,20 @@ def digest_incidents(count: int, **run_kwargs: Any) -> list[Incident]:
             for i in range(count)]
 
 
+def digest_lines(message: Message) -> list[str]:
+    """The group lines of a digest: every section after the headline, in order."""
+    return [line for block in message.blocks[1:] if block["type"] == "section"
+            for line in block["text"]["text"].split("\n")]
+
+
+def digest_context(message: Message) -> str:
+    (block,) = [block for block in message.blocks if block["type"] == "context"]
+    return "\n".join(element["text"] for element in block["elements"])
+
+
 def test_digest_counts_and_groups() -> None:
-    incidents = digest_incidents(3)
-    message = rn.digest(incidents, 6)
+    incidents = digest_incidents(3)  # 1 + 2 + 3 failures
+    message = rn.digest(incidents)
     assert_fits(message)
     assert message.blocks[0]["text"]["text"] == (
         ":rotating_light: *6 runs failed* across 3 site and connector pairs")
@@ -352,10 +363,42 @@ def test_digest_counts_and_groups() -> None:
     ]
     assert message.text == "6 runs failed across 3 site and connector pairs"
     assert buttons(message)[rn.ACTION_ACK]["text"]["text"] == "Acknowledge all"
+    context_text = digest_context(message)
+    assert "more pair" not in context_text
+    assert "their own notices" not in context_text
+
+
+def test_digest_counts_failures_not_arguments() -> None:
+    incidents = [incident(run(site_id=2000 + i), id=i + 1, failures=f, in_digest=True)
+                 for i, f in enumerate((4, 1))]
+    message = rn.digest(incidents)
+    assert message.blocks[0]["text"]["text"] == (
+        ":rotating_light: *5 runs failed* across 2 site and connector pairs")
+    assert message.text == "5 runs failed across 2 site and connector pairs"
+
+
+@pytest.mark.parametrize(("repeats", "note"), [
+    (1, "1 more failure of connectors already failing here went to their own notices."),
+    (4, "4 more failures of connectors already failing here went to their own notices."),
+])
+def test_digest_notes_repeats_that_went_to_their_own_notices(repeats: int, note: str) -> None:
+    incidents = digest_incidents(3)
+    message = rn.digest(incidents, repeats_elsewhere=repeats)
+    assert_fits(message)
+    assert note in digest_context(message)
+    # The repeats are counted in their own notices, not in this digest's headline.
+    assert message.text == "6 runs failed across 3 site and connector pairs"
+    assert digest_lines(message) == digest_lines(rn.digest(incidents))
+
+
+def test_digest_without_repeats_elsewhere_says_nothing_of_them() -> None:
+    message = rn.digest(digest_incidents(3), repeats_elsewhere=0)
+    assert "their own notices" not in digest_context(message)
+    assert message == rn.digest(digest_incidents(3))
 
 
 def test_digest_singular() -> None:
-    message = rn.digest(digest_incidents(1), 1)
+    message = rn.digest(digest_incidents(1))
     assert message.text == "1 run failed across 1 site and connector pair"
 
 
@@ -364,7 +407,7 @@ def test_digest_shows_states_and_drops_acknowledge_when_nothing_left_to_acknowle
     incidents = [replace(a, acknowledged_by="U0ALICE", acknowledged_at=NOW),
                  replace(b, resolved_at=NOW, resolved_by_run=RECOVERY_RUN),
                  replace(c, resolved_at=NOW)]
-    message = rn.digest(incidents, 6)
+    message = rn.digest(incidents)
     lines = message.blocks[1]["text"]["text"].split("\n")
     assert lines[0].endswith(":red_circle: 1 failure · :eyes: <@U0ALICE>")
     assert lines[1].endswith(":large_green_circle: recovered")
@@ -374,43 +417,54 @@ def test_digest_shows_states_and_drops_acknowledge_when_nothing_left_to_acknowle
 
 
 def test_digest_with_forty_groups_stays_within_limits() -> None:
-    message = rn.digest(digest_incidents(40), 55)
+    incidents = digest_incidents(40)  # 1, 2, 3, 1, 2, 3, … failures: 79 in all
+    message = rn.digest(incidents)
     assert_fits(message)
-    lines = message.blocks[1]["text"]["text"].split("\n")
-    assert len(lines) == rn.DIGEST_GROUP_LINES + 1
-    assert lines[-1] == "…and 25 more groups"
-    assert message.text == "55 runs failed across 40 site and connector pairs"
+    lines = digest_lines(message)
+    assert len(lines) == rn.DIGEST_GROUP_LINES
+    assert [line.split(" · ")[0] for line in lines] == [
+        f"• Site {2000 + i} ({2000 + i})" for i in range(rn.DIGEST_GROUP_LINES)]
+    assert "…and 25 more pairs." in digest_context(message)
+    assert message.text == "79 runs failed across 40 site and connector pairs"
 
 
 def test_digest_escapes_outside_strings() -> None:
-    message = rn.digest(digest_incidents(20, **NASTY), 20)
+    message = rn.digest(digest_incidents(20, **NASTY), repeats_elsewhere=2)
     assert_fits(message)
     for text in [*mrkdwn_texts(message), message.text]:
         assert_escaped(text)
     assert "&lt;!channel&gt; (2000)" in all_text(message)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "render_notices.digest: fifteen group lines go into one section that is clipped at 3000 "
-    "characters, so with long site names the '…and N more groups' line is cut off"))
 def test_digest_with_long_site_names_still_says_how_many_more() -> None:
-    message = rn.digest(digest_incidents(40, site_name="Feeds & Catalogue " * 7), 40)
+    message = rn.digest(digest_incidents(40, site_name="Feeds & Catalogue " * 7))
     assert_fits(message)
-    assert message.blocks[1]["text"]["text"].endswith("…and 25 more groups")
+    lines = digest_lines(message)
+    assert len(lines) == rn.DIGEST_GROUP_LINES  # packed into sections, none cut off
+    assert all(line.endswith(("1 failure", "2 failures", "3 failures")) for line in lines)
+    assert "…and 25 more pairs." in digest_context(message)
+
+
+def reply_lines(reply: Message) -> list[str]:
+    """The run lines of one digest-list reply, across all its sections."""
+    return [line for block in reply.blocks for line in block["text"]["text"].split("\n")]
 
 
 def test_digest_list_chunks_a_hundred_runs() -> None:
     runs = [run(site_id=2000 + i) for i in range(100)]
     replies = rn.digest_list(runs)
-    assert len(replies) == 7
-    assert [r.text for r in replies] == [
-        f"Failed runs {start}–{min(start + 14, 100)} of 100" for start in range(1, 101, 15)]
+    assert len(replies) >= 1
     for reply in replies:
         assert_fits(reply)
-        assert len(reply.blocks) == 1
-    listed = [line for reply in replies for line in reply.blocks[0]["text"]["text"].split("\n")]
+        assert 1 <= len(reply.blocks) <= rn.DIGEST_SECTIONS_PER_REPLY
+        assert all(block["type"] == "section" for block in reply.blocks)
+        shown = len(reply_lines(reply))
+        assert reply.text == f"{shown} failed {'run' if shown == 1 else 'runs'} of 100"
+    listed = [line for reply in replies for line in reply_lines(reply)]
     assert len(listed) == 100
     assert [re.search(r"`([0-9a-f-]{36})`", line).group(1) for line in listed] == [r.id for r in runs]
+    everything = "\n".join(listed)
+    assert [r.id for r in runs if everything.count(r.id) != 1] == []
     assert listed[0] == (f"• `{runs[0].id}` · Site 2000 (2000) · connector `{CONNECTOR}` v1.0.1 · "
                          f"exit code 1 · <!date^{int(runs[0].finished_at.timestamp())}^"
                          "{date_short_pretty} {time}|2025-03-01 11:50 UTC>")
@@ -419,7 +473,9 @@ def test_digest_list_chunks_a_hundred_runs() -> None:
 def test_digest_list_of_nothing_and_of_one() -> None:
     assert rn.digest_list([]) == []
     (only,) = rn.digest_list([run()])
-    assert only.text == "Failed runs 1–1 of 1"
+    assert only.text == "1 failed run of 1"
+    assert_fits(only)
+    assert len(reply_lines(only)) == 1
 
 
 def test_digest_list_escapes_outside_strings() -> None:
@@ -429,15 +485,12 @@ def test_digest_list_escapes_outside_strings() -> None:
             assert_escaped(text)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "render_notices.digest_list: 15 runs per reply in one section clipped at 3000 characters; "
-    "with site names of 20+ characters the last runs of each reply are cut off, never listed"))
 def test_digest_list_lists_every_run_with_realistic_site_names() -> None:
     runs = [run(site_id=2000 + i, site_name="Feeds Germany - Main Catalogue") for i in range(100)]
     replies = rn.digest_list(runs)
     for reply in replies:
         assert_fits(reply)
-    text = "\n".join(reply.blocks[0]["text"]["text"] for reply in replies)
+    text = "\n".join(line for reply in replies for line in reply_lines(reply))
     assert [r.id for r in runs if r.id not in text] == []
 
 
@@ -493,7 +546,8 @@ def test_subscription_list_names_each_with_its_id() -> None:
     assert [line.split(" · ")[0] for line in lines] == ["`3`", "`7`", "`12`"]
     assert lines[0].startswith("`3` · failed runs on site 1001 · by <@U0ALICE> <!date^")
     assert "every failed run the bot's CDE account can see" in lines[1]
-    assert "`/cde unsubscribe <id>`" in all_text(message)
+    assert message.blocks[-1]["type"] == "context"
+    assert "`/cde unsubscribe &lt;id&gt;`" in message.blocks[-1]["elements"][0]["text"]
     assert rn.subscription_list(subs[:1]).text == "This channel has 1 subscription"
 
 
@@ -504,10 +558,6 @@ def test_subscription_list_with_many_stays_within_limits() -> None:
     assert message.text == "This channel has 100 subscriptions"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "render_notices.subscription_list puts every line in one section clipped at 3000 "
-    "characters: past ~18 subscriptions the rest are silently dropped (no id to unsubscribe "
-    "with, no '…and N more'), and the cut can fall inside a date token"))
 def test_subscription_list_shows_every_id_of_thirty() -> None:
     subs = [subscription(i, site_id=1000 + i, connector_id=CONNECTOR) for i in range(1, 31)]
     text = all_text(rn.subscription_list(subs))
@@ -519,25 +569,23 @@ def test_subscription_answers_escape() -> None:
     for message in (rn.subscribed(sub), rn.subscription_list([sub]),
                     rn.unsubscribed("<!channel>", 1, 4)):
         assert_fits(message)
-        # The list's own context line has a known problem of its own (see the xfail below).
-        texts = [t for t in mrkdwn_texts(message) if "unsubscribe <id>" not in t]
-        for text in [*texts, message.text]:
+        for text in [*mrkdwn_texts(message), message.text]:
             assert_escaped(text)
         assert "&lt;!channel&gt;" in all_text(message)
     assert "version &lt;!here&gt;" in all_text(rn.subscription_list([sub]))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "render_notices.subscription_list (context '`/cde unsubscribe <id>`') and "
-    "confirm_subscribe_all ('`connector:<uuid>`') put raw < > in mrkdwn; Slack parses "
-    "<...> even inside backticks, so the placeholder shows as a link or vanishes "
-    "(render.help_message escapes the same usage text)"))
-@pytest.mark.parametrize("which", ["subscription_list", "confirm_subscribe_all"])
-def test_own_placeholders_are_escaped_in_mrkdwn(which: str) -> None:
+@pytest.mark.parametrize(("which", "placeholder"), [
+    ("subscription_list", "`/cde unsubscribe &lt;id&gt;`"),
+    ("confirm_subscribe_all", "`connector:&lt;uuid&gt;`"),
+], ids=["subscription_list", "confirm_subscribe_all"])
+def test_own_placeholders_are_escaped_in_mrkdwn(which: str, placeholder: str) -> None:
+    # Slack parses <...> even inside backticks, so the placeholders must be escaped.
     message = (rn.subscription_list([subscription(1)]) if which == "subscription_list"
                else rn.confirm_subscribe_all())
     for text in mrkdwn_texts(message):
         assert_escaped(text)
+    assert placeholder in all_text(message)
 
 
 def test_subscribed_and_unsubscribed() -> None:

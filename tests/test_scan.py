@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from bot.cde.models import PageInfo, Run, RunFilter, RunPage
 from bot.cde.scan import SCAN_PAGE_SIZE, OrderCheck, runs_since
 from bot.demo.runs import make_run
@@ -148,9 +146,6 @@ async def test_max_pages_does_not_limit_an_ordered_scan_that_stops_in_time() -> 
     assert result.complete  # the third page reached past `since`: nothing unseen
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "scan.runs_since checks max_pages before it learns the listing has ended: a listing of "
-    "exactly max_pages pages is read whole but reported complete=False (and warned about)"))
 async def test_listing_of_exactly_max_pages_is_complete() -> None:
     client = FakeClient(paged(hours_ago(*range(29, -1, -1)), 10))  # 3 pages, oldest first
     result = await runs_since(client, RunFilter(), NOW - 100 * HOUR, max_pages=3)

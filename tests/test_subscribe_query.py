@@ -159,13 +159,12 @@ def test_word_that_is_not_a_filter(text: str) -> None:
                            "e.g. `site:1001` or `project:650`.")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "query._parse_subscribe: a bare UUID (most likely a connector id) gets the runs "
-    "parser's hint 'To show one run, use `/cde run <uuid>`', which is about another command"))
 def test_bare_uuid_in_subscribe_points_to_a_subscription_filter() -> None:
     err = error(f"subscribe {CONNECTOR}")
     assert "/cde run " not in err.message
     assert f"connector:{CONNECTOR}" in err.message
+    assert err.message == (f"`{CONNECTOR}` needs a key: to follow a connector, use "
+                           f"`connector:{CONNECTOR}` (or `process:{CONNECTOR}` for a process).")
 
 
 def test_long_value_is_shortened_in_the_error() -> None:

@@ -196,6 +196,14 @@ def test_failure_before_the_subscription_is_not_news_one_after_is() -> None:
     assert new_failures(facts([before, after], [subscription])) == {"C1": [after]}
 
 
+def test_failure_in_the_same_second_as_the_subscription_counts_as_after() -> None:
+    # The API's times have whole seconds; a subscription made at 11:50:00.7 sees 11:50:00.
+    subscription = sub(created_ago=timedelta(minutes=10) - timedelta(milliseconds=700))
+    same_second = run(failed_ago=timedelta(minutes=10))
+    second_before = run(failed_ago=timedelta(minutes=10, seconds=1))
+    assert new_failures(facts([same_second, second_before], [subscription])) == {"C1": [same_second]}
+
+
 def test_run_started_before_subscribing_that_fails_after_is_news() -> None:
     subscription = sub(created_ago=timedelta(minutes=30))
     # Created and started an hour ago, failed ten minutes ago.
@@ -584,9 +592,6 @@ def test_without_created_at_run_ids_decide_the_order() -> None:
     assert action.run == later
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "triage._is_after compares created_at only: a run created after the failed run but "
-    "finished before the failure was seen (a long run that fails late) resolves the incident"))
 def test_run_that_finished_before_a_late_failure_does_not_resolve_it() -> None:
     # A long run created 10 h ago fails 10 min ago; a short run created 9 h ago (after it)
     # finished 8 h 55 min ago, long before that failure. It shows no recovery.

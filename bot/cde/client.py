@@ -169,6 +169,10 @@ class CdeClient:
             raise CdeTimeout(f"no answer from the CDE API within the timeout ({_kind(exc)})") from exc
         except httpx.TransportError as exc:
             raise CdeConnectionError(f"cannot reach the CDE API ({_kind(exc)})") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            # Anything else httpx raises (a body that fails to decode, say) is an answer
+            # this client cannot read; it must not escape as a foreign exception.
+            raise CdeProtocolError(f"unreadable answer from the CDE API ({_kind(exc)})") from exc
         log.debug(
             "CDE GET /%s %s -> %d in %.0fms",
             path, params, response.status_code, (time.monotonic() - sent) * 1000,

@@ -61,16 +61,18 @@ async def runs_since(
     order = OrderCheck()
     found: list[Run] = []
     requests = 0
+    seen = 0
     async for page in client.iter_pages(run_filter, page_size=page_size):
         requests += 1
+        seen += len(page.runs)
         order.feed(page.runs)
         found.extend(run for run in page.runs if run.created_at is None or run.created_at >= since)
-        if order.past(since):
+        if order.past(since) or not page.runs or seen >= page.total:
             return ScanResult(found, requests, complete=True)
         if requests >= max_pages:
             log.warning(
-                "scan of %s stopped after %d pages; the API does not list newest first, "
-                "so older runs may be unseen", run_filter.to_params(), requests,
+                "scan of %s stopped after %d pages (%d of %d runs); runs further on are unseen",
+                run_filter.to_params(), requests, seen, page.total,
             )
             return ScanResult(found, requests, complete=False)
     return ScanResult(found, requests, complete=True)

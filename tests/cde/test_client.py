@@ -249,3 +249,29 @@ async def test_token_never_in_logs(client: CdeClient, httpx_mock: HTTPXMock,
     assert caplog.records
     assert TOKEN not in caplog.text
     assert TOKEN not in json.dumps([r.__dict__ for r in caplog.records], default=str)
+
+
+async def test_undecodable_body_is_a_protocol_error(client: CdeClient, httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_exception(httpx.DecodingError("incorrect header check"))
+    with pytest.raises(CdeProtocolError):
+        await client.list_runs()
+    assert len(httpx_mock.get_requests()) == 1
+
+
+async def test_bad_request_with_odd_errors_shape(client: CdeClient, httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(status_code=400, json={"message": "Bad request.", "errors": ["from"]})
+    with pytest.raises(CdeBadRequest) as caught:
+        await client.list_runs()
+    assert caught.value.field_errors == {} and str(caught.value) == "Bad request."
+
+
+async def test_each_try_gets_only_what_is_left_of_the_deadline(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"), is_reusable=True)
+    policy = RetryPolicy(attempts=3, deadline=4.0, backoff_base=0.0, backoff_max=0.0, jitter=False)
+    async with CdeClient(BASE, SecretStr(TOKEN), retry=policy) as cde:
+        with pytest.raises(CdeTimeout):
+            await cde.list_runs()
+    timeouts = [request.extensions["timeout"] for request in httpx_mock.get_requests()]
+    assert len(timeouts) == 3
+    # The configured read timeout is 10 s, but no try may wait past the 4 s deadline.
+    assert all(0 < t["read"] <= 4.0 and t["connect"] <= 4.0 for t in timeouts)

@@ -46,6 +46,17 @@ async def command(bot: BotProcess, slack: SlackStandIn, text: str, **kwargs: Any
     return status, body, url
 
 
+EPHEMERAL = {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C0001",
+             "is_ephemeral": True}
+
+
+def click_ephemeral(action_id: str, answer: dict[str, Any], response_url: str,
+                    **kwargs: Any) -> dict[str, Any]:
+    """A click on a button of an ephemeral answer, as Slack sends it."""
+    return block_actions_payload(action_id, response_url=response_url, message=answer,
+                                 container=EPHEMERAL, **kwargs)
+
+
 def all_text(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False)
 
@@ -107,7 +118,7 @@ async def test_next_and_previous_page_through_results(http_bot: BotProcess, slac
     assert parse(next_button["value"]).offset == 10
 
     click_url = slack.new_response_url(channel_id="C0001")
-    payload = block_actions_payload("runs_page_next", response_url=click_url, message=first)
+    payload = click_ephemeral("runs_page_next", first, click_url)
     status, _, _ = await post(http_bot, encode_interaction(payload))
     assert status == 200
     [second] = await slack.wait_for_response(click_url)
@@ -116,7 +127,7 @@ async def test_next_and_previous_page_through_results(http_bot: BotProcess, slac
     assert button(second, "runs_page_prev")["value"] == "runs site:1001 state:failed"
 
     last_url = slack.new_response_url(channel_id="C0001")
-    payload = block_actions_payload("runs_page_next", response_url=last_url, message=second)
+    payload = click_ephemeral("runs_page_next", second, last_url)
     await post(http_bot, encode_interaction(payload))
     [third] = await slack.wait_for_response(last_url)
     assert f"Showing 21–{total} of {total}" in all_text(third)
@@ -128,7 +139,7 @@ async def test_share_in_channel_posts_visibly(http_bot: BotProcess, slack: Slack
     _, _, url = await command(http_bot, slack, f"run {FAILED_RUN}")
     [detail] = await slack.wait_for_response(url)
     share_url = slack.new_response_url(channel_id="C0001")
-    payload = block_actions_payload("runs_share", response_url=share_url, message=detail, user_id="U0002")
+    payload = click_ephemeral("runs_share", detail, share_url, user_id="U0002")
     await post(http_bot, encode_interaction(payload))
     [shared] = await slack.wait_for_response(share_url)
     assert shared["response_type"] == "in_channel"
@@ -217,3 +228,33 @@ async def test_sigterm_finishes_in_flight_answers(http_bot: BotProcess, slack: S
     _, _, url = await command(http_bot, slack, "runs site:1002")
     assert await http_bot.stop() == 0
     assert len(slack.responses(url)) == 1
+
+
+async def test_paging_a_shared_list_answers_the_clicker_alone(http_bot: BotProcess,
+                                                              slack: SlackStandIn) -> None:
+    _, _, url = await command(http_bot, slack, "runs site:1001 state:failed")
+    [mine] = await slack.wait_for_response(url)
+    share_url = slack.new_response_url(channel_id="C0001")
+    await post(http_bot, encode_interaction(click_ephemeral("runs_share", mine, share_url)))
+    [shared] = await slack.wait_for_response(share_url)
+    assert shared["response_type"] == "in_channel"
+    # Someone in the channel clicks Next on the shared list: it must stay as it is.
+    click_url = slack.new_response_url(channel_id="C0001")
+    payload = block_actions_payload("runs_page_next", response_url=click_url,
+                                    message={**shared, "ts": "1700000000.000200"}, user_id="U0002")
+    await post(http_bot, encode_interaction(payload))
+    [page] = await slack.wait_for_response(click_url)
+    assert page["replace_original"] is False and page["response_type"] == "ephemeral"
+    assert "Showing 11–20" in all_text(page)
+
+
+async def test_an_error_while_paging_keeps_the_list(http_bot: BotProcess, slack: SlackStandIn,
+                                                    cde: SampleCdeApi) -> None:
+    _, _, url = await command(http_bot, slack, "runs site:1001 state:failed")
+    [first] = await slack.wait_for_response(url)
+    cde.fail_next(Fault(403, {"message": "Access denied for user."}))
+    click_url = slack.new_response_url(channel_id="C0001")
+    await post(http_bot, encode_interaction(click_ephemeral("runs_page_next", first, click_url)))
+    [answer] = await slack.wait_for_response(click_url)
+    assert answer["replace_original"] is False
+    assert "Access denied" in all_text(answer)
