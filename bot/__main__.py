@@ -18,6 +18,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the bot (Socket Mode or HTTP, by settings)")
     serve.add_argument("--host", default="0.0.0.0", help="address for the HTTP port (default: all)")
+    commands.add_parser("check", help="check settings and every connection, then exit")
+    for name, text in (("console", "talk to the bot in this terminal instead of Slack"),
+                       ("demo", "the console with a sample CDE API: no Slack, no account, no settings")):
+        console = commands.add_parser(name, help=text)
+        if name == "console":
+            console.add_argument("--demo", action="store_true",
+                                 help="use the embedded sample CDE API instead of CDE_API_URL")
+        console.add_argument("--json", action="store_true", help="print Block Kit JSON instead of text")
+        console.add_argument("--user", default="you", help="act as this Slack user (default: you)")
+        console.add_argument("--channel", default="console", help="act in this channel (default: console)")
+    demo_api = commands.add_parser("demo-api", help="serve the sample CDE API on its own")
+    demo_api.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    demo_api.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     return parser
 
 
@@ -26,6 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "serve"
     if command == "serve":
         return _serve(getattr(args, "host", "0.0.0.0"))
+    if command == "check":
+        from bot.check import main as check
+
+        return check()
+    if command in ("console", "demo"):
+        return _console(args, demo=command == "demo" or args.demo)
+    if command == "demo-api":
+        return _demo_api(args.host, args.port)
     return 2
 
 
@@ -40,11 +61,45 @@ def _serve(host: str) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.secrets())
+    logs.configure(settings.log_level, settings.secrets(), settings.log_format)
     try:
         asyncio.run(serve(settings, host=host))
     except StartupError as exc:
         print(f"cde-bot cannot start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _console(args: argparse.Namespace, *, demo: bool) -> int:
+    from bot import logs
+    from bot.config import ConfigError
+    from bot.console.run import run_console
+    from bot.store.base import StoreError
+
+    # The console's own output is the conversation; only problems are logged.
+    logs.configure("WARNING")
+    try:
+        return asyncio.run(run_console(demo=demo, json_output=args.json, user=args.user,
+                                       channel=args.channel))
+    except ConfigError as exc:
+        print(f"{exc}\n(Or try `cde-bot demo`, which needs no settings.)", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"cde-bot console cannot start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def _demo_api(host: str, port: int) -> int:
+    from bot.demo.serve import serve_demo_api
+
+    try:
+        asyncio.run(serve_demo_api(host, port))
+    except OSError as exc:
+        print(f"cde-bot demo-api cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass

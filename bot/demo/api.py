@@ -195,6 +195,13 @@ def _matches(run: dict[str, Any], query: Any) -> bool:
     return all(str(run.get(name)) == query[name] for name in FILTERS if name in query)
 
 
+async def keep_producing(api: SampleCdeApi, history: Any, every: float) -> None:
+    """Add one new run to `api` every `every` seconds, for ever (cancel to stop)."""
+    while True:
+        await asyncio.sleep(every)
+        api.add_run(history.tick())
+
+
 def reference_runs() -> list[dict[str, Any]]:
     """The four runs of the API reference page's example."""
     path = Path(__file__).with_name("reference_runs.json")

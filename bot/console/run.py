@@ -1,0 +1,83 @@
+"""Starting the console: real settings for the CDE API, or the embedded demo API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from bot.config import Settings, load_settings
+from bot.console.session import Console
+from bot.demo.api import SampleCdeApi, keep_producing, reference_runs
+from bot.demo.history import DemoHistory
+from bot.scheduler import PollScheduler
+from bot.server import Bot
+
+DEMO_TOKEN = "demo-token"
+DEMO_POLL_SECONDS = 5.0
+DEMO_NEW_RUN_SECONDS = 3.0
+
+BANNER = """cde-bot console{demo}. Type what you would after /cde in Slack:
+  runs state:failed · run <id> · subscribe all · subscriptions · help
+Press buttons with `press N` (or `next`, `prev`, `share`, `ack`, `mute 4`, `recent`);
+`wait 10` lets the poller work for 10 s; `quit` leaves.
+"""
+
+
+async def run_console(*, demo: bool, json_output: bool, user: str, channel: str,
+                      stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    interactive = stdin.isatty()
+    console = Console(stdout, channel=channel, user=user, json_output=json_output,
+                      color=interactive and stdout.isatty())
+    await console.slack.start()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(console.slack.stop)
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cde-bot-console-")))
+        overrides: dict[str, object] = {
+            # Slack is the console's own local stand-in; nothing reaches a workspace.
+            "slack_bot_token": "xoxb-console-local",
+            "slack_app_token": None,
+            "slack_signing_secret": "console-local",
+            "slack_api_url": console.slack.api_url,
+            "slack_admin_channel": None,
+            # The console keeps its own state, apart from any production database.
+            "database_url": f"sqlite+aiosqlite:///{workdir / 'console.db'}",
+        }
+        if demo:
+            history = DemoHistory()
+            api = SampleCdeApi(reference_runs() + history.past(), token=DEMO_TOKEN)
+            await api.start()
+            stack.push_async_callback(api.stop)
+            producer = asyncio.create_task(keep_producing(api, history, DEMO_NEW_RUN_SECONDS))
+            stack.callback(producer.cancel)
+            overrides |= {"cde_api_url": api.url, "cde_api_token": DEMO_TOKEN,
+                          "cde_poll_interval": DEMO_POLL_SECONDS}
+        settings = load_settings(**overrides) if not demo else Settings(_env_file=None, **overrides)  # type: ignore[arg-type]
+        bot = Bot.build(settings)
+        console.bot = bot
+        await bot.store.open()
+        stack.push_async_callback(bot.aclose)
+        scheduler = PollScheduler(bot.notifier.poll_once, settings.cde_poll_interval)
+        scheduler.start(first_in=1.0)
+        stack.push_async_callback(scheduler.stop)
+        if interactive:
+            console.say(BANNER.format(demo=f" (demo: sample CDE API at {settings.cde_api_url})"
+                                      if demo else ""))
+        await _read_lines(console, stdin, interactive)
+    return 0
+
+
+async def _read_lines(console: Console, stdin: TextIO, interactive: bool) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        if interactive:
+            console.out.write("cde> ")
+            console.out.flush()
+        line = await loop.run_in_executor(None, stdin.readline)
+        if not line:  # end of input
+            return
+        if not await console.handle(line):
+            return

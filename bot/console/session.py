@@ -1,0 +1,197 @@
+"""The console session: the real bot (same Bolt app, listeners, renderers, poller) wired to
+a local Slack, driven by lines of text.
+
+Commands are dispatched to Bolt exactly as Socket Mode delivers them (a payload, no HTTP
+signature), clicks as `block_actions` payloads built from the buttons on screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from bot.console.local_slack import LocalSlack, Posted
+from bot.console.terminal import Control, draw
+from bot.server import Bot
+
+# Words that press the matching control of the latest message that has one.
+SHORTCUTS = {
+    "next": "_next", "prev": "_prev", "previous": "_prev", "share": "runs_share",
+    "ack": "incident_ack", "acknowledge": "incident_ack", "mute": "incident_mute",
+    "unmute": "incident_mute", "recent": "recent", "subscribe-all": "subscribe_all",
+}
+WORK_TIMEOUT = 60.0
+MAX_WAIT = 600.0
+
+
+@dataclass
+class Shown:
+    posted: Posted
+    controls: list[Control] = field(default_factory=list)
+
+
+class Console:
+    def __init__(self, out: TextIO, *, channel: str = "console", user: str = "you",
+                 json_output: bool = False, color: bool = False) -> None:
+        self.out = out
+        self.channel = channel
+        self.user = user
+        self.json_output = json_output
+        self.color = color
+        self.slack = LocalSlack(on_message=self.show)
+        self.bot: Bot | None = None
+        self._numbers = itertools.count(1)
+        self._shown: list[Shown] = []
+        self._controls: dict[int, tuple[Control, Shown]] = {}
+
+    # -- output ----------------------------------------------------------------------------
+
+    def show(self, posted: Posted) -> None:
+        """Print a message the bot sent, and remember its controls."""
+        if self.json_output:
+            self.out.write(json.dumps({"channel": posted.channel, "ts": posted.ts, "how": posted.how,
+                                       "thread_ts": posted.thread_ts, **posted.message},
+                                      ensure_ascii=False, indent=2) + "\n")
+            drawn_controls = draw(posted.message, self._numbers).controls
+        else:
+            if posted.how == "delete":
+                self.out.write(f"── #{posted.channel} · (the answer above was removed) ──\n")
+                self.out.flush()
+                return
+            drawn = draw(posted.message, self._numbers, color=self.color)
+            drawn_controls = drawn.controls
+            self.out.write(f"── {self._where(posted)} ──\n{drawn.text}\n\n")
+        self.out.flush()
+        shown = Shown(posted, drawn_controls)
+        self._shown.append(shown)
+        for control in drawn_controls:
+            self._controls[control.number] = (control, shown)
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    @staticmethod
+    def _where(posted: Posted) -> str:
+        where = f"#{posted.channel}"
+        return {
+            "ephemeral": f"{where} · only you can see this",
+            "replace": f"{where} · replaces the answer above",
+            "update": f"{where} · message {posted.ts} updated",
+            "reply": f"{where} · reply in the thread of {posted.thread_ts}",
+            "post": f"{where} · message {posted.ts}",
+        }.get(posted.how, where)
+
+    # -- input -----------------------------------------------------------------------------
+
+    async def handle(self, line: str) -> bool:
+        """Act on one line; False when the person asked to leave."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        word, _, rest = line.partition(" ")
+        word = word.lower()
+        if word in ("quit", "exit", "q"):
+            return False
+        if word == "wait":
+            # For scripts: give the poller time to find and post new failures.
+            seconds = rest.strip()
+            if not seconds.replace(".", "", 1).isdigit() or not 0 < float(seconds) <= MAX_WAIT:
+                self.say(f"`wait` takes a number of seconds up to {MAX_WAIT:g}, e.g. `wait 10`.")
+            else:
+                await asyncio.sleep(float(seconds))
+        elif word == "press":
+            number, _, option = rest.strip().partition(" ")
+            await self._press_number(number, option.strip() or None)
+        elif word in SHORTCUTS:
+            option = rest.strip() or ("0" if word == "unmute" else None)
+            await self._press_shortcut(word, option)
+        else:
+            await self.command(line.removeprefix("/cde").strip())
+        return True
+
+    async def command(self, text: str) -> None:
+        payload = {
+            "token": "console", "team_id": "T0CONSOLE", "team_domain": "console",
+            "channel_id": self.channel, "channel_name": self.channel, "user_id": self.user,
+            "user_name": self.user, "command": "/cde", "text": text, "api_app_id": "A0CONSOLE",
+            "is_enterprise_install": "false", "trigger_id": f"console.{time.time()}",
+            "response_url": self.slack.response_url(self.channel),
+        }
+        await self._dispatch(payload)
+
+    async def _press_number(self, number: str, option: str | None) -> None:
+        if not number.isdigit() or int(number) not in self._controls:
+            self.say(f"No button [{number}] on screen; the numbers are in the messages above.")
+            return
+        control, shown = self._controls[int(number)]
+        await self.press(control, shown, option)
+
+    async def _press_shortcut(self, word: str, option: str | None) -> None:
+        wanted = SHORTCUTS[word]
+        for shown in reversed(self._shown):
+            for control in shown.controls:
+                if control.action_id.endswith(wanted) or control.action_id == wanted:
+                    await self.press(control, shown, option)
+                    return
+        self.say(f"No message above has a button for `{word}`.")
+
+    async def press(self, control: Control, shown: Shown, option: str | None = None) -> None:
+        if control.url:
+            self.say(f"Open {control.url} in a browser.")
+        action: dict[str, Any] = {
+            "action_id": control.action_id, "block_id": control.block_id or "console",
+            "text": {"type": "plain_text", "text": control.label}, "type": "button",
+            "action_ts": str(time.time()),
+        }
+        if control.options:
+            values = [value for _, value in control.options]
+            if option not in values:
+                self.say(f"[{control.number}] {control.label} needs one of: {', '.join(values)}"
+                         f" (e.g. `press {control.number} {values[0]}`).")
+                return
+            label = next(text for text, value in control.options if value == option)
+            action |= {"type": "static_select", "selected_option": {
+                "text": {"type": "plain_text", "text": label}, "value": option}}
+        elif control.value is not None:
+            action["value"] = control.value
+        posted = shown.posted
+        ephemeral = posted.how in ("ephemeral", "replace")
+        payload: dict[str, Any] = {
+            "type": "block_actions", "api_app_id": "A0CONSOLE", "token": "console",
+            "user": {"id": self.user, "username": self.user, "name": self.user, "team_id": "T0CONSOLE"},
+            "team": {"id": "T0CONSOLE", "domain": "console"},
+            "channel": {"id": posted.channel, "name": posted.channel},
+            "container": {"type": "message", "message_ts": posted.ts, "channel_id": posted.channel,
+                          "is_ephemeral": ephemeral},
+            "trigger_id": f"console.{time.time()}",
+            "response_url": self.slack.response_url(posted.channel, posted.ts),
+            "actions": [action],
+        }
+        if not ephemeral:
+            payload["message"] = {"type": "message", "ts": posted.ts, **posted.message}
+        await self._dispatch(payload)
+
+    async def _dispatch(self, payload: dict[str, Any]) -> None:
+        """Hand the payload to Bolt as Socket Mode would, show the ack's content, and wait
+        until the work it started (API calls, answers) is done.
+        """
+        assert self.bot is not None
+        before = asyncio.all_tasks()
+        response = await self.bot.app.async_dispatch(AsyncBoltRequest(body=payload, mode="socket_mode"))
+        if response.status != 200:
+            self.say(f"(the bot answered HTTP {response.status}: {response.body})")
+        elif response.body:
+            body = json.loads(response.body)
+            self.show(Posted(self.channel, self.slack.next_ts(),
+                             {"text": body.get("text", ""), "blocks": body.get("blocks", [])},
+                             "ephemeral"))
+        started = asyncio.all_tasks() - before - {asyncio.current_task()}
+        if started:
+            await asyncio.wait(started, timeout=WORK_TIMEOUT)
