@@ -21,9 +21,12 @@ from bot import render, render_notices
 from bot.config import Settings
 from bot.logs import request_id
 from bot.lookups import Lookups, current_reference, new_reference
+from bot.metrics import Metrics
+from bot.mrkdwn import escape
 from bot.notices import Notices
 from bot.query import (
     COMMAND,
+    Command,
     Help,
     ListRuns,
     ListSubscriptions,
@@ -62,11 +65,16 @@ class Services:
     subscriptions: Subscriptions
     notices: Notices
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    metrics: Metrics | None = None
 
 
 def register(app: AsyncApp, services: Services) -> None:
     """Attach every listener to `app`."""
     lookups = services.lookups
+
+    def answered(command: str, outcome: str) -> None:
+        if services.metrics is not None:
+            services.metrics.command_answered(command, outcome)
 
     @app.middleware
     async def tag_request(body: dict[str, Any], next: Any) -> None:
@@ -75,31 +83,40 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.command(COMMAND)
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        parsed = parse(command.get("text", ""))
+        text = command.get("text", "")
+        parsed = parse(text)
         if isinstance(parsed, QueryError | Help):
-            await ack(**(await lookups.answer(parsed)).as_kwargs(), response_type="ephemeral")
+            answer = await lookups.answer(parsed)
+            await ack(**answer.as_kwargs(), response_type="ephemeral")
+            answered(_command_name(text), _outcome(parsed, answer))
             return
         await ack()
         if isinstance(parsed, Subscribe | ListSubscriptions | Unsubscribe):
-            answer = await services.subscriptions.answer(
+            reply = await services.subscriptions.answer(
                 parsed, channel_id=command["channel_id"], user_id=command["user_id"],
                 now=services.clock(),
             )
-            if answer is not None:
-                await _respond(respond, answer)
+            if reply is not None:
+                await _respond(respond, reply)
+            # No API behind these: a refusal is about what was asked, not an outage.
+            answered(_command_name(text), "user_error" if reply and reply.error else "ok")
             return
-        await _respond(respond, await lookups.answer(parsed))
+        answer = await lookups.answer(parsed)
+        await _respond(respond, answer)
+        answered(_command_name(text), _outcome(parsed, answer))
 
     @app.action(re.compile(rf"^{render.ACTION_PAGE}"))
     async def on_page(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any],
                       respond: AsyncRespond) -> None:
         await ack()
-        answer = await lookups.answer(_button_command(action))
+        parsed = _button_command(action)
+        answer = await lookups.answer(parsed)
         # Paging replaces the person's own (ephemeral) list in place. A list shared in the
         # channel is everyone's: the clicker gets a page of their own instead. An error
         # never replaces the list it was asked from.
         in_place = _is_ephemeral(body) and not answer.error
         await _respond(respond, answer, replace_original=in_place)
+        answered("button", _outcome(parsed, answer))
 
     @app.action(render.ACTION_SHARE)
     async def on_share(
@@ -111,18 +128,22 @@ def register(app: AsyncApp, services: Services) -> None:
         answer = await lookups.answer(parsed, shared_by=user)
         await _respond(respond, answer, replace_original=False,
                        response_type="ephemeral" if answer.error else "in_channel")
+        answered("button", _outcome(parsed, answer))
 
     @app.action(render.ACTION_OPEN)
     async def on_open(ack: AsyncAck) -> None:
         # A link button opens its URL in the client; Slack still sends the click.
         await ack()
+        answered("button", "ok")
 
     @app.action(render_notices.ACTION_RECENT)
     async def on_recent(ack: AsyncAck, action: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        answer = await lookups.answer(_button_command(action))
+        parsed = _button_command(action)
+        answer = await lookups.answer(parsed)
         # An ephemeral answer beside the notice; the notice itself stays as it is.
         await _respond(respond, answer, replace_original=False)
+        answered("button", _outcome(parsed, answer))
 
     @app.action(render_notices.ACTION_SUBSCRIBE_ALL)
     async def on_subscribe_all(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -135,27 +156,36 @@ def register(app: AsyncApp, services: Services) -> None:
             await respond(delete_original=True)
         else:
             await _respond(respond, answer, replace_original=True)
+        answered("button", "user_error" if answer and answer.error else "ok")
 
     @app.action(render_notices.ACTION_ACK)
     async def on_acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         channel, ts = _message_of(body)
-        changed = await services.notices.acknowledge(channel, ts, body["user"]["id"], services.clock())
-        if not changed:
+        user = body["user"]["id"]
+        incidents = await services.notices.acknowledge(channel, ts, user, services.clock())
+        if not incidents:
             await _respond(respond, _not_tracked(), replace_original=False)
+            return
+        others = sorted({i.acknowledged_by for i in incidents if i.acknowledged_by not in (None, user)})
+        if others and not any(i.acknowledged_by == user for i in incidents):
+            await _respond(respond, render_notices.plain_answer(
+                "Already acknowledged by " + ", ".join(f"<@{escape(u)}>" for u in others) + "."),
+                replace_original=False)
 
     @app.action(render_notices.ACTION_MUTE)
     async def on_mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any],
                       respond: AsyncRespond) -> None:
         await ack()
-        value = str((action.get("selected_option") or {}).get("value", ""))
-        if not value.isdigit() or int(value) not in (0, *render_notices.MUTE_HOURS):
+        choice = _mute_choice(str((action.get("selected_option") or {}).get("value", "")))
+        if choice is None:
             await _respond(respond, render_notices.plain_answer(
                 ":warning: That mute choice is not one the bot offers."), replace_original=False)
             return
+        incident_id, hours = choice
         channel, ts = _message_of(body)
-        mute = await services.notices.mute(channel, ts, body["user"]["id"], int(value),
-                                           services.clock())
+        mute = await services.notices.mute(channel, ts, body["user"]["id"], hours, services.clock(),
+                                           incident_id=incident_id)
         if mute is None:
             await _respond(respond, _not_tracked(), replace_original=False)
 
@@ -163,6 +193,8 @@ def register(app: AsyncApp, services: Services) -> None:
     async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
         reference = current_reference()
         log.error("Unhandled error [ref %s] in %s", reference, _kind(body), exc_info=error)
+        answered(_command_name(str(body.get("text", ""))) if "command" in body else "button",
+                 "internal_error")
         if respond is not None and respond.response_url:
             await _respond(respond, render.internal_error(reference), replace_original=False)
 
@@ -185,8 +217,38 @@ async def _respond(respond: AsyncRespond, answer: Message, *, response_type: str
             log.error("Slack refused the plain-text answer too (HTTP %d)", retry.status_code)
 
 
+# Metric labels of the sub-commands; anything else typed is counted as asking for help.
+_COMMAND_NAMES = {"runs": "runs", "run": "run", "subscribe": "subscribe", "subscriptions": "subscriptions",
+                  "subs": "subscriptions", "unsubscribe": "unsubscribe"}
+
+
+def _command_name(text: str) -> str:
+    """The sub-command `text` asks for, as a metric label (bounded: never the text itself)."""
+    words = text.split()
+    return _COMMAND_NAMES.get(words[0].lower(), "help") if words else "help"
+
+
+def _outcome(parsed: Command | QueryError, answer: Message) -> str:
+    """How a lookup went: a mistyped command is the user's; an error answer to a well-formed
+    one came from the CDE API (`bot.lookups` turns API errors into such answers).
+    """
+    if isinstance(parsed, QueryError):
+        return "user_error"
+    return "api_error" if answer.error else "ok"
+
+
 def _is_ephemeral(body: dict[str, Any]) -> bool:
     return bool((body.get("container") or {}).get("is_ephemeral", True))
+
+
+def _mute_choice(value: str) -> tuple[int | None, int] | None:
+    """A mute menu's value: `hours` on a notice, `incident:hours` on a digest."""
+    incident, _, hours = value.rpartition(":")
+    if not hours.isdigit() or int(hours) not in (0, *render_notices.MUTE_HOURS):
+        return None
+    if incident and not incident.isdigit():
+        return None
+    return (int(incident) if incident else None, int(hours))
 
 
 def _channel_of(body: dict[str, Any]) -> str:
@@ -206,8 +268,11 @@ def _not_tracked() -> Message:
 
 
 def _button_command(action: dict[str, Any]) -> ListRuns | ShowRun | QueryError:
-    """A button's value is command text; it is parsed again, as untrusted as typed text."""
-    parsed = parse(str(action.get("value", "")))
+    """A button's (or menu option's) value is command text; it is parsed again, as
+    untrusted as typed text.
+    """
+    value = action.get("value") or (action.get("selected_option") or {}).get("value", "")
+    parsed = parse(str(value))
     if not isinstance(parsed, ListRuns | ShowRun | QueryError):
         return QueryError("That button carries no lookup; run the command again.")
     return parsed

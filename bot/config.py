@@ -48,6 +48,9 @@ HINTS = {
     "cde_web_url_template": "a URL with placeholders such as "
     "https://cde.example.com/runs/{run_id} (allowed: " + ", ".join(LINK_PLACEHOLDERS) + ")",
     "log_level": "one of DEBUG, INFO, WARNING, ERROR",
+    "log_format": "text (one readable line per event, the default) or json (one JSON object per line)",
+    "cde_poll_stale_seconds": "seconds without a successful poll before /readyz reports not ready "
+    "(default: 3 × CDE_POLL_INTERVAL, at least 120)",
 }
 
 
@@ -72,20 +75,27 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     database_url: str = DEFAULT_DATABASE_URL
     cde_poll_interval: float = Field(default=60, ge=1)
+    cde_poll_stale_seconds: float | None = Field(default=None, ge=1)
     cde_lookback_hours: float = Field(default=24, gt=0, le=24 * 14)
     cde_outage_alert_minutes: float = Field(default=10, gt=0)
     notice_digest_threshold: int = Field(default=5, ge=1, le=100)
     slack_admin_channel: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator(
         "slack_signing_secret", "slack_app_token", "cde_web_url_template", "slack_admin_channel",
-        mode="before",
+        "cde_poll_stale_seconds", mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -6,6 +6,7 @@ notice looks the same whichever path last changed it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ class Notices:
         self.store = store
         self.poster = poster
         self.links = links
+        self._redraw_locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def draw(self, incident: Incident, now: datetime) -> Message:
         """The parent message as it should look now."""
@@ -34,38 +36,59 @@ class Notices:
         return render_notices.notice(incident, mute=await self._mute_of(incident, now), links=self.links)
 
     async def refresh(self, incident: Incident, now: datetime) -> None:
-        """Draw the parent again with `chat.update`; a failure is logged, not raised: the
-        state is saved and the next change draws it again.
+        """Draw the parent again with `chat.update`, from the incident as stored now (a
+        click may have changed it since the caller read it). Redraws of one message take
+        turns, so the last one sent is drawn from the latest state. A failure is logged,
+        not raised: the state is saved and the next change draws it again.
         """
-        try:
-            await self.poster.update(incident.channel_id, incident.message_ts,
-                                     await self.draw(incident, now))
-        except SlackApiError as exc:
-            log.warning("could not update notice %s in %s: %s", incident.message_ts,
-                        incident.channel_id, slack_error(exc))
+        key = (incident.channel_id, incident.message_ts)
+        async with self._redraw_locks.setdefault(key, asyncio.Lock()):
+            try:
+                incident = await self.store.incident(incident.id) or incident
+                await self.poster.update(incident.channel_id, incident.message_ts,
+                                         await self.draw(incident, now))
+            except Exception as exc:
+                log.warning("could not update notice %s in %s: %s", incident.message_ts,
+                            incident.channel_id,
+                            slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__)
 
     async def acknowledge(self, channel_id: str, message_ts: str, user: str,
                           now: datetime) -> list[Incident]:
-        """Mark every open incident of this message as taken by `user`."""
-        changed = []
-        for incident in await self.store.incidents_of_message(channel_id, message_ts):
-            if incident.is_open and not incident.acknowledged_by:
-                changed.append(await self.store.save_incident(
-                    replace(incident, acknowledged_by=user, acknowledged_at=now)))
-        if changed:
-            await self.refresh(changed[0], now)
-        return changed
-
-    async def mute(self, channel_id: str, message_ts: str, user: str, hours: int,
-                   now: datetime) -> Mute | None:
-        """Mute (or with 0 hours, unmute) the message's connector on its site in this channel."""
+        """Mark every open incident of this message as taken by `user`; the message's
+        incidents as they are afterwards (empty when the message is not a tracked notice).
+        """
         incidents = await self.store.incidents_of_message(channel_id, message_ts)
+        changed = False
+        for incident in incidents:
+            if incident.is_open and not incident.acknowledged_by:
+                stored = await self.store.update_incident(
+                    incident.id, lambda current: current if current.acknowledged_by else replace(
+                        current, acknowledged_by=user, acknowledged_at=now))
+                changed = changed or (stored is not None and stored.acknowledged_by == user)
+        if changed:
+            await self.refresh(incidents[0], now)
+        return await self.store.incidents_of_message(channel_id, message_ts)
+
+    async def mute(self, channel_id: str, message_ts: str, user: str, hours: int, now: datetime,
+                   *, incident_id: int | None = None) -> Mute | None:
+        """Mute (or with 0 hours, unmute) a connector on a site in this channel: the one of
+        this notice, or the digest's pair `incident_id`. None when there is nothing to mute.
+        """
+        incidents = await self.store.incidents_of_message(channel_id, message_ts)
+        if incident_id is not None:
+            incidents = [i for i in incidents if i.id == incident_id]
         if not incidents:
             return None
         incident = incidents[0]
+        current = await self._mute_of(incident, now)
         until = now + timedelta(hours=hours)
-        mute = Mute(channel_id, incident.site_id, incident.connector_id, until, user)
-        await self.store.set_mute(mute)
+        # Muting again keeps the count of what the mute already held back.
+        mute = Mute(channel_id, incident.site_id, incident.connector_id, until, user,
+                    suppressed=current.suppressed if current else 0)
+        if hours:
+            await self.store.set_mute(mute)
+        else:
+            await self.store.delete_mute(channel_id, incident.site_id, incident.connector_id)
         await self.refresh(incident, now)
         try:
             await self.poster.post(channel_id, render_notices.muted_notice_reply(hours, user, until),

@@ -73,7 +73,7 @@ class ShowRun:
 class Subscribe:
     """`/cde subscribe [filters]`: follow failed runs matching the filter in this channel.
 
-    An empty filter follows everything, so it needs `everything=True` (`subscribe all`),
+    An empty filter follows everything, so it needs `everything=True`,
     which the confirmation button sends.
     """
 
@@ -299,7 +299,8 @@ def _parse_runs(args: list[str]) -> ListRuns | QueryError:
 def _parse_subscribe(args: list[str]) -> Subscribe | QueryError:
     usage = USAGE["subscribe"]
     if [word.lower() for word in args] == ["all"]:
-        return Subscribe(NoticeFilter(), everything=True)
+        # Following everything is always confirmed with a click, typed `all` or not.
+        return Subscribe(NoticeFilter())
     values: dict[str, str | int] = {}
     for word in args:
         key_word, sep, value = _split_pair(word)

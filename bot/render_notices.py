@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.cde.models import Run
-from bot.mrkdwn import code, date, duration, escape, plural
+from bot.mrkdwn import clip, code, date, duration, escape, plural
 from bot.render import (
     MAX_BLOCKS,
     LinkBuilder,
@@ -46,6 +46,8 @@ ACTION_SUBSCRIBE_ALL = "subscribe_all"
 MUTE_HOURS = (1, 4, 24)
 DIGEST_GROUP_LINES = 15
 DIGEST_SECTIONS_PER_REPLY = 5
+DIGEST_MUTE_HOURS = 4
+MAX_OPTIONS = 100
 
 
 def ordinal(number: int) -> str:
@@ -155,15 +157,28 @@ def _notice_buttons(incident: Incident, run: Run, links: LinkBuilder, *, mute: M
     return buttons
 
 
-def repeat_reply(incident: Incident, run: Run) -> Message:
-    """The thread reply for another failure of an open incident."""
+def repeat_reply(incident: Incident, runs: Sequence[Run]) -> Message:
+    """The thread reply for more failures of an open incident (all of one poll's at once)."""
     span = duration(incident.last_failed_at - incident.first_failed_at)
-    about = f" — {what(run)} on {where(run)}" if incident.in_digest else ""
-    text = (f":repeat: *Failed again*{about} — {ordinal(incident.failures)} time in {span}\n"
-            f"Run {code(run.id)} · exit code {escape(run.exit_code) if run.exit_code is not None else '—'}"
-            f" · finished {date(run.finished_at)}")
-    return message(f"Failed again ({ordinal(incident.failures)} time): {_plain_what(run)}",
-                   [section(text)])
+    last = runs[-1]
+    about = f" — {what(last)} on {where(last)}" if incident.in_digest else ""
+    if len(runs) == 1:
+        head = f":repeat: *Failed again*{about} — {ordinal(incident.failures)} time in {span}"
+        fallback = f"Failed again ({ordinal(incident.failures)} time): {_plain_what(last)}"
+    else:
+        head = (f":repeat: *Failed again, {len(runs)} more times*{about} — "
+                f"{incident.failures} failures in {span}")
+        fallback = f"Failed again {len(runs)} more times: {_plain_what(last)}"
+    lines = [
+        f"Run {code(run.id)} · exit code "
+        f"{escape(run.exit_code) if run.exit_code is not None else '—'} · finished {date(run.finished_at)}"
+        for run in runs
+    ]
+    texts = pack_lines([head, *lines])
+    blocks: list[Block] = [section(text) for text in texts[: MAX_BLOCKS - 1]]
+    if len(texts) > MAX_BLOCKS - 1:
+        blocks.append(context("…more runs than fit in one message; `/cde runs` lists them all."))
+    return message(fallback, blocks)
 
 
 def recovered_reply(incident: Incident, run: Run) -> Message:
@@ -182,16 +197,18 @@ def muted_notice_reply(hours: int, user: str, until: datetime) -> Message:
     return message(f"Muted for {plural(hours, 'hour')}", [section(text)])
 
 
+def mute_ended(held_back: int) -> Message:
+    counted = (f"{plural(held_back, 'failure was', 'failures were')} counted while it lasted"
+               if held_back else "nothing failed while it lasted")
+    return message(f"Mute ended: {counted}", [section(f":bell: *Mute ended*: {counted}.")])
+
+
 # ---------------------------------------------------------------------------------------
 # Digests
 
 
-def digest(incidents: Sequence[Incident], *, repeats_elsewhere: int = 0) -> Message:
-    """One message for a burst: how many failed, grouped by site and connector.
-
-    `repeats_elsewhere` counts failures of the burst that belong to incidents already
-    open in the channel; those went to their own notices, and the digest says so.
-    """
+def digest(incidents: Sequence[Incident]) -> Message:
+    """One message for a burst: how many failed, grouped by site and connector."""
     lines = []
     for incident in incidents[:DIGEST_GROUP_LINES]:
         run = incident_run(incident)
@@ -208,15 +225,33 @@ def digest(incidents: Sequence[Incident], *, repeats_elsewhere: int = 0) -> Mess
     if len(incidents) > DIGEST_GROUP_LINES:
         notes.append(f"…and {plural(len(incidents) - DIGEST_GROUP_LINES, 'more pair')}.")
     notes.append("Each failure is listed in the thread; repeats and recoveries follow there.")
-    if repeats_elsewhere:
-        notes.append(f"{plural(repeats_elsewhere, 'more failure')} of connectors already failing "
-                     "here went to their own notices.")
     blocks.append(context(" ".join(notes)))
-    if any(i.is_open and not i.acknowledged_by for i in incidents):
-        blocks.append(ActionsBlock(block_id="digest_actions", elements=[
-            ButtonElement(text="Acknowledge all", action_id=ACTION_ACK, value="ack", style="primary"),
-        ]))
+    controls: list = []
+    open_ones = [i for i in incidents if i.is_open]
+    if any(not i.acknowledged_by for i in open_ones):
+        controls.append(ButtonElement(text="Acknowledge all", action_id=ACTION_ACK, value="ack",
+                                      style="primary"))
+    if any(i.id for i in open_ones):
+        controls.append(StaticSelectElement(
+            placeholder=f"Mute a pair for {DIGEST_MUTE_HOURS} h…", action_id=ACTION_MUTE,
+            options=[Option(text=clip(_pair_label(i), 75), value=f"{i.id}:{DIGEST_MUTE_HOURS}")
+                     for i in open_ones[:MAX_OPTIONS] if i.id],
+        ))
+    recent = [(i, recent_runs_button(incident_run(i), "Recent runs", ACTION_RECENT)) for i in incidents]
+    recent_options = [Option(text=clip(_pair_label(i), 75), value=button.value)
+                      for i, button in recent if button is not None and len(button.value) <= 150]
+    if recent_options:
+        controls.append(StaticSelectElement(placeholder="Recent runs of…", action_id=ACTION_RECENT,
+                                            options=recent_options[:MAX_OPTIONS]))
+    if controls:
+        blocks.append(ActionsBlock(block_id="digest_actions", elements=controls))
     return message(f"{plural(failed, 'run')} failed across {pairs}", blocks)
+
+
+def _pair_label(incident: Incident) -> str:
+    run = incident_run(incident)
+    site = run.site_name or f"site {run.site_id}"
+    return f"{site} · {(run.connector_id or 'unknown')[:13]}… v{run.connector_version or '?'}"
 
 
 def digest_list(runs: Sequence[Run]) -> list[Message]:

@@ -1,7 +1,9 @@
 """Running the bot: transports, the HTTP endpoints, start-up checks and clean shutdown.
 
 Socket Mode when `SLACK_APP_TOKEN` is set, otherwise Slack POSTs to `/slack/events`.
-Both modes serve `GET /healthz` on `PORT` for the orchestrator.
+Both modes serve on `PORT`, for the orchestrator and for monitoring: `GET /healthz` (alive),
+`GET /readyz` (Slack connected, store answering, polls not stale) and `GET /metrics`
+(Prometheus text format).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,8 +32,10 @@ from bot.app import Services, build_app, register
 from bot.cde.client import DEFAULT_RETRY, CdeClient
 from bot.config import Settings
 from bot.lookups import Lookups
+from bot.metrics import Metrics
 from bot.notices import Notices
-from bot.notifier import Notifier, NotifierConfig
+from bot.notifier import Notifier, NotifierConfig, PollReport
+from bot.readiness import Check, Readiness, stale_after
 from bot.render import web_links
 from bot.scheduler import PollScheduler
 from bot.slack import SlackPoster, web_client
@@ -69,11 +74,19 @@ class Bot:
     app: AsyncApp
     notifier: Notifier
     health: Health = field(default_factory=Health)
+    metrics: Metrics = field(default_factory=Metrics)
+    readiness: Readiness | None = None
+
+    def __post_init__(self) -> None:
+        if self.readiness is None:
+            self.readiness = Readiness(
+                stale_after(self.settings.cde_poll_interval, self.settings.cde_poll_stale_seconds))
 
     @classmethod
     def build(cls, settings: Settings) -> Bot:
-        client = web_client(settings)
-        cde = CdeClient(str(settings.cde_api_url), settings.cde_api_token)
+        metrics = Metrics()
+        client = web_client(settings, on_rate_limited=metrics.slack_rate_limited)
+        cde = CdeClient(str(settings.cde_api_url), settings.cde_api_token, observer=metrics)
         store = store_from_url(settings.database_url)
         links = web_links(settings.cde_web_url_template)
         poster = SlackPoster(client)
@@ -85,8 +98,23 @@ class Bot:
             admin_channel=settings.slack_admin_channel,
         ))
         app = build_app(settings, client)
-        register(app, Services(Lookups(cde, links), Subscriptions(store, poster), notices))
-        return cls(settings, client, cde, store, app, notifier)
+        register(app, Services(Lookups(cde, links), Subscriptions(store, poster), notices,
+                               metrics=metrics))
+        return cls(settings, client, cde, store, app, notifier, metrics=metrics)
+
+    async def poll_once(self) -> PollReport:
+        """One poll, recorded for `/metrics` and `/readyz`; a crash is counted, then raised."""
+        try:
+            report = await self.notifier.poll_once()
+        except Exception:
+            self.metrics.poll_finished("crashed")
+            raise
+        now = time.time()
+        if report.outcome in ("idle", "ok"):
+            assert self.readiness is not None
+            self.readiness.last_poll_success = now
+        self.metrics.poll_finished(report.outcome, report.notices, at=now)
+        return report
 
     async def aclose(self) -> None:
         await self.cde.aclose()
@@ -94,14 +122,30 @@ class Bot:
 
 
 def http_app(bot: Bot) -> web.Application:
-    """The aiohttp application: `/healthz` always, `/slack/events` in HTTP mode."""
+    """The aiohttp application: `/healthz`, `/readyz` and `/metrics` always,
+    `/slack/events` in HTTP mode.
+    """
     application = web.Application()
 
     async def healthz(request: web.Request) -> web.Response:
         status = 200 if bot.health.ready else 503
         return web.json_response({"ready": bot.health.ready, **bot.health.details}, status=status)
 
+    async def readyz(request: web.Request) -> web.Response:
+        assert bot.readiness is not None
+        checks = await bot.readiness.checks(bot.store)
+        if not bot.health.ready:  # starting or stopping: Slack is not (or no longer) ours
+            checks["slack"] = Check(False, "not serving")
+        ready = all(check.ok for check in checks.values())
+        body = {"ready": ready, "checks": {name: check.as_dict() for name, check in checks.items()}}
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=bot.metrics.render(), headers={"Content-Type": Metrics.CONTENT_TYPE})
+
     application.router.add_get("/healthz", healthz)
+    application.router.add_get("/readyz", readyz)
+    application.router.add_get("/metrics", metrics)
     if not bot.settings.socket_mode:
 
         async def events(request: web.Request) -> web.Response:
@@ -161,7 +205,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
     bot = Bot.build(settings)
     runner: web.AppRunner | None = None
     socket: AsyncSocketModeHandler | None = None
-    scheduler = PollScheduler(bot.notifier.poll_once, settings.cde_poll_interval)
+    scheduler = PollScheduler(bot.poll_once, settings.cde_poll_interval)
     try:
         try:
             await bot.store.open()
@@ -182,6 +226,10 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
             await socket.connect_async()
         bot.health.details = {"transport": "socket" if socket else "http", **identity}
         bot.health.ready = True
+        assert bot.readiness is not None
+        # HTTP mode has no connection to watch: Slack is reachable once start-up verified it.
+        bot.readiness.slack_connected = socket.client.is_connected if socket else _verified
+        bot.readiness.started_at = time.time()
         # Polling starts only once Slack is connected, so notices have somewhere to go.
         scheduler.start()
         _on_signals(stop.set)
@@ -201,6 +249,10 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         await _drain(DRAIN_SECONDS)
         await bot.aclose()
         log.info("stopped")
+
+
+async def _verified() -> bool:
+    return True
 
 
 def _on_signals(callback: Callable[[], object]) -> None:

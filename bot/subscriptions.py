@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cached_property
 
 from bot.cde.models import Run
 
@@ -24,11 +25,12 @@ class NoticeFilter:
     account_id: int | None = None
 
     def matches(self, run: Run) -> bool:
-        return all(
-            getattr(run, f.name) == value
-            for f in fields(self)
-            if (value := getattr(self, f.name)) is not None
-        )
+        return all(getattr(run, name) == value for name, value in self._conditions)
+
+    @cached_property
+    def _conditions(self) -> tuple[tuple[str, str | int], ...]:
+        # Computed once: a poll matches every failed run against every subscription.
+        return tuple(self.as_dict().items())
 
     @property
     def is_empty(self) -> bool:

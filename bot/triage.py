@@ -10,13 +10,13 @@ new failures hit one channel in one poll, they are told in one digest instead.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.cde.models import Run
 from bot.store.base import Incident, Mute
-from bot.subscriptions import Subscription
+from bot.subscriptions import NoticeFilter, Subscription
 
 IncidentKey = tuple[int | None, str | None]  # (site_id, connector_id)
 
@@ -30,8 +30,14 @@ def key_of(incident: Incident) -> IncidentKey:
 
 
 def failed_at(run: Run, default: datetime) -> datetime:
-    """When the run failed, as well as the API tells it."""
-    return run.finished_at or run.started_at or run.created_at or default
+    """When the run failed: its `finished-at`, or else `default` (when the bot first saw
+    it failed). Not `started-at`: a long run that started before a subscription may well
+    fail after it.
+    """
+    return run.finished_at or default
+
+
+When = Callable[[Run], datetime]
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,10 @@ class OpenIncident:
 
 @dataclass(frozen=True)
 class Repeat:
-    """Another failure while the incident is open: a thread reply and a new count."""
+    """More failures while the incident is open: a thread reply and a new count."""
 
-    incident: Incident  # as it is after this failure
-    run: Run
+    incident: Incident  # as it is after these failures
+    runs: tuple[Run, ...]  # oldest failure first
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,11 @@ class Suppress:
 
 @dataclass(frozen=True)
 class Digest:
-    """Too many new failures for one channel in one poll: one message for all of them."""
+    """Too many first failures for one channel in one poll: one message for all of them."""
 
     channel_id: str
     runs: tuple[Run, ...]
     new_incidents: tuple[Incident, ...]  # not saved yet
-    updated_incidents: tuple[Incident, ...]  # open before, now with more failures
 
 
 @dataclass(frozen=True)
@@ -95,107 +100,103 @@ class PollFacts:
     open_incidents: list[Incident]
     mutes: list[Mute]
     digest_threshold: int = 5
+    # When the bot first saw each failed run that has no `finished-at`.
+    first_seen: dict[str, datetime] = field(default_factory=dict)
+
+    def when(self, run: Run) -> datetime:
+        return failed_at(run, self.first_seen.get(run.id, self.now))
 
 
 def new_failures(facts: PollFacts) -> dict[str, list[Run]]:
     """Per channel, the failed runs to tell there, oldest failure first."""
     cutoff = facts.now - facts.window
+    # Channels that follow the same filter share one match per run; a subscription counts
+    # from the second it was made (the API's times have whole seconds).
+    followers: dict[NoticeFilter, list[tuple[str, datetime]]] = defaultdict(list)
+    for sub in facts.subscriptions:
+        followers[sub.notice_filter].append((sub.channel_id, sub.created_at.replace(microsecond=0)))
     by_channel: dict[str, dict[str, Run]] = defaultdict(dict)
     for run in facts.failed_runs:
-        if not run.failed or (run.created_at is not None and run.created_at < cutoff):
+        when = facts.when(run)
+        # The window is on creation; a run without a creation time is judged by its failure.
+        if not run.failed or (run.created_at or when) < cutoff:
             continue
-        when = failed_at(run, facts.now)
-        for sub in facts.subscriptions:
-            if (sub.channel_id, run.id) in facts.announced:
+        for notice_filter, channels in followers.items():
+            if not notice_filter.matches(run):
                 continue
-            # A run that had already failed when the subscription was made is not news to it.
-            # The API's times have whole seconds, so the same second counts as after.
-            if when < sub.created_at.replace(microsecond=0) or not sub.notice_filter.matches(run):
-                continue
-            by_channel[sub.channel_id][run.id] = run
+            for channel, since in channels:
+                # A run that had already failed when the subscription was made is not news to it.
+                if when >= since and (channel, run.id) not in facts.announced:
+                    by_channel[channel][run.id] = run
     return {
-        channel: sorted(runs.values(), key=lambda r: (failed_at(r, facts.now), r.id))
+        channel: sorted(runs.values(), key=lambda r: (facts.when(r), r.id))
         for channel, runs in by_channel.items()
     }
 
 
 def plan_failures(facts: PollFacts) -> list[Action]:
-    """What to post for the poll's new failures, channel by channel."""
+    """What to post for the poll's new failures, channel by channel.
+
+    Failures of a connector whose incident is open go into that incident's thread, all of
+    a poll's in one reply. First failures become notices, or one digest when there are
+    more than `digest_threshold` of them in the channel.
+    """
     open_by = {(i.channel_id, key_of(i)): i for i in facts.open_incidents}
     muted = {(m.channel_id, m.site_id, m.connector_id) for m in facts.mutes if m.until > facts.now}
     actions: list[Action] = []
     for channel, runs in new_failures(facts).items():
-        told: list[Run] = []
+        repeats: dict[IncidentKey, list[Run]] = defaultdict(list)
+        fresh: dict[IncidentKey, list[Run]] = defaultdict(list)
         for run in runs:
             key = incident_key(run)
+            incident = open_by.get((channel, key))
             if (channel, *key) in muted:
-                incident = open_by.get((channel, key))
                 if incident is not None:
-                    incident = _with_failure(incident, run, facts.now, muted=True)
+                    incident = with_failures(incident, [run], facts.when, muted=True)
                     open_by[(channel, key)] = incident
                 actions.append(Suppress(channel, run, incident))
+            elif incident is not None:
+                repeats[key].append(run)
             else:
-                told.append(run)
-        if len(told) > facts.digest_threshold:
-            actions.append(_digest(channel, told, open_by, facts.now))
+                fresh[key].append(run)
+        for key, group in repeats.items():
+            incident = with_failures(open_by[(channel, key)], group, facts.when)
+            actions.append(Repeat(incident, tuple(group)))
+        first_failures = sorted((run for group in fresh.values() for run in group),
+                                key=lambda r: (facts.when(r), r.id))
+        if len(first_failures) > facts.digest_threshold:
+            new = tuple(replace(_new_incident(channel, group, facts.when), in_digest=True)
+                        for group in fresh.values())
+            actions.append(Digest(channel, tuple(first_failures), new))
         else:
-            actions.extend(_one_by_one(channel, told, open_by, facts.now))
+            actions.extend(OpenIncident(_new_incident(channel, group, facts.when), tuple(group))
+                           for group in fresh.values())
     return actions
 
 
-def _one_by_one(channel: str, runs: list[Run], open_by: dict, now: datetime) -> list[Action]:
-    actions: list[Action] = []
-    fresh: dict[IncidentKey, list[Run]] = defaultdict(list)
-    for run in runs:
-        key = incident_key(run)
-        incident = open_by.get((channel, key))
-        if incident is None:
-            fresh[key].append(run)
-            continue
-        incident = _with_failure(incident, run, now)
-        open_by[(channel, key)] = incident
-        actions.append(Repeat(incident, run))
-    for group in fresh.values():
-        actions.append(OpenIncident(_new_incident(channel, group, now), tuple(group)))
-    return actions
-
-
-def _digest(channel: str, runs: list[Run], open_by: dict, now: datetime) -> Digest:
-    groups: dict[IncidentKey, list[Run]] = defaultdict(list)
-    for run in runs:
-        groups[incident_key(run)].append(run)
-    new, updated = [], []
-    for key, group in groups.items():
-        incident = open_by.get((channel, key))
-        if incident is None:
-            new.append(replace(_new_incident(channel, group, now), in_digest=True))
-            continue
-        for run in group:
-            incident = _with_failure(incident, run, now)
-        open_by[(channel, key)] = incident
-        updated.append(incident)
-    return Digest(channel, tuple(runs), tuple(new), tuple(updated))
-
-
-def _new_incident(channel: str, runs: list[Run], now: datetime) -> Incident:
+def _new_incident(channel: str, runs: list[Run], when: When) -> Incident:
     first, last = runs[0], runs[-1]
     return Incident(
         id=0, channel_id=channel, site_id=last.site_id, connector_id=last.connector_id,
         message_ts="", run=_raw(last), failures=len(runs), muted_failures=0,
-        first_failed_at=failed_at(first, now), last_failed_at=failed_at(last, now),
+        first_failed_at=when(first), last_failed_at=when(last),
     )
 
 
-def _with_failure(incident: Incident, run: Run, now: datetime, *, muted: bool = False) -> Incident:
-    when = failed_at(run, now)
-    newest = when >= incident.last_failed_at
-    return replace(
-        incident,
-        failures=incident.failures + 1,
-        muted_failures=incident.muted_failures + (1 if muted else 0),
-        run=_raw(run) if newest else incident.run,
-        last_failed_at=max(when, incident.last_failed_at),
-    )
+def with_failures(incident: Incident, runs: Sequence[Run], when: When, *,
+                  muted: bool = False) -> Incident:
+    """The incident after `runs` failed too: counted, and the latest failure kept."""
+    for run in runs:
+        failed = when(run)
+        newest = failed >= incident.last_failed_at
+        incident = replace(
+            incident,
+            failures=incident.failures + 1,
+            muted_failures=incident.muted_failures + (1 if muted else 0),
+            run=_raw(run) if newest else incident.run,
+            last_failed_at=max(failed, incident.last_failed_at),
+        )
+    return incident
 
 
 def _raw(run: Run) -> dict:
@@ -261,7 +262,7 @@ def announced_pairs(action: Action) -> list[tuple[str, str]]:
     if isinstance(action, OpenIncident):
         return [(action.incident.channel_id, run.id) for run in action.runs]
     if isinstance(action, Repeat):
-        return [(action.incident.channel_id, action.run.id)]
+        return [(action.incident.channel_id, run.id) for run in action.runs]
     if isinstance(action, Suppress):
         return [(action.channel_id, action.run.id)]
     if isinstance(action, Digest):

@@ -280,7 +280,7 @@ def test_repeat_reply_counts_the_time() -> None:
     first = NOW - timedelta(hours=2)
     r = run(exit_code=2)
     inc = incident(r, failures=3, first_failed_at=first, last_failed_at=first + timedelta(hours=2))
-    message = rn.repeat_reply(inc, r)
+    message = rn.repeat_reply(inc, [r])
     text = message.blocks[0]["text"]["text"]
     assert text.startswith(":repeat: *Failed again* — 3rd time in 2h 00m\n")
     assert f"Run `{r.id}` · exit code 2 · finished <!date^{int(r.finished_at.timestamp())}^" in text
@@ -290,9 +290,60 @@ def test_repeat_reply_counts_the_time() -> None:
 
 def test_repeat_reply_in_a_digest_thread_names_the_connector_and_site() -> None:
     r = run(site_id=1003)
-    message = rn.repeat_reply(incident(r, failures=2, in_digest=True), r)
+    message = rn.repeat_reply(incident(r, failures=2, in_digest=True), [r])
     assert f"*Failed again* — connector `{CONNECTOR}` v1.0.1 on Feeds DE (1003) — 2nd time" in (
         message.blocks[0]["text"]["text"])
+
+
+def test_repeat_reply_of_several_runs_lists_each_once() -> None:
+    first = NOW - timedelta(hours=2)
+    runs = [run(started_at=NOW - timedelta(minutes=m), exit_code=m) for m in (50, 30, 10)]
+    inc = incident(runs[-1], failures=5, first_failed_at=first, last_failed_at=runs[-1].finished_at)
+    message = rn.repeat_reply(inc, runs)
+    assert_fits(message)
+    (block,) = message.blocks
+    head, *lines = block["text"]["text"].split("\n")
+    assert head == ":repeat: *Failed again, 3 more times* — 5 failures in 1h 55m"
+    assert lines == [
+        f"Run `{r.id}` · exit code {r.exit_code} · finished <!date^{int(r.finished_at.timestamp())}^"
+        "{date_short_pretty} {time}|" f"{r.finished_at:%Y-%m-%d %H:%M} UTC>"
+        for r in runs
+    ]
+    assert message.text == f"Failed again 3 more times: connector {CONNECTOR} v1.0.1 on Site 1 (1001)"
+
+
+def test_repeat_reply_of_several_runs_in_a_digest_thread_names_the_connector_and_site() -> None:
+    runs = [run(site_id=1003), run(site_id=1003)]
+    message = rn.repeat_reply(incident(runs[-1], failures=4, in_digest=True), runs)
+    assert message.blocks[0]["text"]["text"].startswith(
+        f":repeat: *Failed again, 2 more times* — connector `{CONNECTOR}` v1.0.1 on Feeds DE (1003) "
+        "— 4 failures in ")
+    assert message.text == f"Failed again 2 more times: connector {CONNECTOR} v1.0.1 on Feeds DE (1003)"
+
+
+def test_repeat_reply_of_very_many_runs_stays_within_limits() -> None:
+    runs = [run() for _ in range(2000)]
+    message = rn.repeat_reply(incident(runs[-1], failures=2001), runs)
+    assert_fits(message)
+    assert message.blocks[0]["text"]["text"].startswith(
+        ":repeat: *Failed again, 2000 more times* — 2001 failures in ")
+    assert message.blocks[-1]["type"] == "context"
+    assert "`/cde runs` lists them all" in message.blocks[-1]["elements"][0]["text"]
+    sections = [block["text"]["text"] for block in message.blocks if block["type"] == "section"]
+    listed = [line for text in sections for line in text.split("\n")][1:]
+    assert 0 < len(listed) < len(runs)
+    # Those shown are whole lines, oldest first, none cut off.
+    assert listed == [f"Run `{r.id}` · exit code 1 · finished <!date^{int(r.finished_at.timestamp())}^"
+                      "{date_short_pretty} {time}|" f"{r.finished_at:%Y-%m-%d %H:%M} UTC>"
+                      for r in runs[: len(listed)]]
+
+
+def test_repeat_reply_of_runs_that_fit_has_no_note() -> None:
+    runs = [run() for _ in range(20)]
+    message = rn.repeat_reply(incident(runs[-1], failures=21), runs)
+    assert_fits(message)
+    assert [block["type"] for block in message.blocks] == ["section"]
+    assert [r.id for r in runs if r.id not in all_text(message)] == []
 
 
 def test_recovered_reply() -> None:
@@ -311,7 +362,9 @@ def test_recovered_reply() -> None:
 def test_replies_escape_outside_strings(state: str) -> None:
     r = run(**NASTY)
     inc = incident(r, failures=2, in_digest=state == "in_digest")
-    for message in (rn.repeat_reply(inc, r), rn.recovered_reply(inc, r)):
+    several = [run(**NASTY), r]
+    for message in (rn.repeat_reply(inc, [r]), rn.repeat_reply(replace(inc, failures=3), several),
+                    rn.recovered_reply(inc, r)):
         assert_fits(message)
         for text in [*mrkdwn_texts(message), message.text]:
             assert_escaped(text)
@@ -327,6 +380,19 @@ def test_mute_replies() -> None:
     assert unmuted.text == "Unmuted"
     assert "<@U0BOB> unmuted" in all_text(unmuted)
     assert_escaped(all_text(rn.muted_notice_reply(4, "<!channel>", until)))
+
+
+@pytest.mark.parametrize(("held_back", "says"), [
+    (0, "nothing failed while it lasted"),
+    (1, "1 failure was counted while it lasted"),
+    (3, "3 failures were counted while it lasted"),
+])
+def test_mute_ended(held_back: int, says: str) -> None:
+    message = rn.mute_ended(held_back)
+    assert_fits(message)
+    assert message.text == f"Mute ended: {says}"
+    assert all_text(message) == f":bell: *Mute ended*: {says}."
+    assert interactive(message) == set()
 
 
 # --------------------------------------------------------------------------- digests
@@ -377,24 +443,9 @@ def test_digest_counts_failures_not_arguments() -> None:
     assert message.text == "5 runs failed across 2 site and connector pairs"
 
 
-@pytest.mark.parametrize(("repeats", "note"), [
-    (1, "1 more failure of connectors already failing here went to their own notices."),
-    (4, "4 more failures of connectors already failing here went to their own notices."),
-])
-def test_digest_notes_repeats_that_went_to_their_own_notices(repeats: int, note: str) -> None:
-    incidents = digest_incidents(3)
-    message = rn.digest(incidents, repeats_elsewhere=repeats)
-    assert_fits(message)
-    assert note in digest_context(message)
-    # The repeats are counted in their own notices, not in this digest's headline.
-    assert message.text == "6 runs failed across 3 site and connector pairs"
-    assert digest_lines(message) == digest_lines(rn.digest(incidents))
-
-
-def test_digest_without_repeats_elsewhere_says_nothing_of_them() -> None:
-    message = rn.digest(digest_incidents(3), repeats_elsewhere=0)
-    assert "their own notices" not in digest_context(message)
-    assert message == rn.digest(digest_incidents(3))
+def test_digest_says_nothing_of_repeats() -> None:
+    # Repeats of open incidents go to their own threads; a digest is about first failures.
+    assert "their own notices" not in digest_context(rn.digest(digest_incidents(3)))
 
 
 def test_digest_singular() -> None:
@@ -429,7 +480,7 @@ def test_digest_with_forty_groups_stays_within_limits() -> None:
 
 
 def test_digest_escapes_outside_strings() -> None:
-    message = rn.digest(digest_incidents(20, **NASTY), repeats_elsewhere=2)
+    message = rn.digest(digest_incidents(20, **NASTY))
     assert_fits(message)
     for text in [*mrkdwn_texts(message), message.text]:
         assert_escaped(text)
@@ -443,6 +494,97 @@ def test_digest_with_long_site_names_still_says_how_many_more() -> None:
     assert len(lines) == rn.DIGEST_GROUP_LINES  # packed into sections, none cut off
     assert all(line.endswith(("1 failure", "2 failures", "3 failures")) for line in lines)
     assert "…and 25 more pairs." in digest_context(message)
+
+
+def options(select: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(o["text"]["text"], o["value"]) for o in select["options"]]
+
+
+def assert_select_fits(select: dict[str, Any]) -> None:
+    """Slack's limits on a static select: 1 to 100 options, texts of at most 75 characters,
+    values of at most 150, a placeholder of at most 150; values tell the options apart.
+    """
+    assert 1 <= len(select["options"]) <= 100
+    assert len(select["placeholder"]["text"]) <= 150
+    for option in select["options"]:
+        assert option["text"]["type"] == "plain_text"
+        assert 1 <= len(option["text"]["text"]) <= 75, option
+        assert 1 <= len(option["value"]) <= 150, option
+    values = [o["value"] for o in select["options"]]
+    assert len(set(values)) == len(values)
+
+
+def test_digest_offers_to_mute_each_pair_for_four_hours() -> None:
+    message = rn.digest(digest_incidents(3))
+    assert_fits(message)
+    assert interactive(message) == {rn.ACTION_ACK, rn.ACTION_MUTE, rn.ACTION_RECENT}
+    select = selects(message)[rn.ACTION_MUTE]
+    assert_select_fits(select)
+    assert select["placeholder"]["text"] == "Mute a pair for 4 h…"
+    assert options(select) == [
+        (f"Site {2000 + i} · {CONNECTOR[:13]}… v1.0.1", f"{i + 1}:4") for i in range(3)]
+    for _, value in options(select):
+        incident_id, hours = value.split(":")
+        assert incident_id.isdigit() and int(incident_id) > 0
+        assert int(hours) == rn.DIGEST_MUTE_HOURS and int(hours) in rn.MUTE_HOURS
+
+
+def test_digest_mutes_only_open_pairs_that_have_an_id() -> None:
+    unsaved, open_one, recovered, closed, taken = digest_incidents(5)
+    incidents = [replace(unsaved, id=0), replace(open_one, id=5),
+                 replace(recovered, id=6, resolved_at=NOW, resolved_by_run=RECOVERY_RUN),
+                 replace(closed, id=7, resolved_at=NOW),
+                 replace(taken, id=8, acknowledged_by="U0ALICE", acknowledged_at=NOW)]
+    select = selects(rn.digest(incidents))[rn.ACTION_MUTE]
+    assert_select_fits(select)
+    assert [value for _, value in options(select)] == ["5:4", "8:4"]
+
+
+def test_digest_of_unsaved_pairs_offers_no_mute() -> None:
+    # A digest is first posted before its incidents are saved: nothing to name yet.
+    incidents = [replace(i, id=0) for i in digest_incidents(3)]
+    message = rn.digest(incidents)
+    assert_fits(message)
+    assert rn.ACTION_MUTE not in selects(message)
+    assert not any(o.get("value", "").startswith("0:") for o in walk(message.blocks))
+
+
+def test_digest_offers_recent_runs_of_each_pair() -> None:
+    incidents = digest_incidents(3)
+    message = rn.digest(incidents)
+    select = selects(message)[rn.ACTION_RECENT]
+    assert_select_fits(select)
+    assert select["placeholder"]["text"] == "Recent runs of…"
+    assert [text for text, _ in options(select)] == [
+        f"Site {2000 + i} · {CONNECTOR[:13]}… v1.0.1" for i in range(3)]
+    assert [parse(value) for _, value in options(select)] == [
+        ListRuns(RunFilter(site_id=2000 + i, connector_id=CONNECTOR)) for i in range(3)]
+    assert all(value.startswith("runs ") for _, value in options(select))
+
+
+def test_digest_offers_no_recent_runs_of_a_pair_without_site_or_connector() -> None:
+    bare = Run.model_validate({"id": RUN_ID, "state": "failed"})
+    known = incident(run(site_id=2001), id=2, in_digest=True)
+    message = rn.digest([incident(bare, id=1, in_digest=True), known])
+    assert_fits(message)
+    select = selects(message)[rn.ACTION_RECENT]
+    assert [parse(value) for _, value in options(select)] == [
+        ListRuns(RunFilter(site_id=2001, connector_id=CONNECTOR))]
+    assert rn.ACTION_RECENT not in selects(rn.digest([incident(bare, id=1, in_digest=True)]))
+
+
+def test_digest_selects_of_many_pairs_with_long_names_stay_within_limits() -> None:
+    incidents = digest_incidents(120, **{**NASTY, "site_name": "Feeds & Catalogue <!here> " * 7})
+    message = rn.digest(incidents)
+    assert_fits(message)
+    mute_select = selects(message)[rn.ACTION_MUTE]
+    recent_select = selects(message)[rn.ACTION_RECENT]
+    for select in (mute_select, recent_select):
+        assert_select_fits(select)
+        assert len(select["options"]) == 100
+    assert [value for _, value in options(mute_select)] == [f"{i}:4" for i in range(1, 101)]
+    assert [parse(value) for _, value in options(recent_select)] == [
+        ListRuns(RunFilter(site_id=2000 + i, connector_id=CONNECTOR)) for i in range(100)]
 
 
 def reply_lines(reply: Message) -> list[str]:
@@ -598,11 +740,16 @@ def test_subscribed_and_unsubscribed() -> None:
     assert rn.unsubscribed("U0BOB", 3, None).text == "Unsubscribed all 3 subscriptions"
 
 
-def test_confirm_subscribe_all_button_sends_subscribe_all() -> None:
+def test_confirm_subscribe_all_button_is_the_subscribe_all_action() -> None:
+    # The listener of this action subscribes to everything whatever the value; the value
+    # still reads as the same request, an empty filter.
     message = rn.confirm_subscribe_all()
     assert_fits(message)
+    assert interactive(message) == {rn.ACTION_SUBSCRIBE_ALL}
+    assert rn.ACTION_SUBSCRIBE_ALL == "subscribe_all"
     button = buttons(message)[rn.ACTION_SUBSCRIBE_ALL]
-    assert parse(button["value"]) == Subscribe(NoticeFilter(), everything=True)
+    assert button["style"] == "danger"
+    assert parse(button["value"]) == Subscribe(NoticeFilter())
 
 
 def test_outage_messages_escape_the_error() -> None:

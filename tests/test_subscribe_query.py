@@ -78,8 +78,12 @@ def test_forms_people_type(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["subscribe all", "subscribe ALL", "Subscribe All"])
-def test_subscribe_all(text: str) -> None:
-    assert subscribe(text) == Subscribe(NoticeFilter(), everything=True)
+def test_subscribe_all_still_asks_for_confirmation(text: str) -> None:
+    # Following everything is always confirmed with a click, `all` typed or not.
+    parsed = subscribe(text)
+    assert parsed == Subscribe(NoticeFilter(), everything=False)
+    assert parsed.notice_filter.is_empty
+    assert parsed == subscribe("subscribe")
 
 
 def test_empty_subscribe_asks_for_confirmation() -> None:

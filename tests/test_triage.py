@@ -67,12 +67,13 @@ def facts(
     open_incidents: list[Incident] | None = None,
     mutes: list[Mute] | None = None,
     threshold: int = 5,
+    first_seen: dict[str, datetime] | None = None,
 ) -> PollFacts:
     return PollFacts(
         now=NOW, window=WINDOW, failed_runs=runs,
         subscriptions=[sub()] if subs is None else subs,
         announced=announced or set(), open_incidents=open_incidents or [], mutes=mutes or [],
-        digest_threshold=threshold,
+        digest_threshold=threshold, first_seen=first_seen or {},
     )
 
 
@@ -94,6 +95,11 @@ def open_incident(r: Run, channel: str = "C1", *, failures: int = 1, **kwargs: A
 def mute(channel: str = "C1", site_id: int = 1001, connector_id: str = CONNECTOR,
          until: datetime = NOW + timedelta(hours=1)) -> Mute:
     return Mute(channel, site_id, connector_id, until, "U9")
+
+
+def unfinished(r: Run, **update: Any) -> Run:
+    """`r` as the API may tell a failed run: without a `finished-at`."""
+    return r.model_copy(update={"finished_at": None, **update})
 
 
 def ids(runs: list[Run] | tuple[Run, ...]) -> list[str]:
@@ -268,14 +274,68 @@ def test_runs_come_oldest_failure_first() -> None:
     assert new_failures(facts([newest, oldest, middle]))["C1"] == [oldest, middle, newest]
 
 
-def test_failed_at_falls_back_from_finished_to_started_to_created_to_default() -> None:
+def test_failed_at_is_finished_at_or_else_the_default() -> None:
     r = run()
     assert triage.failed_at(r, NOW) == r.finished_at
-    no_end = r.model_copy(update={"finished_at": None})
-    assert triage.failed_at(no_end, NOW) == r.started_at
-    only_created = no_end.model_copy(update={"started_at": None})
-    assert triage.failed_at(only_created, NOW) == r.created_at
-    assert triage.failed_at(only_created.model_copy(update={"created_at": None}), NOW) == NOW
+    # Not started-at nor created-at: a run that started long ago may have failed just now.
+    no_end = unfinished(r)
+    assert no_end.started_at is not None and no_end.created_at is not None
+    assert triage.failed_at(no_end, NOW) == NOW
+    assert triage.failed_at(no_end, NOW - timedelta(minutes=3)) == NOW - timedelta(minutes=3)
+    bare = Run.model_validate({"id": "r-bare", "state": "failed"})
+    assert triage.failed_at(bare, NOW) == NOW
+
+
+def test_poll_facts_tell_when_a_run_failed() -> None:
+    seen = NOW - timedelta(minutes=7)
+    finished = run()
+    seen_before = unfinished(run())
+    seen_now = unfinished(run())
+    poll = facts([], first_seen={seen_before.id: seen, finished.id: NOW - timedelta(hours=5)})
+    assert poll.when(finished) == finished.finished_at  # finished-at wins over first seen
+    assert poll.when(seen_before) == seen
+    assert poll.when(seen_now) == NOW
+    assert facts([]).first_seen == {}
+
+
+def test_run_without_finished_at_that_started_before_subscribing_is_news() -> None:
+    subscription = sub(created_ago=timedelta(minutes=30))
+    r = unfinished(run(started_at=NOW - timedelta(hours=1), took=timedelta(minutes=50)))
+    assert r.started_at < subscription.created_at
+    assert new_failures(facts([r], [subscription])) == {"C1": [r]}
+    seen_after = {r.id: NOW - timedelta(minutes=20)}
+    assert new_failures(facts([r], [subscription], first_seen=seen_after)) == {"C1": [r]}
+
+
+def test_run_without_finished_at_first_seen_before_subscribing_is_not_news() -> None:
+    subscription = sub(created_ago=timedelta(minutes=30))
+    r = unfinished(run(started_at=NOW - timedelta(hours=1), took=timedelta(minutes=50)))
+    assert new_failures(facts([r], [subscription], first_seen={r.id: NOW - timedelta(minutes=31)})) == {}
+
+
+def test_without_created_at_the_window_applies_to_the_failure() -> None:
+    subscription = sub(created_ago=timedelta(days=3))
+    inside = run(failed_ago=WINDOW - timedelta(minutes=1)).model_copy(update={"created_at": None})
+    outside = run(failed_ago=WINDOW + timedelta(minutes=1)).model_copy(update={"created_at": None})
+    edge = run(failed_ago=WINDOW).model_copy(update={"created_at": None})
+    assert new_failures(facts([inside, outside, edge], [subscription])) == {"C1": [edge, inside]}
+
+
+def test_without_created_at_or_finished_at_the_window_applies_to_first_seen() -> None:
+    subscription = sub(created_ago=timedelta(days=3))
+    old = unfinished(run(failed_ago=timedelta(hours=1)), created_at=None)
+    recent = unfinished(run(failed_ago=timedelta(hours=1)), created_at=None)
+    first_seen = {old.id: NOW - WINDOW - timedelta(minutes=1), recent.id: NOW - WINDOW + timedelta(minutes=1)}
+    assert new_failures(facts([old, recent], [subscription], first_seen=first_seen)) == {"C1": [recent]}
+
+
+def test_runs_without_finished_at_are_ordered_by_first_seen() -> None:
+    early = unfinished(run(failed_ago=timedelta(minutes=1)))
+    late = unfinished(run(failed_ago=timedelta(minutes=50)))
+    middle = run(failed_ago=timedelta(minutes=10))
+    first_seen = {early.id: NOW - timedelta(minutes=30), late.id: NOW - timedelta(minutes=2)}
+    found = new_failures(facts([late, middle, early], first_seen=first_seen))
+    assert found["C1"] == [early, middle, late]
 
 
 # ------------------------------------------------------------------------ plan_failures
@@ -330,7 +390,7 @@ def test_failure_with_an_open_incident_is_a_repeat() -> None:
     assert len(actions) == 1
     action = actions[0]
     assert isinstance(action, Repeat)
-    assert action.run == again
+    assert action.runs == (again,)
     updated = action.incident
     assert updated.id == incident.id and updated.message_ts == incident.message_ts
     assert updated.failures == 3
@@ -341,13 +401,52 @@ def test_failure_with_an_open_incident_is_a_repeat() -> None:
     assert announced_pairs(action) == [("C1", again.id)]
 
 
-def test_two_repeats_in_one_poll_count_up() -> None:
+def test_repeats_in_one_poll_make_one_repeat_oldest_first() -> None:
     incident = open_incident(run(failed_ago=timedelta(hours=3)))
-    r1, r2 = run(failed_ago=timedelta(minutes=20)), run(failed_ago=timedelta(minutes=2))
-    actions = plan_failures(facts([r2, r1], open_incidents=[incident]))
+    r1, r2, r3 = (run(failed_ago=timedelta(minutes=m)) for m in (20, 2, 11))
+    actions = plan_failures(facts([r2, r1, r3], open_incidents=[incident]))
+    assert len(actions) == 1
+    action = actions[0]
+    assert isinstance(action, Repeat)
+    assert action.runs == (r1, r3, r2)
+    updated = action.incident
+    assert updated.id == incident.id and updated.failures == 4
+    assert updated.first_failed_at == incident.first_failed_at
+    assert updated.last_failed_at == r2.finished_at
+    assert updated.run == raw(r2)
+    assert announced_pairs(action) == [("C1", r.id) for r in (r1, r3, r2)]
+
+
+def test_repeats_of_two_incidents_make_one_repeat_each() -> None:
+    here = open_incident(run(failed_ago=timedelta(hours=3)), id=7)
+    there = open_incident(run(site_id=1002, failed_ago=timedelta(hours=3)), id=8)
+    runs = [run(failed_ago=timedelta(minutes=m)) for m in (30, 10)]
+    other = run(site_id=1002, failed_ago=timedelta(minutes=20))
+    actions = plan_failures(facts([*runs, other], open_incidents=[here, there]))
     assert [type(a) for a in actions] == [Repeat, Repeat]
-    assert [(a.run, a.incident.failures) for a in actions] == [(r1, 2), (r2, 3)]
-    assert actions[-1].incident.last_failed_at == r2.finished_at
+    by_id = {a.incident.id: a for a in actions}
+    assert (by_id[7].runs, by_id[7].incident.failures) == (tuple(runs), 3)
+    assert (by_id[8].runs, by_id[8].incident.failures) == ((other,), 2)
+
+
+def test_repeat_of_a_run_without_finished_at_is_dated_when_first_seen() -> None:
+    incident = open_incident(run(failed_ago=timedelta(hours=3)))
+    seen = NOW - timedelta(minutes=4)
+    r = unfinished(run(failed_ago=timedelta(minutes=50)))
+    (action,) = plan_failures(facts([r], open_incidents=[incident], first_seen={r.id: seen}))
+    assert isinstance(action, Repeat)
+    assert action.incident.last_failed_at == seen
+    assert action.incident.run == raw(r)
+
+
+def test_first_failures_without_finished_at_are_dated_when_first_seen() -> None:
+    older, newer = unfinished(run()), unfinished(run())
+    first_seen = {older.id: NOW - timedelta(minutes=40), newer.id: NOW - timedelta(minutes=3)}
+    (action,) = plan_failures(facts([newer, older], first_seen=first_seen))
+    assert isinstance(action, OpenIncident)
+    assert action.runs == (older, newer)
+    assert action.incident.first_failed_at == NOW - timedelta(minutes=40)
+    assert action.incident.last_failed_at == NOW - timedelta(minutes=3)
 
 
 def test_an_older_repeat_counts_but_keeps_the_latest_run() -> None:
@@ -359,6 +458,20 @@ def test_an_older_repeat_counts_but_keeps_the_latest_run() -> None:
     assert action.incident.failures == 2
     assert action.incident.last_failed_at == latest.finished_at
     assert action.incident.run == raw(latest)
+
+
+def test_with_failures_counts_each_run_and_keeps_the_latest() -> None:
+    incident = open_incident(run(failed_ago=timedelta(hours=1)), failures=2, muted_failures=1)
+    newest, older = run(failed_ago=timedelta(minutes=5)), run(failed_ago=timedelta(minutes=30))
+    seen = {newest.id: NOW - timedelta(minutes=1), older.id: NOW - timedelta(minutes=40)}
+    updated = triage.with_failures(incident, [newest, older], lambda r: seen[r.id])
+    assert (updated.failures, updated.muted_failures) == (4, 1)
+    assert updated.last_failed_at == NOW - timedelta(minutes=1)  # from `when`, not finished-at
+    assert updated.run == raw(newest)
+    assert updated.first_failed_at == incident.first_failed_at
+    muted = triage.with_failures(incident, [newest, older], lambda r: seen[r.id], muted=True)
+    assert (muted.failures, muted.muted_failures) == (4, 3)
+    assert triage.with_failures(incident, [], lambda r: NOW) == incident
 
 
 def test_open_incident_in_another_channel_does_not_make_a_repeat_here() -> None:
@@ -423,25 +536,56 @@ def test_mute_is_per_channel() -> None:
 
 def test_more_than_the_threshold_gives_one_digest() -> None:
     existing = open_incident(run(site_id=1003, failed_ago=timedelta(hours=1)))
-    runs = ([run(site_id=1001, failed_ago=timedelta(minutes=m)) for m in (40, 30, 20)]
-            + [run(site_id=1002, failed_ago=timedelta(minutes=m)) for m in (35, 25)]
-            + [run(site_id=1003, failed_ago=timedelta(minutes=5))])
-    actions = plan_failures(facts(runs, open_incidents=[existing]))
-    assert len(actions) == 1
-    digest = actions[0]
-    assert isinstance(digest, Digest)
+    first_failures = ([run(site_id=1001, failed_ago=timedelta(minutes=m)) for m in (40, 30, 20)]
+                      + [run(site_id=1002, failed_ago=timedelta(minutes=m)) for m in (35, 25, 15)])
+    repeat = run(site_id=1003, failed_ago=timedelta(minutes=5))
+    actions = plan_failures(facts([*first_failures, repeat], open_incidents=[existing]))
+    assert len(actions) == 2
+    (digest,) = of_type(actions, Digest)
     assert digest.channel_id == "C1"
-    assert sorted(ids(digest.runs)) == sorted(ids(runs))
-    assert list(digest.runs) == sorted(runs, key=lambda r: r.finished_at)
+    assert sorted(ids(digest.runs)) == sorted(ids(first_failures))
     new = {i.site_id: i for i in digest.new_incidents}
-    assert set(new) == {1001, 1002}
+    assert set(new) == {1001, 1002} and len(digest.new_incidents) == 2
     assert all(i.in_digest and i.id == 0 and i.channel_id == "C1" for i in new.values())
-    assert (new[1001].failures, new[1002].failures) == (3, 2)
-    (updated,) = digest.updated_incidents
-    assert updated.id == existing.id and updated.failures == 2
-    assert updated.last_failed_at == runs[-1].finished_at
-    assert not updated.in_digest
-    assert sorted(announced_pairs(digest)) == sorted(("C1", r.id) for r in runs)
+    assert (new[1001].failures, new[1002].failures) == (3, 3)
+    assert new[1001].first_failed_at == first_failures[0].finished_at
+    assert new[1001].last_failed_at == first_failures[2].finished_at
+    assert sorted(announced_pairs(digest)) == sorted(("C1", r.id) for r in first_failures)
+    # The failure of a connector already failing here goes to its incident's thread.
+    (action,) = of_type(actions, Repeat)
+    assert action.runs == (repeat,)
+    assert action.incident.id == existing.id and action.incident.failures == 2
+    assert action.incident.last_failed_at == repeat.finished_at
+    assert not action.incident.in_digest
+    assert announced_pairs(action) == [("C1", repeat.id)]
+
+
+def test_digest_runs_come_oldest_failure_first() -> None:
+    # Failures of two pairs, interleaved in time: the digest lists them as they failed.
+    runs = ([run(site_id=1001, failed_ago=timedelta(minutes=m)) for m in (40, 30, 20)]
+            + [run(site_id=1002, failed_ago=timedelta(minutes=m)) for m in (35, 25, 15)])
+    (digest,) = plan_failures(facts(runs))
+    assert isinstance(digest, Digest)
+    assert list(digest.runs) == sorted(runs, key=lambda r: r.finished_at)
+
+
+def test_repeats_do_not_count_toward_the_digest_threshold() -> None:
+    existing = open_incident(run(site_id=1009, failed_ago=timedelta(hours=1)))
+    repeats = [run(site_id=1009, failed_ago=timedelta(minutes=m)) for m in (1, 2, 3)]
+    first_failures = [run(site_id=1001 + i) for i in range(5)]
+    actions = plan_failures(facts(repeats + first_failures, open_incidents=[existing], threshold=5))
+    assert not of_type(actions, Digest)
+    assert len(of_type(actions, OpenIncident)) == 5
+    (action,) = of_type(actions, Repeat)
+    assert action.runs == tuple(reversed(repeats)) and action.incident.failures == 4
+
+
+def test_only_repeats_never_make_a_digest() -> None:
+    existing = open_incident(run(failed_ago=timedelta(hours=1)))
+    repeats = [run(failed_ago=timedelta(minutes=m)) for m in range(1, 9)]
+    (action,) = plan_failures(facts(repeats, open_incidents=[existing], threshold=5))
+    assert isinstance(action, Repeat)
+    assert len(action.runs) == 8 and action.incident.failures == 9
 
 
 def test_threshold_exactly_met_is_told_one_by_one() -> None:
@@ -505,17 +649,19 @@ def test_announced_pairs_of_every_action() -> None:
     r = run()
     incident = open_incident(r)
     assert announced_pairs(OpenIncident(incident, (r,))) == [("C1", r.id)]
-    assert announced_pairs(Repeat(incident, r)) == [("C1", r.id)]
+    again = run()
+    assert announced_pairs(Repeat(incident, (r,))) == [("C1", r.id)]
+    assert announced_pairs(Repeat(incident, (r, again))) == [("C1", r.id), ("C1", again.id)]
     assert announced_pairs(Suppress("C9", r, None)) == [("C9", r.id)]
     other = run(site_id=1002)
-    assert announced_pairs(Digest("C3", (r, other), (), ())) == [("C3", r.id), ("C3", other.id)]
+    assert announced_pairs(Digest("C3", (r, other), ())) == [("C3", r.id), ("C3", other.id)]
     assert announced_pairs(Recover(incident, r)) == []
     assert announced_pairs(Expire(incident)) == []
 
 
 def test_announced_pairs_of_a_digest_name_every_run() -> None:
     runs = (run(), run(site_id=1002), run(site_id=1003))
-    assert announced_pairs(Digest("C3", runs, (), ())) == [("C3", r.id) for r in runs]
+    assert announced_pairs(Digest("C3", runs, ())) == [("C3", r.id) for r in runs]
 
 
 # ----------------------------------------------------------------------- recoveries

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -59,6 +59,14 @@ class RetryPolicy:
         return random.uniform(0, delay) if self.jitter else delay
 
 
+class RequestObserver(Protocol):
+    """Told about every attempt (for metrics): `endpoint` is "runs" or "run", never a run
+    id; `status` is None when no HTTP answer came; `error` is the `CdeError` class name.
+    """
+
+    def on_request(self, endpoint: str, status: int | None, seconds: float, error: str | None) -> None: ...
+
+
 DEFAULT_RETRY = RetryPolicy()
 # For tests: the same bounds, no waiting.
 NO_WAIT_RETRY = RetryPolicy(backoff_base=0.0, backoff_max=0.0, jitter=False)
@@ -75,8 +83,10 @@ class CdeClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         self._retry = retry
+        self._observer = observer
         self._timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
@@ -125,7 +135,7 @@ class CdeClient:
             page = await self.list_runs(run_filter, offset=offset, limit=page_size)
             yield page
             offset += len(page.runs)
-            if not page.runs or offset >= page.total:
+            if page.is_last(offset, page_size):
                 return
 
     async def _get(self, path: str, params: dict[str, str], model: type[Model]) -> Model:
@@ -135,8 +145,7 @@ class CdeClient:
             attempt += 1
             remaining = self._retry.deadline - (time.monotonic() - started)
             try:
-                response = await self._send(path, params, remaining)
-                return _parse(response, model)
+                return await self._send(path, params, remaining, model)
             except CdeUnavailable as exc:
                 wait = self._wait_before_retry(exc, attempt, started)
                 if wait is None:
@@ -160,7 +169,28 @@ class CdeClient:
             return None
         return wait
 
-    async def _send(self, path: str, params: dict[str, str], remaining: float) -> httpx.Response:
+    async def _send(self, path: str, params: dict[str, str], remaining: float, model: type[Model]) -> Model:
+        """One attempt: request, status, parsing; reported to the observer, if any."""
+        sent = time.monotonic()
+        response: httpx.Response | None = None
+        try:
+            response = await self._request(path, params, remaining)
+            _raise_for_status(response)
+            result = _parse(response, model)
+        except CdeError as exc:
+            self._observe(path, response, sent, type(exc).__name__)
+            raise
+        self._observe(path, response, sent, None)
+        return result
+
+    def _observe(self, path: str, response: httpx.Response | None, sent: float, error: str | None) -> None:
+        if self._observer is not None:
+            # "runs/<id>" is one endpoint: a label per run id would grow without bound.
+            endpoint = "runs" if path == "runs" else "run"
+            status = response.status_code if response is not None else None
+            self._observer.on_request(endpoint, status, time.monotonic() - sent, error)
+
+    async def _request(self, path: str, params: dict[str, str], remaining: float) -> httpx.Response:
         timeout = _clip_timeout(self._timeout, remaining)
         sent = time.monotonic()
         try:
@@ -177,7 +207,6 @@ class CdeClient:
             "CDE GET /%s %s -> %d in %.0fms",
             path, params, response.status_code, (time.monotonic() - sent) * 1000,
         )
-        _raise_for_status(response)
         return response
 
 
@@ -277,4 +306,4 @@ def _parse(response: httpx.Response, model: type[Model]) -> Model:
         raise CdeProtocolError(f"unexpected answer from the CDE API ({problems})") from exc
 
 
-__all__ = ["DEFAULT_RETRY", "NO_WAIT_RETRY", "CdeClient", "CdeError", "RetryPolicy"]
+__all__ = ["DEFAULT_RETRY", "NO_WAIT_RETRY", "CdeClient", "CdeError", "RequestObserver", "RetryPolicy"]

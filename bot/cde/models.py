@@ -81,6 +81,16 @@ class RunPage(_ApiModel):
     def _missing_metadata(cls, value: object) -> object:
         return PageInfo() if value is None else value
 
+    def is_last(self, seen: int, page_size: int) -> bool:
+        """Whether paging can stop after this page, `seen` runs having been read so far:
+        by `metadata.total` when the API gives it, else when a page comes back short.
+        """
+        if not self.runs:
+            return True
+        if self.info.total is not None:
+            return seen >= self.info.total
+        return len(self.runs) < page_size
+
     @property
     def total(self) -> int:
         """The number of matching runs, falling back to what this page shows."""

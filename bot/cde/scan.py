@@ -67,7 +67,7 @@ async def runs_since(
         seen += len(page.runs)
         order.feed(page.runs)
         found.extend(run for run in page.runs if run.created_at is None or run.created_at >= since)
-        if order.past(since) or not page.runs or seen >= page.total:
+        if order.past(since) or page.is_last(seen, page_size):
             return ScanResult(found, requests, complete=True)
         if requests >= max_pages:
             log.warning(

@@ -21,8 +21,8 @@ DEMO_POLL_SECONDS = 5.0
 DEMO_NEW_RUN_SECONDS = 3.0
 
 BANNER = """cde-bot console{demo}. Type what you would after /cde in Slack:
-  runs state:failed · run <id> · subscribe all · subscriptions · help
-Press buttons with `press N` (or `next`, `prev`, `share`, `ack`, `mute 4`, `recent`);
+  runs state:failed · run <id> · subscribe all (then `confirm`) · subscriptions · help
+Press buttons with `press N` (or `next`, `prev`, `share`, `ack`, `mute 4`, `recent`, `confirm`);
 `wait 10` lets the poller work for 10 s; `quit` leaves.
 """
 

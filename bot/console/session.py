@@ -24,7 +24,7 @@ from bot.server import Bot
 SHORTCUTS = {
     "next": "_next", "prev": "_prev", "previous": "_prev", "share": "runs_share",
     "ack": "incident_ack", "acknowledge": "incident_ack", "mute": "incident_mute",
-    "unmute": "incident_mute", "recent": "recent", "subscribe-all": "subscribe_all",
+    "unmute": "incident_mute", "recent": "recent", "confirm": "subscribe_all",
 }
 WORK_TIMEOUT = 60.0
 MAX_WAIT = 600.0

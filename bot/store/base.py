@@ -7,7 +7,7 @@ SQLite (the default) and PostgreSQL work behind the same calls.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,8 +113,22 @@ class Store(abc.ABC):
         """Record (channel_id, run_id) pairs as told; recording one twice is harmless."""
 
     @abc.abstractmethod
-    async def prune_announced(self, before: datetime) -> int:
-        """Forget records older than `before`; how many were dropped."""
+    async def prune_announced(self, before: datetime, keep: Iterable[str] = ()) -> int:
+        """Forget records older than `before`, except those of the runs in `keep` (still
+        listed by the API, so still able to come back as news); how many were dropped.
+        """
+
+    @abc.abstractmethod
+    async def first_seen(self, run_ids: Iterable[str], now: datetime) -> dict[str, datetime]:
+        """When the bot first saw each run, recording `now` for runs it never saw. A failed
+        run whose `finished-at` is null failed, as far as anyone can tell, when first seen.
+        """
+
+    @abc.abstractmethod
+    async def prune(self, before: datetime, keep: Iterable[str] = ()) -> None:
+        """Drop first sightings older than `before` (but those of `keep`), and incidents
+        resolved and mutes ended before it.
+        """
 
     # -- incidents ---------------------------------------------------------------------
 
@@ -129,8 +143,26 @@ class Store(abc.ABC):
         """Every incident whose parent is this message (one for a notice, more for a digest)."""
 
     @abc.abstractmethod
-    async def save_incident(self, incident: Incident) -> Incident:
-        """Insert when `incident.id == 0` (returning it with its new id), else update."""
+    async def save_incident(self, incident: Incident, *, announce: Iterable[tuple[str, str]] = (),
+                            at: datetime | None = None) -> Incident:
+        """Insert when `incident.id == 0` (returning it with its new id), else update; and
+        record the `announce` pairs as told at `at`, in the same transaction.
+        """
+
+    @abc.abstractmethod
+    async def save_incidents(self, incidents: Sequence[Incident], *,
+                             announce: Iterable[tuple[str, str]] = (),
+                             at: datetime | None = None) -> list[Incident]:
+        """`save_incident` for several incidents (a digest's), all in one transaction."""
+
+    @abc.abstractmethod
+    async def update_incident(
+        self, incident_id: int, change: Callable[[Incident], Incident], *,
+        announce: Iterable[tuple[str, str]] = (), at: datetime | None = None,
+    ) -> Incident | None:
+        """Apply `change` to the incident as stored now, atomically (None when it is gone),
+        recording `announce` in the same transaction.
+        """
 
     # -- mutes ---------------------------------------------------------------------------
 
@@ -141,6 +173,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def active_mutes(self, now: datetime) -> list[Mute]:
         """Mutes still in force at `now`."""
+
+    @abc.abstractmethod
+    async def ended_mutes(self, now: datetime) -> list[Mute]:
+        """Mutes that have run out but are still stored."""
+
+    @abc.abstractmethod
+    async def delete_mute(self, channel_id: str, site_id: int | None, connector_id: str | None) -> None:
+        """Forget a mute (once its end has been told)."""
 
     @abc.abstractmethod
     async def count_suppressed(self, channel_id: str, site_id: int | None,

@@ -174,6 +174,13 @@ mutes_table = Table(
     PrimaryKeyConstraint("channel_id", "site_key", "connector_key"),
 )
 
+first_seen_table = Table(
+    "first_seen",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("seen_at", UtcDateTime(), nullable=False, index=True),
+)
+
 state_table = Table(
     "state",
     metadata,
@@ -471,31 +478,77 @@ class SqlStore(Store):
         async with self._transaction(write=False) as conn:
             return await self._announced(conn, wanted)
 
+    async def _announce(self, conn: AsyncConnection, pairs: Iterable[tuple[str, str]],
+                        at: datetime) -> None:
+        wanted = list(dict.fromkeys(pairs))
+        if not wanted:
+            return
+        known = await self._announced(conn, list(dict.fromkeys(run for _, run in wanted)))
+        rows = [
+            {"channel_id": channel_id, "run_id": run_id, "announced_at": at}
+            for channel_id, run_id in wanted
+            if (channel_id, run_id) not in known
+        ]
+        if rows:
+            await conn.execute(insert(announced_table), rows)
+
     async def mark_announced(self, pairs: Iterable[tuple[str, str]], at: datetime) -> None:
         """Record (channel_id, run_id) pairs as told; recording one twice is harmless."""
-        wanted = list(dict.fromkeys(pairs))
+        wanted = list(pairs)
         if not wanted:
             return
 
         async def attempt() -> None:
             async with self._transaction(write=True) as conn:
-                known = await self._announced(conn, list(dict.fromkeys(run for _, run in wanted)))
-                rows = [
-                    {"channel_id": channel_id, "run_id": run_id, "announced_at": at}
-                    for channel_id, run_id in wanted
-                    if (channel_id, run_id) not in known
-                ]
-                if rows:
-                    await conn.execute(insert(announced_table), rows)
+                await self._announce(conn, wanted, at)
 
         await self._retry_on_conflict(attempt)
 
-    async def prune_announced(self, before: datetime) -> int:
-        """Forget records older than `before`; how many were dropped."""
+    async def prune_announced(self, before: datetime, keep: Iterable[str] = ()) -> int:
+        """Forget records older than `before`, except those of the runs in `keep`."""
         t = announced_table
+        kept = list(dict.fromkeys(keep))
         async with self._transaction(write=True) as conn:
-            result = await conn.execute(delete(t).where(t.c.announced_at < before))
+            query = delete(t).where(t.c.announced_at < before)
+            for chunk in _chunks(kept):
+                query = query.where(t.c.run_id.not_in(chunk))
+            result = await conn.execute(query)
         return result.rowcount
+
+    async def first_seen(self, run_ids: Iterable[str], now: datetime) -> dict[str, datetime]:
+        """When each run was first seen, recording `now` for the ones never seen before."""
+        wanted = list(dict.fromkeys(run_ids))
+        if not wanted:
+            return {}
+        t = first_seen_table
+        seen: dict[str, datetime] = {}
+
+        async def attempt() -> None:
+            seen.clear()
+            async with self._transaction(write=True) as conn:
+                for chunk in _chunks(wanted):
+                    rows = await conn.execute(select(t.c.run_id, t.c.seen_at).where(t.c.run_id.in_(chunk)))
+                    seen.update({row.run_id: row.seen_at for row in rows})
+                new = [{"run_id": run_id, "seen_at": now} for run_id in wanted if run_id not in seen]
+                if new:
+                    await conn.execute(insert(t), new)
+                    seen.update({row["run_id"]: now for row in new})
+
+        await self._retry_on_conflict(attempt)
+        return seen
+
+    async def prune(self, before: datetime, keep: Iterable[str] = ()) -> None:
+        """Drop what is older than `before`: first sightings (but those of `keep`), resolved
+        incidents and ended mutes.
+        """
+        kept = list(dict.fromkeys(keep))
+        async with self._transaction(write=True) as conn:
+            query = delete(first_seen_table).where(first_seen_table.c.seen_at < before)
+            for chunk in _chunks(kept):
+                query = query.where(first_seen_table.c.run_id.not_in(chunk))
+            await conn.execute(query)
+            await conn.execute(delete(incidents_table).where(incidents_table.c.resolved_at < before))
+            await conn.execute(delete(mutes_table).where(mutes_table.c.until < before))
 
     # -- incidents ---------------------------------------------------------------------------
 
@@ -527,21 +580,59 @@ class SqlStore(Store):
         t = incidents_table
         return await self._incidents(t.c.channel_id == channel_id, t.c.message_ts == message_ts)
 
-    async def save_incident(self, incident: Incident) -> Incident:
-        """Insert when `incident.id == 0` (returning it with its new id), else update.
+    async def save_incident(self, incident: Incident, *, announce: Iterable[tuple[str, str]] = (),
+                            at: datetime | None = None) -> Incident:
+        """Insert when `incident.id == 0` (returning it with its new id), else update; and
+        record `announce` as told, in the same transaction.
 
         Raises `StoreError` when updating an id that does not exist.
         """
+        [saved] = await self.save_incidents([incident], announce=announce, at=at)
+        return saved
+
+    async def save_incidents(self, incidents: Sequence[Incident], *,
+                             announce: Iterable[tuple[str, str]] = (),
+                             at: datetime | None = None) -> list[Incident]:
+        """`save_incident` for several incidents at once, all in one transaction."""
         t = incidents_table
-        values = {name: getattr(incident, name) for name in _INCIDENT_FIELDS}
+        pairs = list(announce)
+        saved = []
         async with self._transaction(write=True) as conn:
-            if incident.id == 0:
-                result = await conn.execute(insert(t).values(**values))
-                return dataclasses.replace(incident, id=result.inserted_primary_key[0])
-            result = await conn.execute(update(t).where(t.c.id == incident.id).values(**values))
-            if result.rowcount == 0:
-                raise StoreError(f"no incident with id {incident.id} to update")
-        return incident
+            for incident in incidents:
+                values = {name: getattr(incident, name) for name in _INCIDENT_FIELDS}
+                if incident.id == 0:
+                    result = await conn.execute(insert(t).values(**values))
+                    incident = dataclasses.replace(incident, id=result.inserted_primary_key[0])
+                else:
+                    result = await conn.execute(update(t).where(t.c.id == incident.id).values(**values))
+                    if result.rowcount == 0:
+                        raise StoreError(f"no incident with id {incident.id} to update")
+                saved.append(incident)
+            if pairs:
+                await self._announce(conn, pairs, at or saved[0].last_failed_at)
+        return saved
+
+    async def update_incident(
+        self, incident_id: int, change: Callable[[Incident], Incident], *,
+        announce: Iterable[tuple[str, str]] = (), at: datetime | None = None,
+    ) -> Incident | None:
+        """Apply `change` to the incident as it is stored now, in one transaction that holds
+        the row, so that a click and a poll never overwrite each other's update.
+        """
+        t = incidents_table
+        pairs = list(announce)
+        async with self._transaction(write=True) as conn:
+            row = (await conn.execute(
+                select(t).where(t.c.id == incident_id).with_for_update()
+            )).mappings().first()
+            if row is None:
+                return None
+            changed = change(self._incident(row))
+            values = {name: getattr(changed, name) for name in _INCIDENT_FIELDS}
+            await conn.execute(update(t).where(t.c.id == incident_id).values(**values))
+            if pairs:
+                await self._announce(conn, pairs, at or changed.last_failed_at)
+        return changed
 
     # -- mutes ---------------------------------------------------------------------------------
 
@@ -568,6 +659,27 @@ class SqlStore(Store):
             )
             for row in rows
         ]
+
+    async def ended_mutes(self, now: datetime) -> list[Mute]:
+        """Mutes that have run out but are still stored (their end not yet told)."""
+        t = mutes_table
+        query = select(t).where(t.c.until <= now).order_by(t.c.channel_id, t.c.site_key, t.c.connector_key)
+        async with self._transaction(write=False) as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            Mute(
+                channel_id=row["channel_id"], site_id=row["site_id"], connector_id=row["connector_id"],
+                until=row["until"], muted_by=row["muted_by"], suppressed=row["suppressed"],
+            )
+            for row in rows
+        ]
+
+    async def delete_mute(self, channel_id: str, site_id: int | None, connector_id: str | None) -> None:
+        t = mutes_table
+        site_key, connector_key = _mute_key(site_id, connector_id)
+        async with self._transaction(write=True) as conn:
+            await conn.execute(delete(t).where(t.c.channel_id == channel_id, t.c.site_key == site_key,
+                                               t.c.connector_key == connector_key))
 
     async def count_suppressed(self, channel_id: str, site_id: int | None,
                                connector_id: str | None) -> None:

@@ -66,7 +66,7 @@ async def test_console_without_settings_says_what_is_missing(tmp_path: Path) -> 
 
 
 async def test_demo_needs_nothing_and_shows_notices_live() -> None:
-    script = "runs state:failed limit:2\nsubscribe all\nwait 20\nquit\n"
+    script = "runs state:failed limit:2\nsubscribe all\nconfirm\nwait 20\nquit\n"
     code, out, err = await run_cli("demo", stdin=script, timeout=120)
     assert code == 0, err
     assert "Showing 1–2 of" in out

@@ -71,6 +71,15 @@ class Notices:
         await self.command(f"subscribe {filters}", channel)
         await until(lambda: len(self.slack.messages(channel)) > before, "subscription confirmation")
 
+    async def subscribe_everything(self, channel: str = OPS) -> None:
+        """`/cde subscribe all`, then the confirmation click it asks for."""
+        url = await self.command("subscribe all", channel)
+        [confirm] = await self.slack.wait_for_response(url)
+        before = len(self.slack.messages(channel))
+        message = {"ts": "1.0", "blocks": confirm["blocks"], "text": confirm["text"]}
+        await self.click("subscribe_all", message, channel=channel, user="U0001")
+        await until(lambda: len(self.slack.messages(channel)) > before, "subscription confirmation")
+
     def polls(self) -> int:
         return sum(1 for r in self.cde.requests_to("/runs") if r.query.get("state") == "failed")
 
@@ -179,7 +188,7 @@ async def test_a_late_failure_with_an_old_created_at_is_told(notices: Notices, c
 async def test_a_burst_becomes_one_digest_with_every_failure_in_its_thread(
     notices: Notices, cde: SampleCdeApi, slack: SlackStandIn
 ) -> None:
-    await notices.subscribe("all")
+    await notices.subscribe_everything()
     burst = [failure(minutes_ago=0, site_id=site, connector_id=connector)
              for site in (1001, 1002, 1003) for connector in (CONNECTOR, OTHER_CONNECTOR)]
     burst += [failure(minutes_ago=0, site_id=1001)]

@@ -1,0 +1,98 @@
+"""What a poll costs: API requests per poll against the number of subscriptions, and the
+time to decide what is news for many failed runs and many subscriptions.
+
+Run: python -m bench.poll
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from bot import triage
+from bot.cde.client import NO_WAIT_RETRY, CdeClient
+from bot.cde.models import Run
+from bot.config import Settings
+from bot.console.local_slack import LocalSlack
+from bot.demo.api import SampleCdeApi
+from bot.demo.history import DemoHistory
+from bot.demo.runs import make_run
+from bot.notices import Notices
+from bot.notifier import Notifier
+from bot.slack import SlackPoster, web_client
+from bot.store.sql import SqlStore
+from bot.subscriptions import NoticeFilter, Subscription
+
+NOW = datetime.now(UTC)
+
+
+def decide_benchmark() -> None:
+    failed = [Run.model_validate(make_run(state="failed", site_id=1000 + i % 50,
+                                          started_at=NOW - timedelta(minutes=i % 600)))
+              for i in range(500)]
+    print("Deciding what is news (pure), 500 failed runs in the window:")
+    base = None
+    for count in (1, 10, 100, 1000):
+        subs = [Subscription(i, f"C{i:05d}", NoticeFilter(site_id=1000 + i % 50), "U1",
+                             NOW - timedelta(days=1)) for i in range(count)]
+        facts = triage.PollFacts(now=NOW, window=timedelta(hours=24), failed_runs=failed,
+                                 subscriptions=subs, announced=set(), open_incidents=[], mutes=[])
+        started = time.perf_counter()
+        repeat = 5
+        for _ in range(repeat):
+            actions = triage.plan_failures(facts)
+        seconds = (time.perf_counter() - started) / repeat
+        base = base or seconds
+        print(f"  {count:5d} subscriptions: {seconds * 1000:8.1f} ms, {len(actions):5d} actions "
+              f"({seconds / base:5.1f}x the 1-subscription time)")
+
+
+async def requests_benchmark() -> None:
+    print("API requests per poll (real Notifier, sample API with a 48 h history, SQLite):")
+    history = DemoHistory()
+    slack = LocalSlack(on_message=lambda posted: None)
+    await slack.start()
+    try:
+        for count in (1, 10, 100):
+            async with SampleCdeApi(history.past(), token="t") as api:
+                with tempfile.TemporaryDirectory() as tmp:
+                    store = SqlStore(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
+                    await store.open()
+                    settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",
+                                        slack_signing_secret="s", slack_api_url=slack.api_url,
+                                        cde_api_token="t")
+                    cde = CdeClient(api.url, SecretStr("t"), retry=NO_WAIT_RETRY)
+                    poster = SlackPoster(web_client(settings), min_interval=0)
+                    notifier = Notifier(cde, store, Notices(store, poster))
+                    for i in range(count):
+                        await store.add_subscription(f"C{i:04d}", NoticeFilter(site_id=1001 + i % 5),
+                                                     "U1", NOW - timedelta(days=3))
+                    started = time.perf_counter()
+                    first = await notifier.poll_once()
+                    first_seconds = time.perf_counter() - started
+                    before = len(api.requests)
+                    started = time.perf_counter()
+                    await notifier.poll_once()
+                    quiet_seconds = time.perf_counter() - started
+                    quiet = len(api.requests) - before
+                    print(f"  {count:4d} subscriptions: first poll {first.api_requests} requests, "
+                          f"{first.posted} posts in {first_seconds:.2f}s; next poll {quiet} requests "
+                          f"in {quiet_seconds * 1000:.0f} ms")
+                    await cde.aclose()
+                    await store.close()
+    finally:
+        await slack.stop()
+
+
+def main() -> None:
+    decide_benchmark()
+    asyncio.run(requests_benchmark())
+
+
+if __name__ == "__main__":
+    main()

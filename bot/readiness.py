@@ -1,0 +1,88 @@
+"""What `/readyz` reports: whether this process can do its work right now.
+
+Three checks: Slack is connected, the store answers, and polling is not stale. The
+decisions are pure functions of what `serve` and each poll record in `Readiness`; the
+only I/O is the store's `ping()` and the Socket Mode client's own connection check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.store.base import Store
+
+# Polling counts as stale after this many intervals without a success, and never sooner
+# than STALE_FLOOR seconds: a poll that retries through a short API blip is not an outage.
+STALE_INTERVALS = 3
+STALE_FLOOR = 120.0
+STORE_PING_TIMEOUT = 2.0  # seconds; a store slower than this is not ready to serve
+
+
+def stale_after(poll_interval: float, override: float | None = None) -> float:
+    """Seconds without a successful poll after which polling is stale."""
+    if override is not None:
+        return override
+    return max(STALE_INTERVALS * poll_interval, STALE_FLOOR)
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"ok": self.ok, "detail": self.detail}
+
+
+def poll_check(now: float, started_at: float, last_success: float | None, stale_after: float) -> Check:
+    """Polling is fresh when the last success (or, before the first, the start) is recent."""
+    if last_success is None:
+        waited = now - started_at
+        if waited < stale_after:
+            return Check(True, f"first poll pending ({waited:.0f}s since start)")
+        return Check(False, f"no successful poll in {waited:.0f}s since start "
+                            f"(stale after {stale_after:.0f}s)")
+    age = now - last_success
+    if age > stale_after:
+        return Check(False, f"last successful poll {age:.0f}s ago (stale after {stale_after:.0f}s)")
+    return Check(True, f"last successful poll {age:.0f}s ago")
+
+
+@dataclass
+class Readiness:
+    """The live facts the checks read; `serve` and each poll keep them up to date.
+
+    Times are Unix seconds. `slack_connected` is None until Slack is connected.
+    """
+
+    stale_after: float
+    started_at: float = field(default_factory=time.time)
+    last_poll_success: float | None = None
+    slack_connected: Callable[[], Awaitable[bool]] | None = None
+
+    async def checks(self, store: Store, *, now: float | None = None) -> dict[str, Check]:
+        """Every check, by name."""
+        return {
+            "slack": await self._slack(),
+            "store": await _store(store),
+            "poll": poll_check(time.time() if now is None else now, self.started_at,
+                               self.last_poll_success, self.stale_after),
+        }
+
+    async def _slack(self) -> Check:
+        if self.slack_connected is None:
+            return Check(False, "not connected")
+        if await self.slack_connected():
+            return Check(True, "connected")
+        return Check(False, "disconnected")
+
+
+async def _store(store: Store) -> Check:
+    try:
+        answered = await asyncio.wait_for(store.ping(), STORE_PING_TIMEOUT)
+    except TimeoutError:
+        return Check(False, f"no answer within {STORE_PING_TIMEOUT:.0f}s")
+    return Check(True, "answers") if answered else Check(False, "does not answer")

@@ -1,0 +1,184 @@
+"""End to end: `/readyz`, `/metrics` and JSON logs of the real bot process, in both transports."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.demo.api import Fault, SampleCdeApi
+from bot.demo.runs import make_run
+from tests.e2e.conftest import bot_env, stop_cleanly
+from tests.e2e.harness import SECRETS, BotProcess
+from tests.e2e.test_http_mode import command
+from tests.standins.slack import SlackStandIn
+
+OPS = "C0001"
+FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
+STALE_SECONDS = 3
+
+
+async def get(bot: BotProcess, path: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(f"{bot.url}{path}") as response:
+        return response.status, await response.text()
+
+
+async def readyz(bot: BotProcess) -> tuple[int, dict[str, Any]]:
+    status, body = await get(bot, "/readyz")
+    return status, json.loads(body)
+
+
+async def scrape(bot: BotProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    status, text = await get(bot, "/metrics")
+    assert status == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return scraped.get((name, frozenset(labels.items())), 0.0)
+
+
+async def until(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """Call (and await, if need be) `condition()` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def start_bot(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, *, socket_mode: bool) -> BotProcess:
+    env = bot_env(slack, cde, socket_mode=socket_mode, database=tmp_path / "bot.db") | {
+        "CDE_POLL_INTERVAL": "1",
+        "CDE_POLL_STALE_SECONDS": str(STALE_SECONDS),
+        "LOG_FORMAT": "json",
+    }
+    return BotProcess(env, tmp_path / "bot.log")
+
+
+def check_json_log(bot: BotProcess) -> list[dict[str, Any]]:
+    """Every line of the bot's output is one JSON object, and none holds a secret."""
+    text = bot.log()
+    assert text, "the bot logged nothing"
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"log line {number} is not JSON: {line[:200]}") from None
+        assert isinstance(entry, dict)
+        assert {"time", "level", "logger", "request_id", "message"} <= entry.keys(), line
+        entries.append(entry)
+    assert not [secret for secret in SECRETS if secret in text], "a secret appeared in the bot's log"
+    return entries
+
+
+async def test_http_mode_ready_metrics_stale_polls_and_json_logs(
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
+    bot = start_bot(slack, cde, tmp_path, socket_mode=False)
+    await bot.start()
+    try:
+        status, body = await readyz(bot)
+        assert status == 200, body
+        assert body["ready"] is True
+        assert {name: check["ok"] for name, check in body["checks"].items()} == {
+            "slack": True, "store": True, "poll": True}
+
+        # A lookup and a subscription, answered.
+        _, _, url = await command(bot, slack, "runs site:1002 state:failed")
+        [answer] = await slack.wait_for_response(url)
+        assert FAILED_RUN in json.dumps(answer)
+        await command(bot, slack, "subscribe site:1001")
+        await until(lambda: len(slack.messages(OPS)) == 1, "the subscription confirmation")
+
+        # A new failure: the notice's first post is rate limited, then goes through.
+        slack.fail_next("chat.postMessage", 1, retry_after=0)
+        cde.add_run(make_run(state="failed", site_id=1001))
+
+        async def notice_counted() -> dict[Any, float] | None:
+            scraped = await scrape(bot)
+            return scraped if metric(scraped, "cde_bot_notices_posted_total", kind="notice") else None
+
+        scraped = await until(notice_counted, "the notice to be counted")
+        assert len(slack.messages(OPS)) == 2
+        assert metric(scraped, "cde_bot_commands_total", command="runs", outcome="ok") == 1
+        assert metric(scraped, "cde_bot_commands_total", command="subscribe", outcome="ok") == 1
+        assert metric(scraped, "cde_bot_cde_request_seconds_count", endpoint="runs", status="200") >= 2
+        assert metric(scraped, "cde_bot_polls_total", outcome="ok") >= 1
+        assert metric(scraped, "cde_bot_slack_rate_limited_total", method="chat.postMessage") == 1
+        last_poll = metric(scraped, "cde_bot_last_successful_poll_timestamp_seconds")
+        assert abs(time.time() - last_poll) < 30
+
+        # The CDE API goes down: polls fail, and once the last success is stale, not ready.
+        cde.fail_next(*[Fault(status=503) for _ in range(1000)])
+
+        async def not_ready() -> dict[str, Any] | None:
+            status, body = await readyz(bot)
+            return body if status == 503 else None
+
+        body = await until(not_ready, "/readyz to report stale polls", timeout=STALE_SECONDS + 8)
+        assert body["ready"] is False
+        assert body["checks"]["poll"]["ok"] is False and "stale" in body["checks"]["poll"]["detail"]
+        assert body["checks"]["slack"]["ok"] and body["checks"]["store"]["ok"]
+        scraped = await scrape(bot)
+        assert metric(scraped, "cde_bot_polls_total", outcome="api_error") >= 1
+        assert metric(scraped, "cde_bot_cde_errors_total", kind="CdeServerError") >= 1
+        assert metric(scraped, "cde_bot_cde_request_seconds_count", endpoint="runs", status="503") >= 1
+        status, _ = await get(bot, "/healthz")
+        assert status == 200  # alive all the same: restarting would not bring the API back
+
+        # Back up: ready again after the next successful poll.
+        cde.faults.clear()
+
+        async def ready() -> bool:
+            return (await readyz(bot))[0] == 200
+
+        await until(ready, "/readyz to recover")
+    finally:
+        await stop_cleanly(bot)
+    entries = check_json_log(bot)
+    assert any(e["request_id"].startswith("poll-") for e in entries)
+    assert any(e["message"].startswith("poll failed") for e in entries)
+
+
+async def test_socket_mode_ready_and_metrics(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
+    bot = start_bot(slack, cde, tmp_path, socket_mode=True)
+    await bot.start()
+    try:
+        await slack.wait_connected()
+        status, body = await readyz(bot)
+        assert status == 200, body
+        assert body["checks"]["slack"] == {"ok": True, "detail": "connected"}
+        _, url = await slack.send_slash_command("runs site:1002 state:failed")
+        await slack.wait_for_response(url)
+        result, _ = await slack.send_slash_command("bogus")
+        assert result.ack_payload is not None
+
+        async def counted() -> dict[Any, float] | None:
+            scraped = await scrape(bot)
+            done = metric(scraped, "cde_bot_commands_total", command="runs", outcome="ok")
+            return scraped if done and metric(scraped, "cde_bot_polls_total", outcome="idle") else None
+
+        scraped = await until(counted, "the command and a poll to be counted")
+        assert metric(scraped, "cde_bot_commands_total", command="help", outcome="user_error") == 1
+        assert metric(scraped, "cde_bot_cde_request_seconds_count", endpoint="runs", status="200") == 1
+    finally:
+        await stop_cleanly(bot)
+    check_json_log(bot)
+

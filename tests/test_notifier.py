@@ -1,0 +1,790 @@
+"""Regression tests for the poller (`bot.notifier.Notifier.poll_once`), in process.
+
+Each test drives real parts end to end: the CDE stand-in (`SampleCdeApi`), the Slack
+stand-in (`SlackStandIn`), a `SqlStore` on a SQLite file, and the real `CdeClient`,
+`SlackPoster` and `Notices`; only the clock is fake. They come from a review of the
+poller: partly failed actions, clicks during a poll, repeats and digests, runs with
+missing times, mutes, refused messages, API outages, and the API cost of a poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.cde.client import NO_WAIT_RETRY, CdeClient
+from bot.demo.api import Fault, SampleCdeApi
+from bot.demo.runs import make_run
+from bot.notices import Notices
+from bot.notifier import Notifier, NotifierConfig, PollReport
+from bot.render import Message
+from bot.slack import SlackPoster
+from bot.store.base import Incident
+from bot.store.sql import SqlStore
+from bot.subscriptions import NoticeFilter, Subscription
+from tests.standins.slack import SlackStandIn
+
+OPS, OTHER, ADMIN = "C0001", "C0002", "C0ADMIN"
+CONNECTOR = "019e16f3-bf9c-7485-b60b-ff3407921934"
+OTHER_CONNECTORS = (
+    "019e16f3-bfa8-7390-9e63-3354f9aa2939",
+    "019e16f3-c001-7000-8000-000000000001",
+    "019e16f3-c001-7000-8000-000000000002",
+)
+
+
+# ------------------------------------------------------------------------------ harness
+
+
+class Clock:
+    """The poller's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class WithoutTotal(httpx.AsyncBaseTransport):
+    """Forwards to the CDE stand-in, dropping `metadata.total` from every answer."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        body = json.loads(await response.aread())
+        await response.aclose()
+        if isinstance(body.get("metadata"), dict):
+            body["metadata"].pop("total", None)
+        return httpx.Response(response.status_code, json=body)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class World:
+    """The poller wired to the stand-ins, a tmp SQLite store and a fake clock."""
+
+    cde: SampleCdeApi
+    slack: SlackStandIn
+    store: SqlStore
+    api: CdeClient
+    poster: Any  # SlackPoster; Any so tests may swap its methods
+    notices: Notices
+    clock: Clock
+    notifier: Notifier
+
+    async def start(self, database: Path, *, transport: httpx.AsyncBaseTransport | None = None,
+                    **config: Any) -> World:
+        self.cde = SampleCdeApi()
+        await self.cde.start()
+        self.slack = SlackStandIn()
+        await self.slack.start()
+        self.store = SqlStore(f"sqlite+aiosqlite:///{database}")
+        await self.store.open()
+        client = AsyncWebClient(token="xoxb-test", base_url=self.slack.base_url,
+                                retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)])
+        self.poster = SlackPoster(client, min_interval=0)
+        self.notices = Notices(self.store, self.poster)
+        self.api = CdeClient(self.cde.url, SecretStr("cde-test-token"), retry=NO_WAIT_RETRY,
+                             transport=transport)
+        self.clock = Clock()
+        self.notifier = Notifier(self.api, self.store, self.notices, NotifierConfig(**config),
+                                 clock=self.clock)
+        return self
+
+    async def stop(self) -> None:
+        await self.api.aclose()
+        await self.store.close()
+        await self.slack.stop()
+        await self.cde.stop()
+
+    async def subscribe(self, channel: str = OPS, **filters: Any) -> Subscription:
+        """A subscription made an hour ago."""
+        made = await self.store.add_subscription(channel, NoticeFilter(**filters), "U0001",
+                                                 self.clock() - timedelta(hours=1))
+        assert made is not None
+        return made
+
+    def fail(self, minutes_ago: float = 0, *, took: timedelta = timedelta(minutes=5),
+             **fields: Any) -> dict[str, Any]:
+        """Add a run that failed `minutes_ago`, having run for `took`."""
+        fields.setdefault("site_id", 1001)
+        run = make_run(state="failed", started_at=self.clock() - timedelta(minutes=minutes_ago) - took,
+                       took=took, **fields)
+        self.cde.add_run(run)
+        return run
+
+    async def poll(self, minutes: float = 1) -> PollReport:
+        """Let `minutes` pass, then poll."""
+        self.clock.advance(minutes=minutes)
+        return await self.notifier.poll_once()
+
+    def top(self, channel: str = OPS) -> list[dict[str, Any]]:
+        return self.slack.messages(channel)
+
+    def thread(self, ts: str, channel: str = OPS) -> list[dict[str, Any]]:
+        return self.slack.replies(channel, ts)
+
+    def parent(self, ts: str, channel: str = OPS) -> dict[str, Any]:
+        message = self.slack.message(channel, ts)
+        assert message is not None
+        return message
+
+    async def incident(self, channel: str = OPS) -> Incident:
+        [incident] = await self.store.open_incidents(channel)
+        return incident
+
+    def posts(self) -> int:
+        return len(self.slack.calls_to("chat.postMessage"))
+
+    def runs_requests(self) -> int:
+        return len(self.cde.requests_to("/runs"))
+
+    def api_down(self) -> None:
+        """Every CDE request answers 503 until `api_up`."""
+        self.cde.fail_next(*(Fault(status=503) for _ in range(10_000)))
+
+    def api_up(self) -> None:
+        self.cde.faults.clear()
+
+
+def fail_threaded_posts_once(world: World, error: str = "fatal_error") -> None:
+    """The next thread reply the poller posts is refused by Slack (parents are not)."""
+    original = world.poster.post
+    state = {"failed": False}
+
+    async def post(channel: str, message: Message, *, thread_ts: str | None = None) -> str:
+        if thread_ts and not state["failed"]:
+            state["failed"] = True
+            world.slack.fail_next("chat.postMessage", status=200, error=error, retry_after=None)
+        return await original(channel, message, thread_ts=thread_ts)
+
+    world.poster.post = post
+
+
+def texts(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["text"] for m in messages]
+
+
+def blocks_text(message: dict[str, Any]) -> str:
+    return json.dumps(message.get("blocks", []), ensure_ascii=False)
+
+
+def mentions(message: dict[str, Any], *needles: str) -> bool:
+    body = blocks_text(message)
+    return all(needle in body for needle in needles)
+
+
+@pytest.fixture
+async def make_world(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[World]]]:
+    worlds: list[World] = []
+
+    async def make(**config: Any) -> World:
+        world = await World().start(tmp_path / f"bot{len(worlds)}.db", **config)
+        worlds.append(world)
+        return world
+
+    yield make
+    for world in worlds:
+        await world.stop()
+
+
+@pytest.fixture
+async def world(make_world: Callable[..., Awaitable[World]]) -> World:
+    return await make_world()
+
+
+# ----------------------------------------------------------- (1) partly failed actions
+
+
+async def test_a_failed_thread_listing_after_a_notice_is_not_retried_nor_counted_twice(world: World) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(30)
+    world.fail(20)
+    fail_threaded_posts_once(world)
+    report = await world.poll()
+    assert (report.posted, report.notices["notice"], report.post_errors) == (1, 1, 0)
+
+    report = await world.poll()
+    assert (report.posted, dict(report.actions)) == (0, {})
+    [notice] = world.top()
+    assert world.thread(notice["ts"]) == []  # the listing was best effort
+    incident = await world.incident()
+    assert (incident.message_ts, incident.failures) == (notice["ts"], 2)
+
+    world.fail(0)
+    report = await world.poll()
+    assert report.notices["repeat"] == 1
+    assert len(world.top()) == 1
+    assert texts(world.thread(notice["ts"])) == [f"Failed again (3rd time): connector {CONNECTOR} "
+                                                 "v1.0.1 on Site 1 (1001)"]
+    assert (await world.incident()).failures == 3
+
+
+async def test_a_refused_repeat_reply_is_posted_once_next_poll(world: World) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(30)
+    await world.poll()
+    [notice] = world.top()
+    world.fail(10)
+    fail_threaded_posts_once(world)
+    report = await world.poll()
+    assert (report.posted, report.post_errors) == (0, 1)
+    assert (await world.incident()).failures == 1  # nothing of it recorded
+
+    report = await world.poll()
+    assert report.notices["repeat"] == 1
+    report = await world.poll()
+    assert report.posted == 0
+    assert len(world.thread(notice["ts"])) == 1
+    assert (await world.incident()).failures == 2
+
+
+def _slack_update_error(world: World) -> None:
+    world.slack.fail_next("chat.update", status=200, error="fatal_error", retry_after=None)
+
+
+def _update_timeout(world: World) -> None:
+    original = world.poster.update
+
+    async def update(*args: Any, **kwargs: Any) -> None:
+        world.poster.update = original
+        raise TimeoutError  # what a chat.update that never answers raises
+
+    world.poster.update = update
+
+
+def _store_error_on_redraw(world: World) -> None:
+    original = world.store.incident
+
+    async def incident(incident_id: int) -> Incident | None:
+        world.store.incident = original  # type: ignore[method-assign]
+        raise RuntimeError("database is locked")
+
+    world.store.incident = incident  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("breakage", [_slack_update_error, _update_timeout, _store_error_on_redraw],
+                         ids=["slack-error", "timeout", "store-error"])
+async def test_a_failed_redraw_after_a_repeat_neither_repeats_it_nor_counts_it_twice(
+    world: World, breakage: Callable[[World], None]
+) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(30)
+    await world.poll()
+    [notice] = world.top()
+    world.fail(20)
+    breakage(world)
+    report = await world.poll()  # must not raise
+    assert report.notices["repeat"] == 1
+
+    report = await world.poll()
+    assert (report.posted, dict(report.actions)) == (0, {})
+    assert len(world.top()) == 1
+    assert len(world.thread(notice["ts"])) == 1
+    assert (await world.incident()).failures == 2
+
+    # The next change draws the parent again, with every failure counted.
+    world.fail(0)
+    await world.poll()
+    assert len(world.thread(notice["ts"])) == 2
+    assert world.parent(notice["ts"])["text"].endswith("(3rd time)")
+    assert (await world.incident()).failures == 3
+
+
+async def test_a_notice_whose_state_could_not_be_saved_is_not_counted_twice(world: World) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(30)
+    original = world.store.save_incident
+
+    async def save_incident(*args: Any, **kwargs: Any) -> Incident:
+        world.store.save_incident = original  # type: ignore[method-assign]
+        raise RuntimeError("disk I/O error")
+
+    world.store.save_incident = save_incident  # type: ignore[method-assign]
+    report = await world.poll()  # must not raise
+    assert report.post_errors == 1
+    assert await world.store.open_incidents() == []
+
+    # Nothing was recorded, so the failure is told again (at least once), and counted once.
+    await world.poll()
+    incident = await world.incident()
+    assert incident.failures == 1
+    assert world.parent(incident.message_ts)["text"].startswith("Failed: ")
+    await world.poll()
+    assert await world.store.open_incidents() == [incident]
+
+
+async def test_an_exception_in_one_action_does_not_stop_the_others(world: World) -> None:
+    await world.subscribe(OPS, site_id=1001)
+    await world.subscribe(OTHER, site_id=1002)
+    world.fail(20, site_id=1001)
+    world.fail(10, site_id=1002)
+    original = world.poster.post
+
+    async def post(channel: str, message: Message, *, thread_ts: str | None = None) -> str:
+        if channel == OPS:
+            raise RuntimeError("connection reset")
+        return await original(channel, message, thread_ts=thread_ts)
+
+    world.poster.post = post
+    report = await world.poll()
+    assert (report.posted, report.post_errors) == (1, 1)
+    assert len(world.top(OTHER)) == 1
+    assert world.top(OPS) == []
+
+    world.poster.post = original
+    report = await world.poll()
+    assert report.posted == 1
+    assert (len(world.top(OPS)), len(world.top(OTHER))) == (1, 1)
+
+
+async def test_a_digest_whose_state_could_only_partly_be_saved_is_not_told_again(world: World) -> None:
+    await world.subscribe()
+    for i in range(7):
+        world.fail(30 - i, site_id=1002, connector_id=str(uuid.UUID(int=i + 1, version=4)))
+    original = world.store.save_incident
+    saves = 0
+
+    async def save_incident(*args: Any, **kwargs: Any) -> Incident:
+        nonlocal saves
+        saves += 1
+        if saves == 2:
+            raise RuntimeError("disk I/O error")
+        return await original(*args, **kwargs)
+
+    world.store.save_incident = save_incident  # type: ignore[method-assign]
+    report = await world.poll()
+    assert report.notices["digest"] == 1
+    world.store.save_incident = original  # type: ignore[method-assign]
+
+    await world.poll()
+    assert texts(world.top()) == ["7 runs failed across 7 site and connector pairs"]
+
+
+# ----------------------------------------------------------------- (2) clicks mid-poll
+
+
+async def test_an_acknowledge_during_a_repeat_survives_the_poll(world: World) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(30)
+    await world.poll()
+    notice = await world.incident()
+    world.fail(10)
+    original = world.poster.post
+    acknowledged: list[Incident] = []
+
+    async def post(channel: str, message: Message, *, thread_ts: str | None = None) -> str:
+        ts = await original(channel, message, thread_ts=thread_ts)
+        if thread_ts and not acknowledged:  # someone clicks while the repeat is handled
+            acknowledged.extend(await world.notices.acknowledge(OPS, notice.message_ts, "U0002",
+                                                                world.clock()))
+        return ts
+
+    world.poster.post = post
+    await world.poll()
+    assert [i.acknowledged_by for i in acknowledged] == ["U0002"]
+
+    incident = await world.incident()
+    assert (incident.acknowledged_by, incident.failures) == ("U0002", 2)
+    parent = world.parent(notice.message_ts)
+    assert mentions(parent, "Failed 2 times", "<@U0002> is on it")
+    assert "Acknowledge" not in blocks_text(parent)
+
+
+async def test_an_acknowledge_during_the_polls_redraw_is_shown(world: World) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(30)
+    await world.poll()
+    notice = await world.incident()
+    world.fail(10)
+    original = world.poster.update
+    clicks: list[asyncio.Task[list[Incident]]] = []
+
+    async def update(channel: str, ts: str, message: Message) -> None:
+        if not clicks:  # the poll's redraw, drawn already: a click is handled before it is sent
+            clicks.append(asyncio.create_task(
+                world.notices.acknowledge(OPS, notice.message_ts, "U0002", world.clock())))
+            # All of it, unless the click has to wait for this redraw (then it draws after).
+            await asyncio.wait(clicks, timeout=1)
+            stored = await world.store.incident(notice.id)
+            assert stored is not None and stored.acknowledged_by == "U0002"
+        await original(channel, ts, message)
+
+    world.poster.update = update
+    await world.poll()
+    await asyncio.wait_for(clicks[0], 5)
+
+    assert (await world.incident()).acknowledged_by == "U0002"
+    assert mentions(world.parent(notice.message_ts), "Failed 2 times", "<@U0002> is on it")
+
+
+# ------------------------------------------------------------------ (3) recovery scans
+
+
+async def test_a_refused_recovery_scan_holds_up_no_notice(world: World,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    await world.subscribe()
+    # Not a UUID: the API answers 400 to a scan filtered on this connector.
+    world.fail(30, connector_id="legacy-connector")
+    report = await world.poll()
+    assert (report.outcome, report.posted) == ("ok", 1)
+
+    world.fail(10, site_id=1002)
+    report = await world.poll()
+    assert (report.outcome, report.posted) == ("ok", 1)
+    world.fail(0, site_id=1003)
+    report = await world.poll()
+    assert (report.outcome, report.posted) == ("ok", 1)
+    assert len(world.top()) == 3
+    assert "could not look for a recovery of connector legacy-connector" in caplog.text
+
+
+# ---------------------------------------------------------------- (4) repeats, digests
+
+
+async def test_many_repeats_of_one_open_incident_are_one_thread_reply_not_a_digest(world: World) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(30)
+    await world.poll()
+    runs = [world.fail(20 - i) for i in range(6)]
+    report = await world.poll()
+    assert dict(report.actions) == {"Repeat": 1}
+    assert (report.notices["repeat"], report.notices["digest"]) == (1, 0)
+
+    [notice] = world.top()
+    [reply] = world.thread(notice["ts"])
+    assert reply["text"].startswith("Failed again 6 more times")
+    assert mentions(reply, "7 failures", *(run["id"] for run in runs))
+    assert notice["text"].endswith("(7th time)")
+    assert (await world.incident()).failures == 7
+
+
+async def test_a_digest_counts_first_failures_only_and_repeats_go_to_their_thread(world: World) -> None:
+    await world.subscribe()
+    world.fail(40)
+    await world.poll()
+    [notice] = world.top()
+    repeats = [world.fail(30), world.fail(29)]
+    firsts = [world.fail(20 - i, site_id=1002, connector_id=OTHER_CONNECTORS[i % 3]) for i in range(7)]
+    report = await world.poll()
+    assert dict(report.actions) == {"Repeat": 1, "Digest": 1}
+
+    notice_now, digest = world.top()
+    assert digest["text"] == "7 runs failed across 3 site and connector pairs"
+    listed = "".join(blocks_text(reply) for reply in world.thread(digest["ts"]))
+    assert all(run["id"] in listed for run in firsts)
+    assert not any(run["id"] in listed for run in repeats)
+
+    [reply] = world.thread(notice["ts"])
+    assert reply["text"].startswith("Failed again 2 more times")
+    assert mentions(reply, *(run["id"] for run in repeats))
+    assert notice_now["text"].endswith("(3rd time)")
+    counts = sorted(i.failures for i in await world.store.open_incidents())
+    assert counts == [2, 2, 3, 3]
+
+
+# ---------------------------------------------------------------- (5), (6) missing times
+
+
+async def test_a_long_run_without_finished_at_failing_after_the_subscription_is_told_once(
+    world: World,
+) -> None:
+    # Subscribed an hour ago; the run started two hours ago and the API gives no finished-at.
+    await world.subscribe(site_id=1001)
+    run = make_run(state="failed", site_id=1001, started_at=world.clock() - timedelta(hours=2),
+                   took=timedelta(hours=2))
+    run["finished-at"] = None
+    world.cde.add_run(run)
+    report = await world.poll()
+    assert report.posted == 1
+    for _ in range(3):
+        assert (await world.poll(minutes=10)).posted == 0
+    [notice] = world.top()
+    assert world.thread(notice["ts"]) == []
+
+
+@pytest.mark.parametrize("missing", [("created-at",), ("created-at", "finished-at")],
+                         ids=["created-at", "created-at-and-finished-at"])
+async def test_a_run_without_created_at_is_not_told_again_after_pruning(
+    world: World, missing: tuple[str, ...]
+) -> None:
+    await world.subscribe(site_id=1001)
+    run = make_run(state="failed", site_id=1001, started_at=world.clock() - timedelta(minutes=10))
+    for name in missing:
+        run[name] = None
+    world.cde.add_run(run)
+    assert (await world.poll(minutes=0)).posted == 1
+    for hours in (12, 12, 12, 13, 0.1, 24):  # 73 h in all: past the 48 h of pruning
+        report = await world.poll(minutes=hours * 60)
+        assert report.posted == 0, f"told again after {hours} more hours"
+    [notice] = world.top()
+    assert world.thread(notice["ts"]) == []
+    assert notice["text"].startswith("Closed: ")  # expired after a window without failures
+
+
+# ---------------------------------------------------------------------------- (7) mutes
+
+
+async def _muted_notice(world: World, failures_while_muted: int) -> Incident:
+    await world.subscribe(site_id=1001)
+    world.fail(30)
+    await world.poll()
+    notice = await world.incident()
+    await world.notices.mute(OPS, notice.message_ts, "U0002", 1, world.clock())
+    assert mentions(world.parent(notice.message_ts), "Muted by <@U0002>")
+    for _ in range(failures_while_muted):
+        world.fail(0)
+        report = await world.poll()
+        assert (report.posted, report.suppressed) == (0, 1)
+    return notice
+
+
+async def test_the_end_of_a_mute_is_told_in_the_thread_with_what_it_held_back(world: World) -> None:
+    notice = await _muted_notice(world, 2)
+    await world.poll(minutes=61)
+    replies = texts(world.thread(notice.message_ts))
+    assert replies == ["Muted for 1 hour", "Mute ended: 2 failures were counted while it lasted"]
+    parent = world.parent(notice.message_ts)
+    assert "Muted by" not in blocks_text(parent)
+    assert mentions(parent, "Failed 3 times", "(2 while muted)", '"Mute…"')
+
+    await world.poll()
+    assert len(world.thread(notice.message_ts)) == 2  # told once
+    world.fail(0)  # and failures are posted again
+    assert (await world.poll()).notices["repeat"] == 1
+
+
+async def test_a_second_mute_tells_only_what_it_held_back(world: World) -> None:
+    notice = await _muted_notice(world, 2)
+    await world.poll(minutes=61)
+    await world.notices.mute(OPS, notice.message_ts, "U0002", 1, world.clock())
+    world.fail(0)
+    assert (await world.poll()).suppressed == 1
+    await world.poll(minutes=61)
+    assert texts(world.thread(notice.message_ts))[-1] == (
+        "Mute ended: 1 failure was counted while it lasted")
+
+
+async def test_the_end_of_a_mute_is_told_once_when_the_redraw_times_out(world: World) -> None:
+    notice = await _muted_notice(world, 0)
+    _update_timeout(world)
+    world.clock.advance(minutes=61)
+    try:
+        await world.notifier.poll_once()
+    finally:
+        await world.poll()
+        ended = [t for t in texts(world.thread(notice.message_ts)) if t.startswith("Mute ended")]
+        assert len(ended) == 1
+
+
+# -------------------------------------------------------------- (10) messages refused
+
+
+@pytest.mark.parametrize("error", ["invalid_blocks", "msg_too_long"])
+async def test_a_notice_whose_blocks_are_refused_is_posted_as_text_and_recorded(
+    world: World, error: str
+) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(10)
+    world.slack.fail_next("chat.postMessage", status=200, error=error, retry_after=None)
+    report = await world.poll()
+    assert (report.posted, report.post_errors) == (1, 0)
+    [notice] = world.top()
+    assert notice["text"].startswith(f"Failed: connector {CONNECTOR}")
+    assert "blocks" not in notice
+    assert (await world.incident()).message_ts == notice["ts"]
+
+    calls = world.posts()
+    for _ in range(2):
+        assert (await world.poll()).posted == 0
+    assert world.posts() == calls
+
+
+@pytest.mark.parametrize(("error", "times"), [("invalid_blocks", 2), ("channel_not_found", 1)])
+async def test_a_notice_slack_will_never_take_is_recorded_as_told(world: World, error: str,
+                                                                   times: int) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(10)
+    world.slack.fail_next("chat.postMessage", times=times, status=200, error=error, retry_after=None)
+    report = await world.poll()
+    assert (report.posted, report.post_errors) == (0, 1)
+    assert world.top() == []
+
+    calls = world.posts()
+    for _ in range(2):
+        report = await world.poll()
+        assert (report.posted, report.post_errors) == (0, 0)
+    assert world.posts() == calls
+
+
+# ------------------------------------------------------------------ (11) API outages
+
+
+async def test_an_outage_is_told_once_and_its_end_once(make_world: Callable[..., Awaitable[World]],
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    world = await make_world(admin_channel=ADMIN)
+    await world.subscribe(site_id=1001)
+    await world.poll()
+    world.api_down()
+    for _ in range(9):
+        assert (await world.poll()).outcome == "api_error"
+    assert world.top(ADMIN) == []
+    for _ in range(5):
+        await world.poll()
+    assert texts(world.top(ADMIN)) == ["The CDE API has been unreachable for 10m 00s"]
+    errors = [r for r in caplog.records if r.name == "bot.notifier" and r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "unreachable since" in errors[0].getMessage()
+
+    world.api_up()
+    world.fail(0)
+    report = await world.poll()
+    assert (report.outcome, report.posted, report.notices["admin"]) == ("ok", 1, 1)
+    for _ in range(2):
+        await world.poll()
+    assert texts(world.top(ADMIN)) == ["The CDE API has been unreachable for 10m 00s",
+                                       "The CDE API is reachable again after 14m 00s"]
+
+
+async def test_no_all_clear_while_the_poller_is_idle(make_world: Callable[..., Awaitable[World]]) -> None:
+    world = await make_world(admin_channel=ADMIN)
+    subscription = await world.subscribe(site_id=1001)
+    world.api_down()
+    for _ in range(12):
+        await world.poll()
+    assert len(world.top(ADMIN)) == 1
+
+    # Nothing to poll for: the API is not asked, so nothing says it is back.
+    await world.store.remove_subscription(OPS, subscription.id)
+    requests = world.runs_requests()
+    for _ in range(3):
+        assert (await world.poll()).outcome == "idle"
+    assert world.runs_requests() == requests
+    assert len(world.top(ADMIN)) == 1
+
+    await world.subscribe(site_id=1001)
+    assert (await world.poll()).outcome == "api_error"
+    world.api_up()
+    assert (await world.poll()).outcome == "ok"
+    assert texts(world.top(ADMIN))[1:] == ["The CDE API is reachable again after 16m 00s"]
+
+
+async def test_no_all_clear_while_only_recovery_scans_run_and_fail(
+    make_world: Callable[..., Awaitable[World]],
+) -> None:
+    world = await make_world(admin_channel=ADMIN)
+    subscription = await world.subscribe(site_id=1001)
+    world.fail(10)
+    await world.poll()
+    assert len(await world.store.open_incidents()) == 1
+    world.api_down()
+    for _ in range(12):
+        await world.poll()
+    assert len(world.top(ADMIN)) == 1
+
+    await world.store.remove_subscription(OPS, subscription.id)
+    await world.poll()  # still down: the open incident's recovery scan fails
+    assert texts(world.top(ADMIN)) == ["The CDE API has been unreachable for 10m 00s"]
+
+
+async def test_a_failed_all_clear_is_posted_next_poll(make_world: Callable[..., Awaitable[World]]) -> None:
+    world = await make_world(admin_channel=ADMIN)
+    await world.subscribe(site_id=1001)
+    world.api_down()
+    for _ in range(12):
+        await world.poll()
+    world.api_up()
+    world.slack.fail_next("chat.postMessage", status=200, error="fatal_error", retry_after=None)
+    assert (await world.poll()).notices["admin"] == 0
+    assert (await world.poll()).notices["admin"] == 1
+    assert (await world.poll()).notices["admin"] == 0
+    assert texts(world.top(ADMIN)) == ["The CDE API has been unreachable for 10m 00s",
+                                       "The CDE API is reachable again after 13m 00s"]
+
+
+async def test_a_timed_out_all_clear_holds_up_no_notice(make_world: Callable[..., Awaitable[World]]) -> None:
+    world = await make_world(admin_channel=ADMIN)
+    await world.subscribe(site_id=1001)
+    world.api_down()
+    for _ in range(12):
+        await world.poll()
+    world.api_up()
+    world.fail(0)
+    original = world.poster.post
+
+    async def post(channel: str, message: Message, *, thread_ts: str | None = None) -> str:
+        if channel == ADMIN:
+            world.poster.post = original
+            raise TimeoutError
+        return await original(channel, message, thread_ts=thread_ts)
+
+    world.poster.post = post
+    try:
+        report = await world.notifier.poll_once()
+    finally:
+        world.poster.post = original
+    assert report.posted == 1
+    assert (await world.poll()).notices["admin"] == 1
+
+
+# ------------------------------------------------------------- API cost and paging (12)
+
+
+@pytest.mark.parametrize("subscriptions", [1, 50])
+async def test_a_poll_costs_the_same_whatever_the_subscriptions_and_pages_to_a_late_failure(
+    world: World, subscriptions: int
+) -> None:
+    for i in range(subscriptions):
+        await world.subscribe(f"C{i:04d}", site_id=1001 + i)
+    for i in range(250):
+        world.fail(30 * 60 + i, site_id=5000)  # older than the window
+    for i in range(150):
+        world.fail(i, site_id=5000)
+    # Created 20 h ago, failed a minute ago: listed after more than a page of newer failures.
+    late = world.fail(1, took=timedelta(hours=20))
+    report = await world.poll(minutes=0)
+    # Two pages of failed runs, matched locally to every subscription; then one small scan
+    # for the recovery of the one incident opened.
+    assert [q.query for q in world.cde.requests_to("/runs")] == [
+        {"state": "failed", "from": "0", "limit": "100"},
+        {"state": "failed", "from": "100", "limit": "100"},
+        {"state": "finished", "site-id": "1001", "connector-id": CONNECTOR, "from": "0", "limit": "20"},
+    ]
+    assert report.api_requests == 3
+    [notice] = world.top("C0000")
+    assert mentions(notice, late["id"])
+    assert report.posted == 1
+
+
+async def test_a_scan_without_metadata_total_pages_while_pages_are_full(
+    make_world: Callable[..., Awaitable[World]],
+) -> None:
+    world = await make_world(transport=WithoutTotal())
+    await world.subscribe(site_id=1001)
+    for i in range(250):
+        world.fail(i, site_id=5000)
+    late = world.fail(1, took=timedelta(hours=20))
+    report = await world.poll(minutes=0)
+    scans = [q.query["from"] for q in world.cde.requests_to("/runs") if q.query.get("state") == "failed"]
+    assert scans == ["0", "100", "200"]
+    assert report.failed_runs_seen == 251
+    [notice] = world.top()
+    assert mentions(notice, late["id"])
