@@ -170,6 +170,13 @@ FILTER_KEYS: tuple[FilterKey, ...] = (
               "process id"),
 )
 _KEYS_BY_WORD = {word: key for key in FILTER_KEYS for word in (key.name, *key.aliases)}
+PAGING_KEYS = (
+    FilterKey("limit", "limit", (), f"limit:{DEFAULT_LIMIT}", lambda _, v: _paging_value("limit", v),
+              "runs per page"),
+    FilterKey("from", "offset", (), "from:0", lambda _, v: _paging_value("from", v),
+              "start at this item"),
+)
+_RUNS_KEYS_BY_WORD = _KEYS_BY_WORD | {key.name: key for key in PAGING_KEYS}
 
 # What a subscription can follow: the run's own fields, matched locally (not API filters).
 SUBSCRIPTION_KEYS: tuple[FilterKey, ...] = (
@@ -265,68 +272,57 @@ def _parse_run(args: list[str]) -> ShowRun | QueryError:
 
 
 def _parse_runs(args: list[str]) -> ListRuns | QueryError:
-    usage = USAGE["runs"]
-    filters: dict[str, str | int] = {}
-    paging = {"from": 0, "limit": DEFAULT_LIMIT}
-    seen: set[str] = set()
-    for word in args:
-        key_word, sep, value = _split_pair(word)
-        if not sep:
-            return QueryError(_not_a_filter(word), usage)
-        name = key_word.lower().replace("_", "-")
-        if not value:
-            return QueryError(f"`{_shown(word)}` has no value after the `:`.", usage)
-        if name in paging:
-            canonical = name
-        elif name in _KEYS_BY_WORD:
-            canonical = _KEYS_BY_WORD[name].name
-        else:
-            return QueryError(_unknown_key(key_word), usage)
-        if canonical in seen:
-            return QueryError(f"`{canonical}` is given twice; give each filter once.", usage)
-        seen.add(canonical)
-        try:
-            if canonical in paging:
-                paging[canonical] = _paging_value(canonical, value)
-            else:
-                key = _KEYS_BY_WORD[name]
-                filters[key.field] = key.check(key.name, value)
-        except _BadValue as exc:
-            return QueryError(f"`{_shown(word)}`: {exc}", usage)
-    return ListRuns(RunFilter(**filters), offset=paging["from"], limit=paging["limit"])
+    values = _parse_pairs(args, _RUNS_KEYS_BY_WORD, USAGE["runs"], _not_a_filter, _unknown_key)
+    if isinstance(values, QueryError):
+        return values
+    offset = int(values.pop("offset", 0))
+    limit = int(values.pop("limit", DEFAULT_LIMIT))
+    return ListRuns(RunFilter(**values), offset=offset, limit=limit)
 
 
 def _parse_subscribe(args: list[str]) -> Subscribe | QueryError:
-    usage = USAGE["subscribe"]
     if [word.lower() for word in args] == ["all"]:
         # Following everything is always confirmed with a click, typed `all` or not.
         return Subscribe(NoticeFilter())
+    values = _parse_pairs(args, _SUBSCRIPTION_KEYS_BY_WORD, USAGE["subscribe"],
+                          _not_a_subscription_filter, _unknown_subscription_key)
+    if isinstance(values, QueryError):
+        return values
+    return Subscribe(NoticeFilter(**values))  # type: ignore[arg-type]
+
+
+def _parse_pairs(
+    args: list[str], keys: dict[str, FilterKey], usage: str,
+    not_a_pair: Callable[[str], str], unknown: Callable[[str, str], str],
+) -> dict[str, str | int] | QueryError:
+    """`key:value` words checked against `keys`: the values by field, or the first error."""
     values: dict[str, str | int] = {}
     for word in args:
         key_word, sep, value = _split_pair(word)
         if not sep:
-            return QueryError(_not_a_subscription_filter(word), usage)
-        name = key_word.lower().replace("_", "-")
+            return QueryError(not_a_pair(word), usage)
         if not value:
             return QueryError(f"`{_shown(word)}` has no value after the `:`.", usage)
-        key = _SUBSCRIPTION_KEYS_BY_WORD.get(name)
+        key = keys.get(key_word.lower().replace("_", "-"))
         if key is None:
-            if name in ("state", "status"):
-                return QueryError("Subscriptions always follow failed runs; leave out "
-                                  f"`{_shown(word)}`.", usage)
-            choices = list(_SUBSCRIPTION_KEYS_BY_WORD)
-            close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-            hint = f" Did you mean `{close[0]}`?" if close else ""
-            known = ", ".join(f"`{k.name}`" for k in SUBSCRIPTION_KEYS)
-            return QueryError(f"`{_shown(key_word)}` is not a subscription filter.{hint} "
-                              f"Filters: {known}.", usage)
+            return QueryError(unknown(key_word, word), usage)
         if key.field in values:
             return QueryError(f"`{key.name}` is given twice; give each filter once.", usage)
         try:
             values[key.field] = key.check(key.name, value)
         except _BadValue as exc:
             return QueryError(f"`{_shown(word)}`: {exc}", usage)
-    return Subscribe(NoticeFilter(**values))  # type: ignore[arg-type]
+    return values
+
+
+def _unknown_subscription_key(key_word: str, word: str) -> str:
+    name = key_word.lower()
+    if name in ("state", "status"):
+        return f"Subscriptions always follow failed runs; leave out `{_shown(word)}`."
+    close = difflib.get_close_matches(name, list(_SUBSCRIPTION_KEYS_BY_WORD), n=1, cutoff=0.6)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    known = ", ".join(f"`{k.name}`" for k in SUBSCRIPTION_KEYS)
+    return f"`{_shown(key_word)}` is not a subscription filter.{hint} Filters: {known}."
 
 
 def _not_a_subscription_filter(word: str) -> str:
@@ -387,7 +383,7 @@ def _not_a_filter(word: str) -> str:
     return f"To show one run, use `{COMMAND} run {run_id}` (or filter with `id:{run_id}`)."
 
 
-def _unknown_key(key_word: str) -> str:
+def _unknown_key(key_word: str, word: str = "") -> str:
     choices = [*_KEYS_BY_WORD, "from", "limit"]
     close = difflib.get_close_matches(key_word.lower(), choices, n=1, cutoff=0.6)
     hint = f" Did you mean `{close[0]}`?" if close else ""
