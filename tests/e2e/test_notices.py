@@ -215,6 +215,10 @@ async def test_rate_limited_twice_is_delivered_once(notices: Notices, cde: Sampl
     assert len(notices.notices()) == 1
     posts = slack.calls_to("chat.postMessage")
     assert [call.ok for call in posts[-3:]] == [False, False, True]
+    # Delivered by the client's retries after Retry-After, within the same poll: the poller
+    # never saw a refusal to try again later.
+    assert posts[-1].time - posts[-3].time >= 2.0
+    assert "will retry next poll" not in notices.bot.log()
 
 
 async def test_api_outage_is_told_to_admins_and_failures_are_caught_up(
