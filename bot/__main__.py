@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,9 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
         console.add_argument("--user", default="you", help="act as this Slack user (default: you)")
         console.add_argument("--channel", default="console", help="act in this channel (default: console)")
     demo_api = commands.add_parser("demo-api", help="serve the sample CDE API on its own")
-    demo_api.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    demo_api.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
     demo_api.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,13 +67,17 @@ def _serve(host: str) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        print(f"{exc}\n(To try cde-bot without Slack or settings: `cde-bot demo`.)", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.secrets(), settings.log_format)
     try:
         asyncio.run(serve(settings, host=host))
     except StartupError as exc:
-        print(f"cde-bot cannot start: {exc}", file=sys.stderr)
+        if settings.log_format == "json":
+            # A log collector reads JSON lines only: the reason must be one of them.
+            logging.getLogger("bot").critical("cde-bot cannot start: %s", exc)
+        else:
+            print(f"cde-bot cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
@@ -90,6 +102,12 @@ def _console(args: argparse.Namespace, *, demo: bool) -> int:
         print(f"cde-bot console cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 0
+    except BrokenPipeError:
+        # The reader went away (`cde-bot demo | head`): stop quietly, and keep Python from
+        # complaining while it flushes stdout on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

@@ -7,8 +7,10 @@ Answers that need no API (help, a mistyped command) go straight into the ack.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +42,7 @@ from bot.render import Message
 from bot.subscribe import Subscriptions
 
 log = logging.getLogger(__name__)
+_received: contextvars.ContextVar[float] = contextvars.ContextVar("received", default=0.0)
 
 
 def build_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
@@ -73,12 +76,18 @@ def register(app: AsyncApp, services: Services) -> None:
     lookups = services.lookups
 
     def answered(command: str, outcome: str) -> None:
+        log.info("answered %s: %s in %.0f ms", command, outcome,
+                 (time.monotonic() - _received.get()) * 1000)
         if services.metrics is not None:
             services.metrics.command_answered(command, outcome)
 
     @app.middleware
     async def tag_request(body: dict[str, Any], next: Any) -> None:
+        # Every log line of this request carries its id; the id is the reference users see.
         request_id.set(new_reference())
+        _received.set(time.monotonic())
+        user = body.get("user_id") or (body.get("user") or {}).get("id")
+        log.info("received %s from %s in %s", _kind(body), user, _channel_of(body))
         await next()
 
     @app.command(COMMAND)
@@ -252,7 +261,8 @@ def _mute_choice(value: str) -> tuple[int | None, int] | None:
 
 
 def _channel_of(body: dict[str, Any]) -> str:
-    return str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
+    channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
+    return str(channel or (body.get("container") or {}).get("channel_id"))
 
 
 def _message_of(body: dict[str, Any]) -> tuple[str, str]:
@@ -279,6 +289,10 @@ def _button_command(action: dict[str, Any]) -> ListRuns | ShowRun | QueryError:
 
 
 def _kind(body: dict[str, Any]) -> str:
+    """What a request is, for the log: one line however odd the text typed."""
     if "command" in body:
-        return f"command {body.get('command')}"
+        return f"command {body.get('command')} {str(body.get('text', ''))[:200]!r}"
+    actions = body.get("actions") or [{}]
+    if body.get("type") == "block_actions":
+        return f"click on {str(actions[0].get('action_id', '?'))[:100]!r}"
     return str(body.get("type", "request"))

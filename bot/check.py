@@ -227,6 +227,7 @@ async def check_store(settings: Settings) -> CheckResult:
         return CheckResult(name, False, str(exc))  # the message says what to do
     key = f"{STATE_KEY_PREFIX}{uuid.uuid4()}"
     value = datetime.now(UTC).isoformat()
+    existed = _sqlite_file_exists(settings.database_url)
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
             await store.open()
@@ -245,6 +246,9 @@ async def check_store(settings: Settings) -> CheckResult:
         return CheckResult(name, False, f"{where} did not give back a value just written",
                            "check that nothing else rewrites the bot's state table")
     detail = f"writable ({where})"
+    if existed is False:
+        # A mistyped path must not pass for the state the operator expects to find.
+        detail += "; it did not exist and was created now: if the bot has run before, check DATABASE_URL"
     if _is_memory_database(settings.database_url):
         detail += "; in memory, so subscriptions and notice state are lost when the bot stops"
     return CheckResult(name, True, detail)
@@ -364,6 +368,20 @@ def _public_database_url(database_url: str) -> str:
             and not database.startswith("file:"):
         url = url.set(database=str(Path(database).resolve()))
     return url.render_as_string(hide_password=True)
+
+
+def _sqlite_file_exists(database_url: str) -> bool | None:
+    """Whether an SQLite database file is there already; None for other databases."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return None
+    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).exists()
 
 
 def _is_memory_database(database_url: str) -> bool:

@@ -7,6 +7,7 @@ tools can build `Settings` directly.
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -18,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CDE_API_URL = "https://cde.productsup.com"
@@ -189,7 +190,9 @@ class Settings(BaseSettings):
         """The secret values, so that log output can be scrubbed of them."""
         values = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
                   self.cde_api_token)
-        return [v.get_secret_value() for v in values if v is not None]
+        secrets = [v.get_secret_value() for v in values if v is not None]
+        password = urlsplit(self.database_url).password
+        return [*secrets, password] if password else secrets
 
 
 def _is_set(value: object) -> bool:
@@ -218,9 +221,25 @@ def describe_errors(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, raising `ConfigError` with every problem at once."""
+class _GivenSettings(Settings):
+    """Settings from the values given only: no environment, no .env file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def load_settings(*, environment: bool = True, **values: object) -> Settings:
+    """Read settings from the environment and `.env` (`values` win over them), or with
+    `environment=False` from `values` alone; `ConfigError` lists every problem at once.
+    """
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        if not environment:
+            return _GivenSettings(**values)  # type: ignore[arg-type]
+        return Settings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc)) from None

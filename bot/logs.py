@@ -96,6 +96,16 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), log_format: str 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Third-party clients log request details at DEBUG; keep them at INFO at most.
-    for noisy in ("httpx", "httpcore", "slack_sdk", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))
+    # Third-party libraries log every request and scheduled job; the bot logs what matters
+    # (each command and poll) itself, and their warnings still come through.
+    for noisy in ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+    bolt = logging.getLogger("slack_bolt.AsyncApp")
+    if _not_unused_token_warning not in bolt.filters:
+        bolt.addFilter(_not_unused_token_warning)
+
+
+def _not_unused_token_warning(record: logging.LogRecord) -> bool:
+    # Bolt reads SLACK_BOT_TOKEN itself and warns that it is unused, although the client it
+    # is given carries that same token.
+    return "token will be unused" not in record.getMessage()

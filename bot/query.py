@@ -26,6 +26,8 @@ MAX_LIMIT = 20
 MAX_OFFSET = 1_000_000_000
 MAX_TEXT = 1000
 EXAMPLE_UUID = "019e16f3-bfa8-7390-9e63-3354f9aa2939"
+# The failed run of the API reference's example (and of the demo).
+EXAMPLE_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}$")
 _STATE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -201,7 +203,7 @@ def describe_filter(run_filter: RunFilter) -> list[str]:
 USAGE = {
     "runs": f"`{COMMAND} runs [site:1001] [state:failed] [connector:<uuid>] [version:1.0.1] "
     f"[process:<uuid>] [id:<uuid>] [limit:{DEFAULT_LIMIT}] [from:0]`",
-    "run": f"`{COMMAND} run <run-id>`, e.g. `{COMMAND} run {EXAMPLE_UUID}`",
+    "run": f"`{COMMAND} run <run-id>`, e.g. `{COMMAND} run {EXAMPLE_RUN}`",
     "subscribe": f"`{COMMAND} subscribe [site:1001] [connector:<uuid>] [version:1.0.1] "
     "[process:<uuid>] [project:650] [account:748]`, or `subscribe all`",
     "subscriptions": f"`{COMMAND} subscriptions`",

@@ -217,7 +217,13 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         identity = {"team": str(auth.get("team", "")), "bot_user": str(auth.get("user", ""))}
         runner = web.AppRunner(http_app(bot), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, host, settings.port).start()
+        try:
+            await web.TCPSite(runner, host, settings.port).start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {host}:{settings.port} ({exc.strerror or exc}): another "
+                "process may be using it; stop it, or set PORT to a free port"
+            ) from None
         if settings.socket_mode:
             assert settings.slack_app_token is not None
             socket = AsyncSocketModeHandler(
@@ -240,13 +246,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         await stop.wait()
         log.info("shutting down")
     finally:
+        # One budget for the whole shutdown, so the orchestrator's stop timeout holds.
+        deadline = time.monotonic() + DRAIN_SECONDS
         bot.health.ready = False
-        await scheduler.stop()
+        await scheduler.stop(grace=DRAIN_SECONDS)
         if socket is not None:
             await socket.close_async()
         if runner is not None:
             await runner.cleanup()
-        await _drain(DRAIN_SECONDS)
+        await _drain(max(0.0, deadline - time.monotonic()))
         await bot.aclose()
         log.info("stopped")
 

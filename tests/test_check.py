@@ -152,7 +152,9 @@ async def test_all_checks_pass_in_socket_mode(slack: SlackStandIn, cde: SampleCd
     assert results["Slack bot token"].detail == "workspace Test as @cde-bot"
     assert results["Slack transport"].detail == "Socket Mode: app-level token accepted"
     assert results["CDE API"].detail == f"reachable at {cde.url}, token accepted (4 runs visible)"
-    assert results["Store"].detail == f"writable (sqlite+aiosqlite:///{tmp_path / 'check.db'})"
+    assert results["Store"].detail == (
+        f"writable (sqlite+aiosqlite:///{tmp_path / 'check.db'}); it did not exist and was created "
+        "now: if the bot has run before, check DATABASE_URL")
     # One 1-item request; the checks' own state value is gone again.
     [request] = cde.requests_to("/runs")
     assert request.query["limit"] == "1"
@@ -453,3 +455,11 @@ def test_main_fails_when_a_check_fails(capsys: pytest.CaptureFixture[str], tmp_p
     ]
     assert "\033[" not in captured.out  # not a terminal: no colour
     assert_no_secret(captured.out + captured.err)
+
+
+async def test_an_existing_database_is_not_flagged_as_new(slack: SlackStandIn, cde: SampleCdeApi,
+                                                          tmp_path: Path) -> None:
+    settings = settings_for(slack, cde, tmp_path)
+    await checked(settings)  # creates it
+    results = await checked(settings)
+    assert results["Store"].detail == f"writable (sqlite+aiosqlite:///{tmp_path / 'check.db'})"

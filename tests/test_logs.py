@@ -174,17 +174,26 @@ def test_configure_sets_the_level_and_one_handler(capsys: pytest.CaptureFixture[
     assert "shown" in err
 
 
-def test_configure_keeps_noisy_clients_at_info_at_most(capsys: pytest.CaptureFixture[str]) -> None:
+def test_configure_keeps_noisy_libraries_at_warning_at_most(capsys: pytest.CaptureFixture[str]) -> None:
     configure("DEBUG", secrets=[SECRET])
     assert logging.getLogger().level == logging.DEBUG
-    for name in ("httpx", "httpcore", "slack_sdk", "aiohttp.access"):
-        assert logging.getLogger(name).level == logging.INFO
-    logging.getLogger("httpx").debug(f"request headers Authorization: Bearer {SECRET}")
+    for name in ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler"):
+        assert logging.getLogger(name).level == logging.WARNING
     logging.getLogger("httpx").info(f"HTTP Request: GET https://cde.productsup.com/runs token={SECRET}")
+    logging.getLogger("httpx").warning(f"retrying with token={SECRET}")
     err = capsys.readouterr().err
-    assert "request headers" not in err
+    assert "HTTP Request" not in err
     assert f"token={REDACTED}" in err
     assert SECRET not in err
+
+
+def test_bolts_unused_token_warning_is_dropped(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("INFO")
+    bolt = logging.getLogger("slack_bolt.AsyncApp")
+    bolt.warning("As you gave client as well, token will be unused.")
+    bolt.warning("something else")
+    err = capsys.readouterr().err
+    assert "token will be unused" not in err and "something else" in err
 
 
 def test_configure_twice_does_not_duplicate_lines(capsys: pytest.CaptureFixture[str]) -> None:

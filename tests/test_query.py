@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bot.cde.models import KNOWN_STATES, RunFilter
 from bot.query import (
     DEFAULT_LIMIT,
+    EXAMPLE_RUN,
     EXAMPLE_UUID,
     FILTER_KEYS,
     MAX_LIMIT,
@@ -101,7 +102,7 @@ def test_run_without_an_id_asks_for_it() -> None:
     assert "id" in err.message
     assert err.usage == USAGE["run"]
     assert "/cde run <run-id>" in err.usage
-    assert EXAMPLE_UUID in err.usage
+    assert EXAMPLE_RUN in err.usage
 
 
 def test_run_with_two_words_says_it_takes_one() -> None:

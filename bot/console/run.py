@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import TextIO
 
-from bot.config import Settings, load_settings
+from bot.config import load_settings
 from bot.console.session import Console
 from bot.demo.api import SampleCdeApi, keep_producing, reference_runs
 from bot.demo.history import DemoHistory
@@ -30,8 +32,8 @@ Press buttons with `press N` (or `next`, `prev`, `share`, `ack`, `mute 4`, `rece
 async def run_console(*, demo: bool, json_output: bool, user: str, channel: str,
                       stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     interactive = stdin.isatty()
-    console = Console(stdout, channel=channel, user=user, json_output=json_output,
-                      color=interactive and stdout.isatty())
+    color = interactive and stdout.isatty() and "NO_COLOR" not in os.environ
+    console = Console(stdout, channel=channel, user=user, json_output=json_output, color=color)
     await console.slack.start()
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(console.slack.stop)
@@ -55,7 +57,9 @@ async def run_console(*, demo: bool, json_output: bool, user: str, channel: str,
             stack.callback(producer.cancel)
             overrides |= {"cde_api_url": api.url, "cde_api_token": DEMO_TOKEN,
                           "cde_poll_interval": DEMO_POLL_SECONDS}
-        settings = load_settings(**overrides) if not demo else Settings(_env_file=None, **overrides)  # type: ignore[arg-type]
+        # The demo takes nothing from the environment: it must run anywhere, and never
+        # mix an operator's production settings (links, say) into sample data.
+        settings = load_settings(environment=not demo, **overrides)
         bot = Bot.build(settings)
         console.bot = bot
         await bot.store.open()
@@ -71,13 +75,29 @@ async def run_console(*, demo: bool, json_output: bool, user: str, channel: str,
 
 
 async def _read_lines(console: Console, stdin: TextIO, interactive: bool) -> None:
-    loop = asyncio.get_running_loop()
+    lines = _lines_of(stdin)
     while True:
         if interactive:
             console.out.write("cde> ")
             console.out.flush()
-        line = await loop.run_in_executor(None, stdin.readline)
-        if not line:  # end of input
+        line = await lines.get()
+        if line is None:  # end of input
             return
         if not await console.handle(line):
             return
+
+
+def _lines_of(stdin: TextIO) -> asyncio.Queue[str | None]:
+    """Lines of `stdin`, read by a daemon thread: a blocked read must never keep the
+    process alive after Ctrl-C or the end of the session.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        for line in stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+    return queue

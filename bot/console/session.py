@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -53,29 +54,53 @@ class Console:
     # -- output ----------------------------------------------------------------------------
 
     def show(self, posted: Posted) -> None:
-        """Print a message the bot sent, and remember its controls."""
+        """Print a message the bot sent, and remember its controls. A message drawn again
+        (updated, replaced) or removed takes its old controls with it: only what is on
+        screen now can be pressed.
+        """
+        self._forget(posted)
+        if posted.how == "delete":
+            if not self.json_output:
+                self.say(f"── #{posted.channel} · (the answer above was removed) ──")
+            else:
+                self.say(json.dumps({"channel": posted.channel, "ts": posted.ts, "how": "delete"}))
+            return
         if self.json_output:
-            self.out.write(json.dumps({"channel": posted.channel, "ts": posted.ts, "how": posted.how,
-                                       "thread_ts": posted.thread_ts, **posted.message},
-                                      ensure_ascii=False, indent=2) + "\n")
+            # One object per line, so that the output is a JSON Lines stream.
+            self.say(json.dumps({"channel": posted.channel, "ts": posted.ts, "how": posted.how,
+                                 "thread_ts": posted.thread_ts, **posted.message}, ensure_ascii=False))
             drawn_controls = draw(posted.message, self._numbers).controls
         else:
-            if posted.how == "delete":
-                self.out.write(f"── #{posted.channel} · (the answer above was removed) ──\n")
-                self.out.flush()
-                return
             drawn = draw(posted.message, self._numbers, color=self.color)
             drawn_controls = drawn.controls
-            self.out.write(f"── {self._where(posted)} ──\n{drawn.text}\n\n")
-        self.out.flush()
+            self.say(f"── {self._where(posted)} ──\n{drawn.text}\n")
         shown = Shown(posted, drawn_controls)
         self._shown.append(shown)
         for control in drawn_controls:
             self._controls[control.number] = (control, shown)
 
+    def _forget(self, posted: Posted) -> None:
+        if posted.how not in ("update", "replace", "delete"):
+            return
+        gone = [s for s in self._shown if (s.posted.channel, s.posted.ts) == (posted.channel, posted.ts)]
+        for shown in gone:
+            self._shown.remove(shown)
+            for control in shown.controls:
+                self._controls.pop(control.number, None)
+
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
+
+    def note(self, text: str) -> None:
+        """A remark of the console's own (not a message from the bot): on stderr with
+        --json, so that stdout stays pure JSON.
+        """
+        if self.json_output:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+        else:
+            self.say(text)
 
     @staticmethod
     def _where(posted: Posted) -> str:
@@ -103,7 +128,7 @@ class Console:
             # For scripts: give the poller time to find and post new failures.
             seconds = rest.strip()
             if not seconds.replace(".", "", 1).isdigit() or not 0 < float(seconds) <= MAX_WAIT:
-                self.say(f"`wait` takes a number of seconds up to {MAX_WAIT:g}, e.g. `wait 10`.")
+                self.note(f"`wait` takes a number of seconds up to {MAX_WAIT:g}, e.g. `wait 10`.")
             else:
                 await asyncio.sleep(float(seconds))
         elif word == "press":
@@ -113,7 +138,7 @@ class Console:
             option = rest.strip() or ("0" if word == "unmute" else None)
             await self._press_shortcut(word, option)
         else:
-            await self.command(line.removeprefix("/cde").strip())
+            await self.command(line[4:].strip() if line.lower().startswith("/cde") else line)
         return True
 
     async def command(self, text: str) -> None:
@@ -128,7 +153,7 @@ class Console:
 
     async def _press_number(self, number: str, option: str | None) -> None:
         if not number.isdigit() or int(number) not in self._controls:
-            self.say(f"No button [{number}] on screen; the numbers are in the messages above.")
+            self.note(f"No button [{number}] on screen; the numbers are in the messages above.")
             return
         control, shown = self._controls[int(number)]
         await self.press(control, shown, option)
@@ -140,11 +165,11 @@ class Console:
                 if control.action_id.endswith(wanted) or control.action_id == wanted:
                     await self.press(control, shown, option)
                     return
-        self.say(f"No message above has a button for `{word}`.")
+        self.note(f"No message above has a button for `{word}`.")
 
     async def press(self, control: Control, shown: Shown, option: str | None = None) -> None:
         if control.url:
-            self.say(f"Open {control.url} in a browser.")
+            self.note(f"Open {control.url} in a browser.")
         action: dict[str, Any] = {
             "action_id": control.action_id, "block_id": control.block_id or "console",
             "text": {"type": "plain_text", "text": control.label}, "type": "button",
@@ -153,7 +178,7 @@ class Console:
         if control.options:
             values = [value for _, value in control.options]
             if option not in values:
-                self.say(f"[{control.number}] {control.label} needs one of: {', '.join(values)}"
+                self.note(f"[{control.number}] {control.label} needs one of: {', '.join(values)}"
                          f" (e.g. `press {control.number} {values[0]}`).")
                 return
             label = next(text for text, value in control.options if value == option)
@@ -186,7 +211,7 @@ class Console:
         before = asyncio.all_tasks()
         response = await self.bot.app.async_dispatch(AsyncBoltRequest(body=payload, mode="socket_mode"))
         if response.status != 200:
-            self.say(f"(the bot answered HTTP {response.status}: {response.body})")
+            self.note(f"(the bot answered HTTP {response.status}: {response.body})")
         elif response.body:
             body = json.loads(response.body)
             self.show(Posted(self.channel, self.slack.next_ts(),

@@ -18,6 +18,9 @@ from typing import Any
 from aiohttp import web
 
 MAX_LIMIT = 1000
+MAX_RUNS = 20_000
+# Requests kept for tests to inspect; older ones are dropped so a long run stays small.
+MAX_RECORDED = 10_000
 FILTERS = ("id", "connector-id", "connector-version", "site-id", "state", "process-id")
 _UUID_FILTERS = ("id", "connector-id", "process-id")
 
@@ -51,6 +54,7 @@ class SampleCdeApi:
         self.delay = 0.0
         self.faults: deque[Fault] = deque()
         self.requests: list[Received] = []
+        self._sorted: list[dict[str, Any]] | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -61,11 +65,16 @@ class SampleCdeApi:
 
     def add_run(self, run: dict[str, Any]) -> None:
         self.runs.append(run)
+        if len(self.runs) > MAX_RUNS:
+            # A demo API left running for weeks keeps its newest runs only.
+            self.runs[:] = self._newest_first()[: MAX_RUNS // 2]
+        self._sorted = None
 
     def update_run(self, run_id: str, **changes: Any) -> None:
         for run in self.runs:
             if run["id"] == run_id:
                 run.update(changes)
+                self._sorted = None
                 return
         raise KeyError(run_id)
 
@@ -110,6 +119,8 @@ class SampleCdeApi:
         """Record the request, then apply delay, scripted faults and authentication."""
         self.requests.append(Received(request.method, request.path, dict(request.query),
                                       request.headers.get("Authorization")))
+        if len(self.requests) > MAX_RECORDED:
+            del self.requests[: MAX_RECORDED // 2]
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.faults:
@@ -168,7 +179,10 @@ class SampleCdeApi:
         return web.json_response({"message": "Run not found."}, status=404)
 
     def _newest_first(self) -> list[dict[str, Any]]:
-        return sorted(self.runs, key=lambda run: run.get("created-at") or "", reverse=True)
+        # Sorted once per change, not per request: benchmarks hit this hard.
+        if self._sorted is None or len(self._sorted) != len(self.runs):
+            self._sorted = sorted(self.runs, key=lambda run: run.get("created-at") or "", reverse=True)
+        return self._sorted
 
 
 def _integer(value: str, name: str, errors: dict[str, str], *, minimum: int, message: str) -> int | None:

@@ -98,3 +98,13 @@ async def test_demo_api_serves_the_sample_api() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
+
+
+async def test_demo_ignores_the_environment() -> None:
+    # An operator's settings (even broken ones) must neither stop the demo nor leak into it.
+    env = {"CDE_LOOKBACK_HOURS": "abc", "CDE_WEB_URL_TEMPLATE": "https://cde.example/runs/{run_id}",
+           "CDE_API_URL": "http://127.0.0.1:9", "SLACK_BOT_TOKEN": "not-a-token"}
+    code, out, err = await run_cli("demo", stdin=f"run {FAILED_RUN}\n", env=env)
+    assert code == 0, err
+    assert "RUN FAILED: SITE 2" in out
+    assert "cde.example" not in out

@@ -101,3 +101,18 @@ async def test_sigterm_in_socket_mode_finishes_the_answer_under_way(
     _, url = await slack.send_slash_command("runs site:1002")
     await stop_cleanly(bot)
     assert len(slack.responses(url)) == 1
+
+
+async def test_a_busy_port_stops_start_up(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
+    env = bot_env(slack, cde, socket_mode=False, database=tmp_path / "bot.db")
+    first = BotProcess(env, tmp_path / "first.log")
+    await first.start()
+    second = BotProcess(env, tmp_path / "second.log")
+    second.port = first.port
+    second.env["PORT"] = str(first.port)
+    await second.start(wait_ready=False)
+    assert await second.wait_exit() == 1
+    log = second.log()
+    assert f"cannot listen on 127.0.0.1:{first.port}" in log and "set PORT to a free port" in log
+    assert "Traceback" not in log
+    await stop_cleanly(first)
