@@ -112,14 +112,40 @@ async def _guarded(name: str, check: Callable[[], Awaitable[CheckResult]]) -> Ch
                            "run with LOG_LEVEL=DEBUG for details, and report it if it persists")
 
 
+# What the bot cannot work without (manifest.yml asks for these and chat:write.public).
+REQUIRED_SCOPES = ("commands", "chat:write")
+
+
 async def check_bot_token(settings: Settings) -> CheckResult:
     """`auth.test` with the bot token: which workspace and bot user it belongs to."""
     name = "Slack bot token"
     client = _slack_client(settings)
-    answer = await _slack_call(name, client.auth_test(), settings, "SLACK_BOT_TOKEN", BOT_TOKEN_FIX)
+    headers: dict[str, Any] = {}
+    answer = await _slack_call(name, client.auth_test(), settings, "SLACK_BOT_TOKEN", BOT_TOKEN_FIX,
+                               headers=headers)
     if isinstance(answer, CheckResult):
         return answer
-    return CheckResult(name, True, f"workspace {answer.get('team', '?')} as @{answer.get('user', '?')}")
+    detail = f"workspace {answer.get('team', '?')} as @{answer.get('user', '?')}"
+    granted = _scopes(headers)
+    if granted is None:
+        return CheckResult(name, True, detail)
+    missing = [scope for scope in REQUIRED_SCOPES if scope not in granted]
+    if missing:
+        return CheckResult(name, False, f"{detail}, but without the scope(s) {', '.join(missing)}",
+                           "add them under OAuth & Permissions (or create the app from manifest.yml) "
+                           "and reinstall the app")
+    if "chat:write.public" not in granted:
+        detail += "; without chat:write.public it can post only in channels it was invited to"
+    return CheckResult(name, True, detail)
+
+
+def _scopes(headers: dict[str, Any]) -> set[str] | None:
+    """The token's scopes from Slack's `x-oauth-scopes` header; None when not sent."""
+    for key, value in headers.items():
+        if key.lower() == "x-oauth-scopes":
+            text = value[0] if isinstance(value, list) else str(value)
+            return {scope.strip() for scope in text.split(",") if scope.strip()}
+    return None
 
 
 async def check_transport(settings: Settings) -> CheckResult:
@@ -151,12 +177,16 @@ def _slack_client(settings: Settings) -> AsyncWebClient:
 
 
 async def _slack_call(name: str, call: Awaitable[AsyncSlackResponse], settings: Settings, setting: str,
-                      fix: str) -> dict[str, Any] | CheckResult:
-    """Slack's answer, or a failed result saying why (from error codes and class names only)."""
+                      fix: str, *, headers: dict[str, Any] | None = None) -> dict[str, Any] | CheckResult:
+    """Slack's answer (its headers into `headers`), or a failed result saying why (from
+    error codes and class names only).
+    """
     where = _public_url(str(settings.slack_api_url))
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
             response = await call
+        if headers is not None:
+            headers.update(response.headers or {})
         return response.data if isinstance(response.data, dict) else {}
     except SlackApiError as exc:
         data = exc.response.data if exc.response is not None else None

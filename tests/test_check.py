@@ -463,3 +463,21 @@ async def test_an_existing_database_is_not_flagged_as_new(slack: SlackStandIn, c
     await checked(settings)  # creates it
     results = await checked(settings)
     assert results["Store"].detail == f"writable (sqlite+aiosqlite:///{tmp_path / 'check.db'})"
+
+
+async def test_missing_scopes_are_named_with_the_fix(slack: SlackStandIn, cde: SampleCdeApi,
+                                                     tmp_path: Path) -> None:
+    slack.scopes = ["chat:write"]
+    results = await checked(settings_for(slack, cde, tmp_path))
+    token = results["Slack bot token"]
+    assert not token.ok
+    assert "without the scope(s) commands" in token.detail and "reinstall" in (token.fix or "")
+
+
+async def test_without_chat_write_public_the_bot_says_where_it_can_post(
+    slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path
+) -> None:
+    slack.scopes = ["commands", "chat:write"]
+    results = await checked(settings_for(slack, cde, tmp_path))
+    token = results["Slack bot token"]
+    assert token.ok and "only in channels it was invited to" in token.detail

@@ -380,6 +380,7 @@ class SlackStandIn:
         self.bot_token = bot_token
         self.app_token = app_token
         self.signing_secret = signing_secret
+        self.scopes = ["commands", "chat:write", "chat:write.public"]
 
         self.calls: list[ApiCall] = []
         self.channels: dict[str, JsonDict] = {}
@@ -826,6 +827,8 @@ class SlackStandIn:
     def _answer(self, call: ApiCall, body: JsonDict, headers: dict[str, str] | None = None) -> web.Response:
         call.response = body
         self._record(call)
+        # Slack names the token's scopes on every Web API answer.
+        headers = {"x-oauth-scopes": ",".join(self.scopes), **(headers or {})}
         return web.json_response(body, status=call.status, headers=headers)
 
     def _api_methods(self) -> dict[str, Callable[[JsonDict], JsonDict]]:
