@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,22 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     # A stray .env in the working directory must not configure the tests.
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """`logs.configure()` replaces the root logger's handlers and quietens some libraries:
+    give every test the logging it started with back.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    names = ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, saved in levels.items():
+        logging.getLogger(name).setLevel(saved)
 
 
 def load_fixture(name: str) -> Any:

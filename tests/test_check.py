@@ -5,9 +5,8 @@ sample CDE API), passing and failing one at a time, and never printing a secret.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +44,6 @@ async def cde() -> AsyncIterator[SampleCdeApi]:
         yield api
 
 
-@pytest.fixture(autouse=True)
-def restore_root_logger() -> Iterator[None]:
-    """main() configures logging; give pytest its own back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    names = ("httpx", "httpcore", "slack_sdk", "aiohttp.access")
-    noisy = {name: logging.getLogger(name).level for name in names}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, noisy_level in noisy.items():
-        logging.getLogger(name).setLevel(noisy_level)
 
 
 def closed_port() -> int:

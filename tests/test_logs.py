@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,18 +13,6 @@ SECRET = "xoxb-1111-SECRET-token-abcdef"
 OTHER = "cde-api-SECRET-99"
 
 
-@pytest.fixture(autouse=True)
-def restore_root_logger() -> Iterator[None]:
-    """configure() replaces the root logger's handlers; give pytest its own back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    names = ("httpx", "httpcore", "slack_sdk", "aiohttp.access")
-    noisy = {name: logging.getLogger(name).level for name in names}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, noisy_level in noisy.items():
-        logging.getLogger(name).setLevel(noisy_level)
 
 
 def record(msg: object, *args: object, exc_info: object = None) -> logging.LogRecord:

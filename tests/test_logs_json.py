@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,18 +17,6 @@ SECRET = "xoxb-2222-SECRET-token-json"
 OTHER = "cde-api-SECRET-json-77"
 
 
-@pytest.fixture(autouse=True)
-def restore_root_logger() -> Iterator[None]:
-    """configure() replaces the root logger's handlers; give pytest its own back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    names = ("httpx", "httpcore", "slack_sdk", "aiohttp.access")
-    noisy = {name: logging.getLogger(name).level for name in names}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, noisy_level in noisy.items():
-        logging.getLogger(name).setLevel(noisy_level)
 
 
 def lines_of(err: str) -> list[dict[str, Any]]:
