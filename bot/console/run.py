@@ -78,11 +78,16 @@ async def _read_lines(console: Console, stdin: TextIO, interactive: bool) -> Non
     lines = _lines_of(stdin)
     while True:
         if interactive:
-            console.out.write("cde> ")
+            console.prompt = "cde> "
+            console.out.write(console.prompt)
             console.out.flush()
         line = await lines.get()
+        console.prompt = ""
         if line is None:  # end of input
             return
+        if not interactive and line.strip():
+            # A transcript of a script reads like the session it stands for.
+            console.note(f"cde> {line.rstrip()}")
         if not await console.handle(line):
             return
 

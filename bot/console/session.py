@@ -50,6 +50,8 @@ class Console:
         self._numbers = itertools.count(1)
         self._shown: list[Shown] = []
         self._controls: dict[int, tuple[Control, Shown]] = {}
+        # Shown again after a message that arrives while the person is typing.
+        self.prompt = ""
 
     # -- output ----------------------------------------------------------------------------
 
@@ -59,6 +61,8 @@ class Console:
         screen now can be pressed.
         """
         self._forget(posted)
+        if self.prompt:
+            self.out.write("\n")  # off the prompt line the person was typing on
         if posted.how == "delete":
             if not self.json_output:
                 self.say(f"── #{posted.channel} · (the answer above was removed) ──")
@@ -78,6 +82,9 @@ class Console:
         self._shown.append(shown)
         for control in drawn_controls:
             self._controls[control.number] = (control, shown)
+        if self.prompt:
+            self.out.write(self.prompt)
+            self.out.flush()
 
     def _forget(self, posted: Posted) -> None:
         if posted.how not in ("update", "replace", "delete"):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import pty
+import select
 import signal
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -108,3 +112,39 @@ async def test_demo_ignores_the_environment() -> None:
     assert code == 0, err
     assert "RUN FAILED: SITE 2" in out
     assert "cde.example" not in out
+
+
+def test_interactive_console_prompts_and_leaves_on_ctrl_c() -> None:
+    """In a terminal: a banner and a prompt, answers, and Ctrl-C leaves at once."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the console, with the pty as its terminal
+        os.execvpe(sys.executable, [sys.executable, "-m", "bot", "demo"],
+                   {**os.environ, "NO_COLOR": "1"})
+
+    def read_until(marker: str, timeout: float = 30) -> str:
+        seen, deadline = "", time.monotonic() + timeout
+        while marker not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(fd, 65536).decode(errors="replace")
+                except OSError:
+                    break
+        assert marker in seen, seen
+        return seen
+
+    try:
+        assert "cde-bot console (demo" in read_until("cde> ")
+        os.write(fd, b"runs limit:1\n")
+        assert "Showing 1–1 of" in read_until("Share in channel")
+        read_until("cde> ")
+        started = time.monotonic()
+        os.kill(pid, signal.SIGINT)
+        _, status = os.waitpid(pid, 0)
+        assert time.monotonic() - started < 10
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
