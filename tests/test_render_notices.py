@@ -17,6 +17,7 @@ from bot.render import Message
 from bot.store.base import Incident, Mute
 from bot.subscriptions import NoticeFilter, Subscription
 from tests.standins.slack import block_kit_errors
+from tests.test_render import walk
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CONNECTOR = "019e16f3-bf9c-7485-b60b-ff3407921934"
@@ -58,18 +59,6 @@ def a_mute(**kwargs: Any) -> Mute:
                                   until=NOW + timedelta(hours=4), muted_by="U0MUTER")
     values.update(kwargs)
     return Mute(**values)
-
-
-def walk(node: Any) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        found.append(node)
-        for value in node.values():
-            found.extend(walk(value))
-    elif isinstance(node, list):
-        for item in node:
-            found.extend(walk(item))
-    return found
 
 
 def mrkdwn_texts(message: Message) -> list[str]:
