@@ -342,9 +342,11 @@ def unsubscribed(user: str, count: int, subscription_id: int | None) -> Message:
         f":no_bell: <@{escape(user)}> removed {what_text} from this channel.")])
 
 
-def plain_answer(text: str) -> Message:
-    """A one-section answer whose text is already mrkdwn (escaped by the caller)."""
-    return message(text, [section(text)], escaped=True)
+def plain_answer(text: str, *, error: bool = False) -> Message:
+    """A one-section answer whose text is already mrkdwn (escaped by the caller); `error`
+    when it refuses what was asked.
+    """
+    return message(text, [section(text)], escaped=True, error=error)
 
 
 def outage_alert(since: datetime, error: str, now: datetime) -> Message:

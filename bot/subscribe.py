@@ -47,7 +47,7 @@ class Subscriptions:
         if subscription is None:
             return render_notices.plain_answer(
                 ":information_source: This channel already follows "
-                f"{render_notices.describe(command.notice_filter)}. See `/cde subscriptions`.")
+                f"{render_notices.describe(command.notice_filter)}. See `/cde subscriptions`.", error=True)
         try:
             await self.poster.post(channel_id, render_notices.subscribed(subscription))
         except SlackApiError as exc:
@@ -57,10 +57,10 @@ class Subscriptions:
             if error in CHANNEL_GONE:
                 return render_notices.plain_answer(
                     ":warning: I cannot post in this channel, so I did not subscribe it. "
-                    "Invite me first (`/invite @cde-bot`), then subscribe again.")
+                    "Invite me first (`/invite @cde-bot`), then subscribe again.", error=True)
             return render_notices.plain_answer(
                 f":warning: Slack refused the confirmation post ({code(error)}), so I did not "
-                "subscribe this channel. Try again in a minute.")
+                "subscribe this channel. Try again in a minute.", error=True)
         log.info("channel %s subscribed (#%d) by %s: %s", channel_id, subscription.id, user_id,
                  subscription.notice_filter.as_dict())
         return None
@@ -69,11 +69,11 @@ class Subscriptions:
         if command.subscription_id is None:
             count = await self.store.remove_all_subscriptions(channel_id)
             if not count:
-                return render_notices.plain_answer("This channel has no subscriptions to remove.")
+                return render_notices.plain_answer("This channel has no subscriptions to remove.", error=True)
         elif not await self.store.remove_subscription(channel_id, command.subscription_id):
             return render_notices.plain_answer(
                 f":warning: This channel has no subscription {code(command.subscription_id)}. "
-                "See `/cde subscriptions` for the ids.")
+                "See `/cde subscriptions` for the ids.", error=True)
         else:
             count = 1
         answer = render_notices.unsubscribed(user_id, count, command.subscription_id)
