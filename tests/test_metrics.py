@@ -347,10 +347,3 @@ async def test_readyz_and_metrics_endpoints(bot: Bot) -> None:
         text = await scraped.text()
         assert 'cde_bot_commands_total{command="help",outcome="ok"} 1.0' in text
 
-
-def test_a_refused_subscription_is_a_user_error() -> None:
-    from bot import render_notices
-
-    refusal = render_notices.plain_answer("This channel already follows that.", error=True)
-    answer = render_notices.plain_answer("Done.")
-    assert refusal.error and not answer.error
