@@ -44,6 +44,8 @@ class PollScheduler:
         )
 
     async def _run(self) -> None:
+        if self._stopping:
+            return  # fired just as the bot began to stop
         self._current = asyncio.current_task()
         request_id.set(f"poll-{new_reference()[:6]}")
         try:
@@ -59,6 +61,11 @@ class PollScheduler:
     async def stop(self, grace: float = 30.0) -> None:
         """Stop scheduling and let a poll under way finish (cancelled after `grace` s)."""
         self._stopping = True
+        if self._scheduler.running:
+            self._scheduler.remove_all_jobs()
+        # A poll the scheduler fired a moment ago starts now, sees that we stop, and ends:
+        # otherwise shutting the scheduler down would cancel it half-way.
+        await asyncio.sleep(0)
         current = self._current
         # Wait before shutting the scheduler down: its executor cancels jobs still running.
         if current is not None and not current.done():

@@ -1,0 +1,58 @@
+"""The poll schedule: polls never overlap, a crash does not end the schedule, and stopping
+never cuts a poll off half-way, even one that fires as the bot stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from bot.scheduler import PollScheduler
+
+
+async def test_polls_run_back_to_back_and_a_crash_does_not_stop_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    running, overlaps, calls = 0, 0, 0
+    four = asyncio.Event()
+
+    async def poll() -> None:
+        nonlocal running, overlaps, calls
+        calls += 1
+        if calls == 4:
+            four.set()
+        running += 1
+        overlaps += running > 1
+        await asyncio.sleep(0.05)
+        running -= 1
+        if calls == 2:
+            raise RuntimeError("a bug in one poll")
+
+    scheduler = PollScheduler(poll, interval=0.01)
+    scheduler.start()
+    await asyncio.wait_for(four.wait(), 10)
+    await scheduler.stop()
+    assert overlaps == 0
+    assert "poll crashed" in caplog.text
+
+
+@pytest.mark.parametrize("spins", range(6))
+async def test_stopping_never_cancels_a_poll_half_way(spins: int, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    finished, started = [], []
+
+    async def poll() -> None:
+        started.append(1)
+        await asyncio.sleep(0.02)
+        finished.append(1)
+
+    scheduler = PollScheduler(poll, interval=0.001)
+    scheduler.start()
+    for _ in range(spins):  # stop at different points of the scheduler's own cycle
+        await asyncio.sleep(0)
+    await scheduler.stop()
+    await asyncio.sleep(0.05)
+    assert len(finished) == len(started)
+    assert "raised an exception" not in caplog.text and "CancelledError" not in caplog.text
