@@ -48,3 +48,14 @@ def test_mrkdwn_for_a_terminal() -> None:
     shown = mrkdwn(text)
     assert "2025-10-29" in shown and "@U1" in shown and "Open (https://x.example/runs/1)" in shown
     assert "<!channel>" in shown and "🔴" in shown and "bold" in shown and "*" not in shown
+
+
+def test_menu_options_by_value_or_by_place() -> None:
+    from bot.console.session import _option
+    from bot.console.terminal import Control
+
+    menu = Control(3, "Mute…", "incident_mute",
+                   options=(("Mute for 1 hour", "1"), ("Mute for 4 hours", "4"), ("Mute for 24 hours", "24")))
+    assert _option(menu, "4") == ("Mute for 4 hours", "4")  # `mute 4`: four hours
+    assert _option(menu, "3") == ("Mute for 24 hours", "24")  # `press 3 3`: the third option
+    assert _option(menu, "7") is None and _option(menu, None) is None

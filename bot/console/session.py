@@ -183,14 +183,17 @@ class Console:
             "action_ts": str(time.time()),
         }
         if control.options:
-            values = [value for _, value in control.options]
-            if option not in values:
-                self.note(f"[{control.number}] {control.label} needs one of: {', '.join(values)}"
-                         f" (e.g. `press {control.number} {values[0]}`).")
+            chosen = _option(control, option)
+            if chosen is None:
+                self.note(f"[{control.number}] {control.label} is a menu: choose 1 to "
+                          f"{len(control.options)}, e.g. `press {control.number} 1`.")
                 return
-            label = next(text for text, value in control.options if value == option)
+            label, option = chosen
             action |= {"type": "static_select", "selected_option": {
                 "text": {"type": "plain_text", "text": label}, "value": option}}
+        elif option is not None:
+            self.note(f"[{control.number}] {control.label} is a button: `press {control.number}`.")
+            return
         elif control.value is not None:
             action["value"] = control.value
         posted = shown.posted
@@ -227,3 +230,17 @@ class Console:
         started = asyncio.all_tasks() - before - {asyncio.current_task()}
         if started:
             await asyncio.wait(started, timeout=WORK_TIMEOUT)
+
+
+def _option(control: Control, choice: str | None) -> tuple[str, str] | None:
+    """The menu option `choice` names: by its value (`mute 4` is four hours), else by its
+    place in the menu as shown (`press 5 2`).
+    """
+    if choice is None:
+        return None
+    for label, value in control.options:
+        if value == choice:
+            return label, value
+    if choice.isdigit() and 1 <= int(choice) <= len(control.options):
+        return control.options[int(choice) - 1]
+    return None

@@ -111,7 +111,7 @@ def _control(element: dict[str, Any], number: int, block_id: str | None) -> Cont
 def _label(control: Control) -> str:
     text = f"[{control.number}] {control.label}"
     if control.options:
-        text += " (" + ", ".join(value for _, value in control.options) + ")"
+        text += " (" + ", ".join(f"{i}: {label}" for i, (label, _) in enumerate(control.options, 1)) + ")"
     if control.url:
         text += f" → {control.url}"
     return text
