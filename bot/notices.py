@@ -50,7 +50,7 @@ class Notices:
             except Exception as exc:
                 log.warning("could not update notice %s in %s: %s", incident.message_ts,
                             incident.channel_id,
-                            slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__)
+                            slack_error(exc))
 
     async def acknowledge(self, channel_id: str, message_ts: str, user: str,
                           now: datetime) -> list[Incident]:

@@ -275,8 +275,7 @@ class Notifier:
         try:
             await call
         except Exception as exc:
-            log.warning("could not %s: %s", what, slack_error(exc) if isinstance(exc, SlackApiError)
-                        else type(exc).__name__)
+            log.warning("could not %s: %s", what, slack_error(exc))
             return False
         return True
 
@@ -293,7 +292,7 @@ class Notifier:
                 await self.store.delete_mute(mute.channel_id, mute.site_id, mute.connector_id)
             except Exception as exc:
                 log.warning("could not tell that a mute in %s ended: %s", mute.channel_id,
-                            slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__)
+                            slack_error(exc))
                 continue
             if incident is not None:
                 await self.notices.refresh(incident, now)
@@ -340,7 +339,7 @@ class Notifier:
             await self.poster.post(self.config.admin_channel, message)
         except Exception as exc:
             log.error("could not post in the admin channel %s: %s", self.config.admin_channel,
-                      slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__)
+                      slack_error(exc))
             return False
         report.count_post("admin")
         return True

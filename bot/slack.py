@@ -126,5 +126,10 @@ REFUSED_CONTENT = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too
 PERMANENT_ERRORS = CHANNEL_GONE | REFUSED_CONTENT
 
 
-def slack_error(exc: SlackApiError) -> str:
+def slack_error(exc: BaseException) -> str:
+    """What went wrong, fit for a log line: Slack's error code, or else the exception's class
+    (never its text, which may quote a URL or a token).
+    """
+    if not isinstance(exc, SlackApiError):
+        return type(exc).__name__
     return str(exc.response.get("error", "unknown_error")) if exc.response is not None else "unknown_error"
