@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from bot.cde.models import RunPage
 from bot.demo.runs import make_run
+from bot.lookups.render import runs_list
 from bot.query import MAX_LIMIT, ListRuns, parse
-from bot.render import runs_list
 
 COMMANDS = [
     "runs site:1001 state:failed",

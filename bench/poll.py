@@ -14,7 +14,6 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bot import triage
 from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.cde.models import Run
 from bot.config import Settings
@@ -22,11 +21,12 @@ from bot.console.local_slack import LocalSlack
 from bot.demo.api import SampleCdeApi
 from bot.demo.history import DemoHistory
 from bot.demo.runs import make_run
-from bot.notices import Notices
-from bot.notifier import Notifier
-from bot.slack import SlackPoster, web_client
+from bot.notices import triage
+from bot.notices.models import NoticeFilter, Subscription
+from bot.notices.oncall import Notices
+from bot.notices.poller import Notifier
+from bot.slack.client import SlackPoster, web_client
 from bot.store.sql import SqlStore
-from bot.subscriptions import NoticeFilter, Subscription
 
 NOW = datetime.now(UTC)
 

@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         return _serve(getattr(args, "host", "0.0.0.0"))
     if command == "check":
-        from bot.check import main as check
+        from bot.ops.check import main as check
 
         return check()
     if command in ("console", "demo"):

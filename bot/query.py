@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.cde.models import KNOWN_STATES, RunFilter
-from bot.subscriptions import NoticeFilter
+from bot.notices.models import NoticeFilter
 
 COMMAND = "/cde"
 DEFAULT_LIMIT = 10

@@ -28,20 +28,20 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.app import Services, build_app, register
 from bot.cde.client import DEFAULT_RETRY, CdeClient
 from bot.config import Settings
-from bot.lookups import Lookups
-from bot.metrics import Metrics
-from bot.notices import Notices
-from bot.notifier import Notifier, NotifierConfig, PollReport
-from bot.readiness import Check, Readiness, stale_after
-from bot.render import web_links
-from bot.scheduler import PollScheduler
-from bot.slack import SlackPoster, web_client
+from bot.lookups.render import web_links
+from bot.lookups.service import Lookups
+from bot.notices.oncall import Notices
+from bot.notices.poller import Notifier, NotifierConfig, PollReport
+from bot.notices.scheduler import PollScheduler
+from bot.notices.subscriptions import Subscriptions
+from bot.ops.metrics import Metrics
+from bot.ops.readiness import Check, Readiness, stale_after
+from bot.slack.app import Services, build_app, register
+from bot.slack.client import SlackPoster, web_client
 from bot.store.base import Store, StoreError
 from bot.store.sql import store_from_url
-from bot.subscribe import Subscriptions
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import check
 from bot.cde.client import RetryPolicy
-from bot.check import CheckResult, format_results, main, run_checks
 from bot.config import ConfigError, Settings
 from bot.demo.api import Fault, SampleCdeApi, reference_runs
+from bot.ops import check
+from bot.ops.check import CheckResult, format_results, main, run_checks
 from bot.store.sql import state_table, store_from_url
 from tests.standins.slack import SlackStandIn
 

@@ -13,7 +13,7 @@ from pytest_httpx import HTTPXMock
 
 from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.logs import request_id
-from bot.lookups import Lookups
+from bot.lookups.service import Lookups
 from bot.query import ListRuns, parse
 
 BASE = "https://cde.test"

@@ -15,17 +15,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
-from bot.app import _command_name, _outcome
 from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.cde.errors import CdeConnectionError, CdeNotFound, CdeProtocolError
 from bot.config import Settings
-from bot.metrics import COMMAND_OUTCOMES, COMMANDS, Metrics
-from bot.notifier import PollReport
+from bot.lookups.render import Message
+from bot.notices.poller import PollReport
+from bot.ops.metrics import COMMAND_OUTCOMES, COMMANDS, Metrics
+from bot.ops.readiness import STALE_FLOOR, Readiness, poll_check, stale_after
 from bot.query import ListRuns, QueryError
-from bot.readiness import STALE_FLOOR, Readiness, poll_check, stale_after
-from bot.render import Message
 from bot.server import Bot, http_app
-from bot.slack import api_method, web_client
+from bot.slack.app import _command_name, _outcome
+from bot.slack.client import api_method, web_client
 from tests.conftest import load_fixture
 from tests.standins.slack import SlackStandIn
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.mrkdwn import ELLIPSIS, clip, code, date, duration, escape, link, plain_date, plural
+from bot.slack.mrkdwn import ELLIPSIS, clip, code, date, duration, escape, link, plain_date, plural
 
 ENTITY = re.compile(r"&(amp|lt|gt);")
 

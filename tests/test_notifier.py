@@ -27,13 +27,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
-from bot.notices import Notices
-from bot.notifier import Notifier, NotifierConfig, PollReport
-from bot.render import Message
-from bot.slack import SlackPoster
+from bot.lookups.render import Message
+from bot.notices.models import NoticeFilter, Subscription
+from bot.notices.oncall import Notices
+from bot.notices.poller import Notifier, NotifierConfig, PollReport
+from bot.slack.client import SlackPoster
 from bot.store.base import Incident
 from bot.store.sql import SqlStore
-from bot.subscriptions import NoticeFilter, Subscription
 from tests.standins.slack import SlackStandIn
 
 OPS, OTHER, ADMIN = "C0001", "C0002", "C0ADMIN"
@@ -651,7 +651,7 @@ async def test_an_outage_is_told_once_and_its_end_once(make_world: Callable[...,
     for _ in range(5):
         await world.poll()
     assert texts(world.top(ADMIN)) == ["The CDE API has been unreachable for 10m 00s"]
-    errors = [r for r in caplog.records if r.name == "bot.notifier" and r.levelno == logging.ERROR]
+    errors = [r for r in caplog.records if r.name == "bot.notices.poller" and r.levelno == logging.ERROR]
     assert len(errors) == 1 and "unreachable since" in errors[0].getMessage()
 
     world.api_up()

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import render
 from bot.cde.errors import (
     CdeBadRequest,
     CdeConnectionError,
@@ -25,8 +24,9 @@ from bot.cde.errors import (
     CdeUnauthorized,
 )
 from bot.cde.models import Run, RunFilter, RunPage
+from bot.lookups import render
+from bot.lookups.render import Message
 from bot.query import MAX_LIMIT, Help, ListRuns, QueryError, ShowRun, parse
-from bot.render import Message
 from tests.conftest import load_fixture
 from tests.standins.slack import block_kit_errors
 

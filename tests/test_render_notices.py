@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from bot import render_notices as rn
 from bot.cde.models import Run, RunFilter
 from bot.demo.runs import make_run
+from bot.lookups.render import Message
+from bot.notices import render as rn
+from bot.notices.models import NoticeFilter, Subscription
 from bot.query import ListRuns, Subscribe, parse
-from bot.render import Message
 from bot.store.base import Incident, Mute
-from bot.subscriptions import NoticeFilter, Subscription
 from tests.standins.slack import block_kit_errors
 from tests.test_render import walk
 

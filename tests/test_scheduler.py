@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from bot.scheduler import PollScheduler
+from bot.notices.scheduler import PollScheduler
 
 
 async def test_polls_run_back_to_back_and_a_crash_does_not_stop_them(

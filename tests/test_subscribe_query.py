@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bot.notices.models import NoticeFilter
 from bot.query import (
     SUBSCRIPTION_KEYS,
     USAGE,
@@ -16,7 +17,6 @@ from bot.query import (
     parse,
     subscription_words,
 )
-from bot.subscriptions import NoticeFilter
 
 CONNECTOR = "019e16f3-bfa8-7390-9e63-3354f9aa2939"
 PROCESS = "019e16f3-bfc3-79c7-bd03-ad208a64bf34"

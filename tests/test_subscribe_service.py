@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.notices.models import NoticeFilter
+from bot.notices.subscriptions import Subscriptions
 from bot.query import ListSubscriptions, Subscribe, Unsubscribe
-from bot.slack import SlackPoster
+from bot.slack.client import SlackPoster
 from bot.store.sql import SqlStore
-from bot.subscribe import Subscriptions
-from bot.subscriptions import NoticeFilter
 from tests.standins.slack import SlackStandIn
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from bot import triage
 from bot.cde.models import Run
 from bot.demo.runs import make_run
-from bot.store.base import Incident, Mute
-from bot.subscriptions import NoticeFilter, Subscription
-from bot.triage import (
+from bot.notices import triage
+from bot.notices.models import NoticeFilter, Subscription
+from bot.notices.triage import (
     Digest,
     Expire,
     OpenIncident,
@@ -28,6 +27,7 @@ from bot.triage import (
     plan_recoveries,
     recovery_keys,
 )
+from bot.store.base import Incident, Mute
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=24)

@@ -15,7 +15,7 @@ from bot.config import load_settings
 from bot.console.session import Console
 from bot.demo.api import SampleCdeApi, keep_producing, reference_runs
 from bot.demo.history import DemoHistory
-from bot.scheduler import PollScheduler
+from bot.notices.scheduler import PollScheduler
 from bot.server import Bot
 
 DEMO_TOKEN = "demo-token"

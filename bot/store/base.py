@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.subscriptions import NoticeFilter, Subscription
+from bot.notices.models import NoticeFilter, Subscription
 
 SCHEMA_VERSION = 1
 

@@ -25,7 +25,7 @@ def check_command() -> list[str]:
                 for name in getattr(action, "choices", {}) or {}} if parser._subparsers else set()
     if "check" in commands:
         return [sys.executable, "-m", "bot", "check"]
-    return [sys.executable, "-c", "import sys; from bot.check import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from bot.ops.check import main; sys.exit(main())"]
 
 
 async def run_check(env: dict[str, str], cwd: Path) -> tuple[int, str]:

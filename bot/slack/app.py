@@ -19,13 +19,15 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import render, render_notices
 from bot.config import Settings
 from bot.logs import request_id
-from bot.lookups import Lookups, current_reference, new_reference
-from bot.metrics import Metrics
-from bot.mrkdwn import escape
-from bot.notices import Notices
+from bot.lookups import render
+from bot.lookups.render import Message
+from bot.lookups.service import Lookups, current_reference, new_reference
+from bot.notices import render as render_notices
+from bot.notices.oncall import Notices
+from bot.notices.subscriptions import Subscriptions
+from bot.ops.metrics import Metrics
 from bot.query import (
     COMMAND,
     Command,
@@ -38,8 +40,7 @@ from bot.query import (
     Unsubscribe,
     parse,
 )
-from bot.render import Message
-from bot.subscribe import Subscriptions
+from bot.slack.mrkdwn import escape
 
 log = logging.getLogger(__name__)
 _received: contextvars.ContextVar[float] = contextvars.ContextVar("received", default=0.0)
@@ -239,7 +240,7 @@ def _command_name(text: str) -> str:
 
 def _outcome(parsed: Command | QueryError, answer: Message) -> str:
     """How a lookup went: a mistyped command is the user's; an error answer to a well-formed
-    one came from the CDE API (`bot.lookups` turns API errors into such answers).
+    one came from the CDE API (`bot.lookups.service` turns API errors into such answers).
     """
     if isinstance(parsed, QueryError):
         return "user_error"

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.cde.models import Run
+from bot.notices.models import NoticeFilter, Subscription
 from bot.store.base import Incident, Mute
-from bot.subscriptions import NoticeFilter, Subscription
 
 IncidentKey = tuple[int | None, str | None]  # (site_id, connector_id)
 

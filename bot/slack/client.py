@@ -25,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import Settings
-from bot.render import Message
+from bot.lookups.render import Message
 
 WEB_API_TIMEOUT = 15  # seconds per call
 RATE_LIMIT_RETRIES = 5  # each waits as long as Slack's Retry-After says

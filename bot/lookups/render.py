@@ -37,7 +37,6 @@ from bot.cde.errors import (
     CdeUnavailable,
 )
 from bot.cde.models import FAILED, FINISHED, Run, RunFilter, RunPage
-from bot.mrkdwn import clip, code, date, duration, escape, link, plural
 from bot.query import (
     COMMAND,
     FILTER_KEYS,
@@ -50,6 +49,7 @@ from bot.query import (
     describe_filter,
     parse,
 )
+from bot.slack.mrkdwn import clip, code, date, duration, escape, link, plural
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000

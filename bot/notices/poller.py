@@ -2,7 +2,7 @@
 
 The API cost of a poll does not depend on how many subscriptions there are: one scan of
 failed runs (matched to subscriptions locally) plus one small scan per open incident's
-connector and site, to see it recover. Every decision is made by `bot.triage`; this module
+connector and site, to see it recover. Every decision is made by `bot.notices.triage`; this module
 only fetches, posts and records. A notice is recorded as told right after Slack accepted
 it, so a failed post is tried again next poll and a told one is never told again.
 """
@@ -17,13 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
 
-from bot import render_notices, triage
 from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError
 from bot.cde.models import FAILED, FINISHED, Run, RunFilter
 from bot.cde.scan import runs_since
-from bot.notices import Notices
-from bot.slack import PERMANENT_ERRORS, slack_error
+from bot.notices import render as render_notices
+from bot.notices import triage
+from bot.notices.oncall import Notices
+from bot.slack.client import PERMANENT_ERRORS, slack_error
 from bot.store.base import Incident, Store
 
 log = logging.getLogger(__name__)

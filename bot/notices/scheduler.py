@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.logs import request_id
-from bot.lookups import new_reference
+from bot.lookups.service import new_reference
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from bot.cde.errors import (
     CdeUnauthorized,
 )
 from bot.config import ConfigError, Settings, load_settings
-from bot.slack import web_client
+from bot.slack.client import web_client
 from bot.store.base import StoreError
 
 CHECK_TIMEOUT = 10.0  # seconds each check may take at most

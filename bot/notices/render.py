@@ -19,8 +19,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.cde.models import Run
-from bot.mrkdwn import clip, code, date, duration, escape, plural
-from bot.render import (
+from bot.lookups.render import (
     MAX_BLOCKS,
     LinkBuilder,
     Message,
@@ -34,9 +33,10 @@ from bot.render import (
     recent_runs_button,
     section,
 )
+from bot.notices.models import NoticeFilter, Subscription
+from bot.notices.triage import incident_run
+from bot.slack.mrkdwn import clip, code, date, duration, escape, plural
 from bot.store.base import Incident, Mute
-from bot.subscriptions import NoticeFilter, Subscription
-from bot.triage import incident_run
 
 ACTION_ACK = "incident_ack"
 ACTION_MUTE = "incident_mute"

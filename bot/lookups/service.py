@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import uuid
 
-from bot import render
 from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError, CdeNotFound, CdeRejected
 from bot.logs import request_id
+from bot.lookups import render
+from bot.lookups.render import LinkBuilder, Message, no_links
 from bot.query import Help, ListRuns, QueryError, ShowRun
-from bot.render import LinkBuilder, Message, no_links
 
 Lookup = Help | ListRuns | ShowRun | QueryError
 

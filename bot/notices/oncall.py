@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
 
-from bot import render_notices
-from bot.render import LinkBuilder, Message, no_links
-from bot.slack import SlackPoster, slack_error
+from bot.lookups.render import LinkBuilder, Message, no_links
+from bot.notices import render as render_notices
+from bot.slack.client import SlackPoster, slack_error
 from bot.store.base import Incident, Mute, Store
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Operating the bot: health, readiness and metrics endpoints, and `cde-bot check`."""

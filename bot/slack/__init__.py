@@ -1,0 +1,1 @@
+"""The Slack edge: the Bolt app, messages and mrkdwn, action ids, the Web API client and poster."""
