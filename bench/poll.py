@@ -25,7 +25,8 @@ from bot.notices import triage
 from bot.notices.models import NoticeFilter, Subscription
 from bot.notices.oncall import Notices
 from bot.notices.poller import Notifier
-from bot.slack.client import SlackPoster, web_client
+from bot.slack.client import web_client
+from bot.slack.poster import SlackPoster
 from bot.store.sql import SqlStore
 
 NOW = datetime.now(UTC)

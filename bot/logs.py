@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -109,3 +110,16 @@ def _not_unused_token_warning(record: logging.LogRecord) -> bool:
     # Bolt reads SLACK_BOT_TOKEN itself and warns that it is unused, although the client it
     # is given carries that same token.
     return "token will be unused" not in record.getMessage()
+
+
+def new_reference() -> str:
+    """A short random id for a request, or for an error outside any request."""
+    return uuid.uuid4().hex[:10]
+
+
+def current_reference() -> str:
+    """The id that ties a message shown to a user to the log lines with the details:
+    the current request's id, which every log line of that request carries.
+    """
+    current = request_id.get()
+    return current if current != "-" else new_reference()

@@ -30,7 +30,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.cde.client import DEFAULT_RETRY, CdeClient
 from bot.config import Settings
-from bot.lookups.render import web_links
+from bot.lookups.runs import web_links
 from bot.lookups.service import Lookups
 from bot.notices.oncall import Notices
 from bot.notices.poller import Notifier, NotifierConfig, PollReport
@@ -39,7 +39,8 @@ from bot.notices.subscriptions import Subscriptions
 from bot.ops.metrics import Metrics
 from bot.ops.readiness import Check, Readiness, stale_after
 from bot.slack.app import Services, build_app, register
-from bot.slack.client import SlackPoster, web_client
+from bot.slack.client import web_client
+from bot.slack.poster import SlackPoster
 from bot.store.base import Store, StoreError
 from bot.store.sql import store_from_url
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from slack_sdk.webhook import WebhookResponse
 
-from bot.lookups.render import Message
 from bot.slack.app import _respond
+from bot.slack.message import Message
 
 
 class FakeRespond:

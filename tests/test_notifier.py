@@ -27,12 +27,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
-from bot.lookups.render import Message
-from bot.notices.models import NoticeFilter, Subscription
+from bot.notices.models import Incident, NoticeFilter, Subscription
 from bot.notices.oncall import Notices
 from bot.notices.poller import Notifier, NotifierConfig, PollReport
-from bot.slack.client import SlackPoster
-from bot.store.base import Incident
+from bot.slack.message import Message
+from bot.slack.poster import SlackPoster
 from bot.store.sql import SqlStore
 from tests.standins.slack import SlackStandIn
 

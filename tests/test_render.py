@@ -25,8 +25,9 @@ from bot.cde.errors import (
 )
 from bot.cde.models import Run, RunFilter, RunPage
 from bot.lookups import render
-from bot.lookups.render import Message
+from bot.lookups.runs import no_links, web_links
 from bot.query import MAX_LIMIT, Help, ListRuns, QueryError, ShowRun, parse
+from bot.slack.message import MAX_FALLBACK_TEXT, Message
 from tests.conftest import load_fixture
 from tests.standins.slack import block_kit_errors
 
@@ -72,7 +73,7 @@ def check_limits(message: Message) -> None:
     """Slack's Block Kit limits (tests/standins/slack.py plus the ones it leaves out)."""
     assert isinstance(message.text, str)
     assert message.text.strip(), "the fallback text must not be empty"
-    assert len(message.text) <= render.MAX_FALLBACK_TEXT
+    assert len(message.text) <= MAX_FALLBACK_TEXT
     assert block_kit_errors(message.blocks) == []
     assert 1 <= len(message.blocks) <= 50
     for block in message.blocks:
@@ -289,7 +290,7 @@ def test_a_run_with_huge_fields_stays_within_slack_limits(failed_run: Run) -> No
         "cli-command": {"argv": ["--flag=`&<>`"] * 500},
         "connector-setup-config": {"k" * 50: "<v> & ```" * 100, "n": list(range(2000))},
     }
-    message = render.run_detail(make_run(body), links=render.web_links("https://cde.example.com/runs/{run_id}"))
+    message = render.run_detail(make_run(body), links=web_links("https://cde.example.com/runs/{run_id}"))
     check_limits(message)
     for text in texts(message):
         assert_escaped(text)
@@ -452,7 +453,7 @@ def test_run_detail_of_a_reference_run(failed_run: Run) -> None:
 
 
 def test_run_detail_buttons(failed_run: Run) -> None:
-    links = render.web_links("https://cde.example.com/sites/{site_id}/runs/{run_id}")
+    links = web_links("https://cde.example.com/sites/{site_id}/runs/{run_id}")
     found = buttons(render.run_detail(failed_run, links=links))
     recent = parse(found["runs_page_recent"]["value"])
     assert recent == ListRuns(RunFilter(connector_id=failed_run.connector_id, site_id=1002))
@@ -465,13 +466,13 @@ def test_run_detail_buttons(failed_run: Run) -> None:
 
 def test_web_links_quote_values_and_none_without_template() -> None:
     run = make_run(id="a/b|c>d")
-    assert render.web_links("https://x.test/runs/{run_id}")(run) == "https://x.test/runs/a%2Fb%7Cc%3Ed"
-    assert render.web_links(None)(run) is None
-    assert render.no_links(run) is None
+    assert web_links("https://x.test/runs/{run_id}")(run) == "https://x.test/runs/a%2Fb%7Cc%3Ed"
+    assert web_links(None)(run) is None
+    assert no_links(run) is None
 
 
 def test_runs_list_links_into_the_web_ui(runs: list[Run]) -> None:
-    links = render.web_links("https://cde.example.com/runs/{run_id}")
+    links = web_links("https://cde.example.com/runs/{run_id}")
     body = "\n".join(texts(render.runs_list(make_page(runs, total=4), ListRuns(), links=links)))
     for run in runs:
         assert f"<https://cde.example.com/runs/{run.id}|Open in CDE>" in body

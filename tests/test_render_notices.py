@@ -11,11 +11,10 @@ import pytest
 
 from bot.cde.models import Run, RunFilter
 from bot.demo.runs import make_run
-from bot.lookups.render import Message
 from bot.notices import render as rn
-from bot.notices.models import NoticeFilter, Subscription
+from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
 from bot.query import ListRuns, Subscribe, parse
-from bot.store.base import Incident, Mute
+from bot.slack.message import Message
 from tests.standins.slack import block_kit_errors
 from tests.test_render import walk
 

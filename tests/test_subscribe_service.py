@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.notices.models import NoticeFilter
 from bot.notices.subscriptions import Subscriptions
 from bot.query import ListSubscriptions, Subscribe, Unsubscribe
-from bot.slack.client import SlackPoster
+from bot.slack.poster import SlackPoster
 from bot.store.sql import SqlStore
 from tests.standins.slack import SlackStandIn
 

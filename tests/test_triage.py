@@ -11,7 +11,7 @@ import pytest
 from bot.cde.models import Run
 from bot.demo.runs import make_run
 from bot.notices import triage
-from bot.notices.models import NoticeFilter, Subscription
+from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
 from bot.notices.triage import (
     Digest,
     Expire,
@@ -27,7 +27,6 @@ from bot.notices.triage import (
     plan_recoveries,
     recovery_keys,
 )
-from bot.store.base import Incident, Mute
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=24)

@@ -1,26 +1,17 @@
 """Pure builders for the lookup answers: models in, `Message` (blocks and fallback text) out.
 
-Blocks are built with slack_sdk's Block Kit models, which check most of Slack's limits;
-the ones they do not check (50 blocks a message, field lengths) are kept here.
 Every outside string passes through `mrkdwn.escape` (directly or via `code`/`link`).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    ContextBlock,
     HeaderBlock,
-    MarkdownTextObject,
     PlainTextObject,
     SectionBlock,
 )
@@ -36,7 +27,17 @@ from bot.cde.errors import (
     CdeUnauthorized,
     CdeUnavailable,
 )
-from bot.cde.models import FAILED, FINISHED, Run, RunFilter, RunPage
+from bot.cde.models import Run, RunFilter, RunPage
+from bot.lookups.runs import (
+    LinkBuilder,
+    connector_text,
+    lookup_button,
+    mask_secrets,
+    named,
+    no_links,
+    recent_runs_button,
+    state_marker,
+)
 from bot.query import (
     COMMAND,
     FILTER_KEYS,
@@ -45,167 +46,21 @@ from bot.query import (
     Help,
     ListRuns,
     QueryError,
-    ShowRun,
     describe_filter,
-    parse,
+)
+from bot.slack.actions import ACTION_OPEN, ACTION_PAGE, ACTION_SHARE
+from bot.slack.message import (
+    MAX_FIELD_TEXT,
+    MAX_HEADER,
+    MAX_SECTION_TEXT,
+    Message,
+    context,
+    fields,
+    message,
+    plain,
+    section,
 )
 from bot.slack.mrkdwn import clip, code, date, duration, escape, link, plural
-
-MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_FIELD_TEXT = 2000
-MAX_FALLBACK_TEXT = 4000
-MAX_HEADER = 150
-MAX_BUTTON_VALUE = 2000
-
-# Button action ids; app.py routes them.
-ACTION_PAGE = "runs_page"
-ACTION_SHARE = "runs_share"
-ACTION_OPEN = "run_open"
-
-LinkBuilder = Callable[[Run], str | None]
-
-
-@dataclass(frozen=True)
-class Message:
-    """A Slack message: Block Kit blocks plus the fallback `text` (notifications, a11y)."""
-
-    text: str
-    blocks: list[dict[str, Any]] = field(default_factory=list)
-    # An explanation of something that went wrong, not the answer asked for: it must not
-    # replace a list the person is paging through.
-    error: bool = False
-
-    def __post_init__(self) -> None:
-        if len(self.blocks) > MAX_BLOCKS:
-            raise ValueError(f"{len(self.blocks)} blocks; Slack allows {MAX_BLOCKS}")
-
-    def as_kwargs(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": self.blocks}
-
-
-def message(text: str, blocks: Sequence[Block], *, escaped: bool = False, error: bool = False) -> Message:
-    """A message from blocks and fallback text. Slack reads the fallback as mrkdwn too
-    (it is what push notifications show), so it is escaped unless it already is.
-    """
-    fallback = text if escaped else escape(text)
-    return Message(clip(fallback, MAX_FALLBACK_TEXT), [block.to_dict() for block in blocks], error)
-
-
-def section(text: str, **kwargs: Any) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_SECTION_TEXT)), **kwargs)
-
-
-def pack_lines(lines: Sequence[str], limit: int = MAX_SECTION_TEXT) -> list[str]:
-    """Lines joined into as few texts as fit `limit` each, never splitting a line (one
-    that is too long on its own is clipped), so long lists lose nothing to a cut.
-    """
-    texts: list[str] = []
-    current = ""
-    for line in lines:
-        line = clip(line, limit)
-        if current and len(current) + 1 + len(line) > limit:
-            texts.append(current)
-            current = ""
-        current = f"{current}\n{line}" if current else line
-    if current:
-        texts.append(current)
-    return texts
-
-
-def fields(*pairs: tuple[str, str]) -> list[MarkdownTextObject]:
-    return [
-        MarkdownTextObject(text=clip(f"*{label}*\n{value}", MAX_FIELD_TEXT))
-        for label, value in pairs
-    ]
-
-
-def context(*texts: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=clip(t, MAX_SECTION_TEXT)) for t in texts])
-
-
-def lookup_button(text: str, action_id: str, command_text: str, **kwargs: Any) -> ButtonElement | None:
-    """A button that runs a lookup when clicked, or None when the command it would carry
-    does not parse (ids from the API that are not UUIDs) or does not fit in a value.
-    """
-    if len(command_text) > MAX_BUTTON_VALUE or not isinstance(parse(command_text), ListRuns | ShowRun):
-        return None
-    return ButtonElement(text=text, action_id=action_id, value=command_text, **kwargs)
-
-
-# Keys and command-line options whose values are credentials; shown masked, since a run's
-# details can be shared in a channel.
-_SECRET_NAME = re.compile(r"(?i)(pass(word|wd)?|secret|token|api[-_]?key|credential|authorization)")
-_SECRET_OPTION = re.compile(
-    r"(?i)((?:--?|\b)[\w.-]*(?:pass(?:word|wd)?|secret|token|api[-_]?key|credential)[\w.-]*)"
-    r"(\s*[=:]\s*|\s+)(\"[^\"]*\"|'[^']*'|\S+)"
-)
-MASK = "•••"
-
-
-def mask_secrets(value: Any) -> Any:
-    """`value` with anything that looks like a credential replaced by a mask."""
-    if isinstance(value, dict):
-        return {k: MASK if _SECRET_NAME.search(str(k)) and v not in (None, "") else mask_secrets(v)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(item) for item in value]
-    if isinstance(value, str):
-        return _SECRET_OPTION.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", value)
-    return value
-
-
-# ---------------------------------------------------------------------------------------
-# Pieces of a run
-
-
-def state_marker(state: str | None) -> str:
-    """An emoji and the state word; unknown states are shown as they are, neutrally."""
-    if state == FAILED:
-        return ":red_circle: *failed*"
-    if state == FINISHED:
-        return ":large_green_circle: finished"
-    if state is None:
-        return ":white_circle: _no state_"
-    return f":white_circle: {escape(state)}"
-
-
-def named(name: str | None, ident: int | str | None) -> str:
-    """`Site 1 (1001)`, escaped; a dash when neither is known."""
-    if name and ident is not None:
-        return f"{escape(name)} ({escape(ident)})"
-    if name:
-        return escape(name)
-    if ident is not None:
-        return f"({escape(ident)})"
-    return "—"
-
-
-def connector_text(run: Run) -> str:
-    connector = code(run.connector_id) if run.connector_id else "unknown connector"
-    version = f" v{escape(run.connector_version)}" if run.connector_version else ""
-    return connector + version
-
-
-def web_links(template: str | None) -> LinkBuilder:
-    """Deep links into the CDE web UI from a configured template, or none."""
-
-    def build(run: Run) -> str | None:
-        if template is None:
-            return None
-        values = {
-            "run_id": run.id, "site_id": run.site_id, "connector_id": run.connector_id,
-            "process_id": run.process_id, "project_id": run.project_id,
-            "account_id": run.account_id,
-        }
-        return template.format(**{k: quote(str(v or ""), safe="") for k, v in values.items()})
-
-    return build
-
-
-def no_links(run: Run) -> None:
-    return None
-
 
 # ---------------------------------------------------------------------------------------
 # Lookups
@@ -338,14 +193,6 @@ def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None
     return message(text, blocks)
 
 
-def recent_runs_button(run: Run, text: str, action_id: str) -> ButtonElement | None:
-    """A button listing this connector's latest runs on this site, when both are known."""
-    if not run.connector_id or run.site_id is None:
-        return None
-    recent = ListRuns(RunFilter(connector_id=run.connector_id, site_id=run.site_id))
-    return lookup_button(text, action_id, recent.to_text())
-
-
 def _count(value: object) -> str:
     if value is None:
         return "—"
@@ -460,8 +307,3 @@ def internal_error(reference: str) -> Message:
     text = (":boom: Something went wrong in cde-bot; the error is logged. "
             f"Reference: {code(reference)}.")
     return message(plain(text), [section(text)], escaped=True, error=True)
-
-
-def plain(text: str) -> str:
-    """Fallback text: the message without its leading emoji."""
-    return text.split(" ", 1)[1] if text.startswith(":") else text

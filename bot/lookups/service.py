@@ -7,31 +7,18 @@ front end) stay thin. The only I/O is the `CdeClient` passed in.
 from __future__ import annotations
 
 import logging
-import uuid
 
 from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError, CdeNotFound, CdeRejected
-from bot.logs import request_id
+from bot.logs import current_reference
 from bot.lookups import render
-from bot.lookups.render import LinkBuilder, Message, no_links
+from bot.lookups.runs import LinkBuilder, no_links
 from bot.query import Help, ListRuns, QueryError, ShowRun
+from bot.slack.message import Message
 
 Lookup = Help | ListRuns | ShowRun | QueryError
 
 log = logging.getLogger(__name__)
-
-
-def new_reference() -> str:
-    """A short random id for a request, or for an error outside any request."""
-    return uuid.uuid4().hex[:10]
-
-
-def current_reference() -> str:
-    """The id that ties a message shown to a user to the log lines with the details:
-    the current request's id, which every log line of that request carries.
-    """
-    current = request_id.get()
-    return current if current != "-" else new_reference()
 
 
 class Lookups:

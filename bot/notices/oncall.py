@@ -13,10 +13,12 @@ from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
 
-from bot.lookups.render import LinkBuilder, Message, no_links
+from bot.lookups.runs import LinkBuilder, no_links
 from bot.notices import render as render_notices
-from bot.slack.client import SlackPoster, slack_error
-from bot.store.base import Incident, Mute, Store
+from bot.notices.models import Incident, Mute
+from bot.slack.message import Message
+from bot.slack.poster import SlackPoster, slack_error
+from bot.store.base import Store
 
 log = logging.getLogger(__name__)
 

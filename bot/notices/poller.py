@@ -23,9 +23,10 @@ from bot.cde.models import FAILED, FINISHED, Run, RunFilter
 from bot.cde.scan import runs_since
 from bot.notices import render as render_notices
 from bot.notices import triage
+from bot.notices.models import Incident
 from bot.notices.oncall import Notices
-from bot.slack.client import PERMANENT_ERRORS, slack_error
-from bot.store.base import Incident, Store
+from bot.slack.poster import PERMANENT_ERRORS, slack_error
+from bot.store.base import Store
 
 log = logging.getLogger(__name__)
 

@@ -19,30 +19,13 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.cde.models import Run
-from bot.lookups.render import (
-    MAX_BLOCKS,
-    LinkBuilder,
-    Message,
-    connector_text,
-    context,
-    fields,
-    message,
-    named,
-    no_links,
-    pack_lines,
-    recent_runs_button,
-    section,
-)
-from bot.notices.models import NoticeFilter, Subscription
+from bot.lookups.runs import LinkBuilder, connector_text, named, no_links, recent_runs_button
+from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
 from bot.notices.triage import incident_run
+from bot.slack.actions import ACTION_ACK, ACTION_MUTE, ACTION_OPEN, ACTION_RECENT, ACTION_SUBSCRIBE_ALL
+from bot.slack.message import MAX_BLOCKS, Message, context, fields, message, pack_lines, section
 from bot.slack.mrkdwn import clip, code, date, duration, escape, plural
-from bot.store.base import Incident, Mute
 
-ACTION_ACK = "incident_ack"
-ACTION_MUTE = "incident_mute"
-ACTION_RECENT = "incident_recent"
-ACTION_OPEN = "run_open"
-ACTION_SUBSCRIBE_ALL = "subscribe_all"
 MUTE_HOURS = (1, 4, 24)
 DIGEST_GROUP_LINES = 15
 DIGEST_SECTIONS_PER_REPLY = 5

@@ -13,8 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.logs import request_id
-from bot.lookups.service import new_reference
+from bot.logs import new_reference, request_id
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
-from bot.lookups.render import Message
 from bot.notices import render as render_notices
 from bot.query import ListSubscriptions, Subscribe, Unsubscribe
-from bot.slack.client import CHANNEL_GONE, SlackPoster, slack_error
+from bot.slack.message import Message
 from bot.slack.mrkdwn import code
+from bot.slack.poster import CHANNEL_GONE, SlackPoster, slack_error
 from bot.store.base import Store
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.cde.models import Run
-from bot.notices.models import NoticeFilter, Subscription
-from bot.store.base import Incident, Mute
+from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
 
 IncidentKey = tuple[int | None, str | None]  # (site_id, connector_id)
 

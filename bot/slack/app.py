@@ -20,10 +20,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.logs import request_id
+from bot.logs import current_reference, new_reference, request_id
 from bot.lookups import render
-from bot.lookups.render import Message
-from bot.lookups.service import Lookups, current_reference, new_reference
+from bot.lookups.service import Lookups
 from bot.notices import render as render_notices
 from bot.notices.oncall import Notices
 from bot.notices.subscriptions import Subscriptions
@@ -40,6 +39,8 @@ from bot.query import (
     Unsubscribe,
     parse,
 )
+from bot.slack import actions
+from bot.slack.message import Message
 from bot.slack.mrkdwn import escape
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await _respond(respond, answer)
         answered(_command_name(text), _outcome(parsed, answer))
 
-    @app.action(re.compile(rf"^{render.ACTION_PAGE}"))
+    @app.action(re.compile(rf"^{actions.ACTION_PAGE}"))
     async def on_page(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any],
                       respond: AsyncRespond) -> None:
         await ack()
@@ -128,7 +129,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await _respond(respond, answer, replace_original=in_place)
         answered("button", _outcome(parsed, answer))
 
-    @app.action(render.ACTION_SHARE)
+    @app.action(actions.ACTION_SHARE)
     async def on_share(
         ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
     ) -> None:
@@ -140,13 +141,13 @@ def register(app: AsyncApp, services: Services) -> None:
                        response_type="ephemeral" if answer.error else "in_channel")
         answered("button", _outcome(parsed, answer))
 
-    @app.action(render.ACTION_OPEN)
+    @app.action(actions.ACTION_OPEN)
     async def on_open(ack: AsyncAck) -> None:
         # A link button opens its URL in the client; Slack still sends the click.
         await ack()
         answered("button", "ok")
 
-    @app.action(render_notices.ACTION_RECENT)
+    @app.action(actions.ACTION_RECENT)
     async def on_recent(ack: AsyncAck, action: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         parsed = _button_command(action)
@@ -155,7 +156,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await _respond(respond, answer, replace_original=False)
         answered("button", _outcome(parsed, answer))
 
-    @app.action(render_notices.ACTION_SUBSCRIBE_ALL)
+    @app.action(actions.ACTION_SUBSCRIBE_ALL)
     async def on_subscribe_all(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         answer = await services.subscriptions.answer(
@@ -168,7 +169,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await _respond(respond, answer, replace_original=True)
         answered("button", "user_error" if answer and answer.error else "ok")
 
-    @app.action(render_notices.ACTION_ACK)
+    @app.action(actions.ACTION_ACK)
     async def on_acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         channel, ts = _message_of(body)
@@ -183,7 +184,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 "Already acknowledged by " + ", ".join(f"<@{escape(u)}>" for u in others) + "."),
                 replace_original=False)
 
-    @app.action(render_notices.ACTION_MUTE)
+    @app.action(actions.ACTION_MUTE)
     async def on_mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any],
                       respond: AsyncRespond) -> None:
         await ack()

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from bot.notices.models import NoticeFilter, Subscription
+from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
 
 SCHEMA_VERSION = 1
 
@@ -23,49 +21,6 @@ class StoreError(Exception):
 
 class SchemaTooNewError(StoreError):
     """The database was written by a newer cde-bot than this one."""
-
-
-@dataclass(frozen=True)
-class Incident:
-    """Failures of one connector on one site, told in one channel, until it recovers.
-
-    `message_ts` is the parent message in the channel (a notice, or a digest shared by
-    several incidents); repeats and the recovery go into its thread. `run` is the latest
-    failed run as plain JSON (`Run.model_dump(mode="json", by_alias=True)`), so the parent
-    can be drawn again after a click.
-    """
-
-    id: int
-    channel_id: str
-    site_id: int | None
-    connector_id: str | None
-    message_ts: str
-    run: dict[str, Any]
-    failures: int
-    muted_failures: int
-    first_failed_at: datetime
-    last_failed_at: datetime
-    acknowledged_by: str | None = None
-    acknowledged_at: datetime | None = None
-    resolved_at: datetime | None = None
-    resolved_by_run: str | None = None
-    in_digest: bool = False
-
-    @property
-    def is_open(self) -> bool:
-        return self.resolved_at is None
-
-
-@dataclass(frozen=True)
-class Mute:
-    """No posts for this connector on this site in this channel until `until`."""
-
-    channel_id: str
-    site_id: int | None
-    connector_id: str | None
-    until: datetime
-    muted_by: str
-    suppressed: int = 0
 
 
 class Store(abc.ABC):

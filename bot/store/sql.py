@@ -46,8 +46,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bot.notices.models import NoticeFilter, Subscription
-from bot.store.base import SCHEMA_VERSION, Incident, Mute, SchemaTooNewError, Store, StoreError
+from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
+from bot.store.base import SCHEMA_VERSION, SchemaTooNewError, Store, StoreError
 
 logger = logging.getLogger(__name__)
 

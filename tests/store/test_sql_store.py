@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import StatementError
 
-from bot.notices.models import NoticeFilter
+from bot.notices.models import Incident, Mute, NoticeFilter
 from bot.store import sql
-from bot.store.base import SCHEMA_VERSION, Incident, Mute, SchemaTooNewError, StoreError
+from bot.store.base import SCHEMA_VERSION, SchemaTooNewError, StoreError
 from bot.store.sql import SqlStore, store_from_url
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

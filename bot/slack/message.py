@@ -1,0 +1,85 @@
+"""A Slack message (Block Kit blocks and fallback text) and the block helpers both paths use.
+
+Blocks are built with slack_sdk's Block Kit models, which check most of Slack's limits;
+the ones they do not check (50 blocks a message, text lengths) are kept here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+
+from bot.slack.mrkdwn import clip, escape
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_FALLBACK_TEXT = 4000
+MAX_HEADER = 150
+MAX_BUTTON_VALUE = 2000
+
+
+@dataclass(frozen=True)
+class Message:
+    """A Slack message: Block Kit blocks plus the fallback `text` (notifications, a11y)."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    # An explanation of something that went wrong, not the answer asked for: it must not
+    # replace a list the person is paging through.
+    error: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.blocks) > MAX_BLOCKS:
+            raise ValueError(f"{len(self.blocks)} blocks; Slack allows {MAX_BLOCKS}")
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def message(text: str, blocks: Sequence[Block], *, escaped: bool = False, error: bool = False) -> Message:
+    """A message from blocks and fallback text. Slack reads the fallback as mrkdwn too
+    (it is what push notifications show), so it is escaped unless it already is.
+    """
+    fallback = text if escaped else escape(text)
+    return Message(clip(fallback, MAX_FALLBACK_TEXT), [block.to_dict() for block in blocks], error)
+
+
+def section(text: str, **kwargs: Any) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_SECTION_TEXT)), **kwargs)
+
+
+def pack_lines(lines: Sequence[str], limit: int = MAX_SECTION_TEXT) -> list[str]:
+    """Lines joined into as few texts as fit `limit` each, never splitting a line (one
+    that is too long on its own is clipped), so long lists lose nothing to a cut.
+    """
+    texts: list[str] = []
+    current = ""
+    for line in lines:
+        line = clip(line, limit)
+        if current and len(current) + 1 + len(line) > limit:
+            texts.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        texts.append(current)
+    return texts
+
+
+def fields(*pairs: tuple[str, str]) -> list[MarkdownTextObject]:
+    return [
+        MarkdownTextObject(text=clip(f"*{label}*\n{value}", MAX_FIELD_TEXT))
+        for label, value in pairs
+    ]
+
+
+def context(*texts: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=clip(t, MAX_SECTION_TEXT)) for t in texts])
+
+
+def plain(text: str) -> str:
+    """Fallback text: the message without its leading emoji."""
+    return text.split(" ", 1)[1] if text.startswith(":") else text
