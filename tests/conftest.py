@@ -11,20 +11,14 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.environment import reset_environment
+
 FIXTURES = Path(__file__).parent / "fixtures"
-
-# Every variable the bot reads; none may leak in from the machine running the tests.
-BOT_VARIABLES = (
-    "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
-    "CDE_API_URL", "CDE_API_TOKEN", "CDE_WEB_URL_TEMPLATE", "PORT", "DATABASE_URL",
-    "CDE_POLL_INTERVAL", "LOG_LEVEL", "LOG_FORMAT", "SLACK_ADMIN_CHANNEL",
-)
-
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in BOT_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    """No setting of the bot comes from the shell running the tests, nor from a `.env`."""
+    reset_environment(monkeypatch)
     # A stray .env in the working directory must not configure the tests.
     monkeypatch.chdir(tmp_path)
 

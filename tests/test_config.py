@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from pydantic_settings import EnvSettingsSource
 
 from bot.config import (
     DEFAULT_CDE_API_URL,
@@ -14,6 +16,7 @@ from bot.config import (
     Settings,
     load_settings,
 )
+from tests.helpers.environment import reset_environment, settings_variables
 
 BOT_TOKEN = "xoxb-1111-2222-BOTSECRETvalue"
 SIGNING_SECRET = "signing-SECRET-8f3a9c"
@@ -377,3 +380,24 @@ def test_secrets_with_inner_spaces_control_or_non_ascii_are_refused(http_env: py
     assert "CDE_API_TOKEN" in problem_lines(message)
     assert "control or non-ASCII" in problem_lines(message)["CDE_API_TOKEN"]
     assert CDE_TOKEN[6:] not in message and bad not in message
+
+
+# -- the tests' own environment reset ---------------------------------------------------------
+
+
+def test_the_reset_names_every_variable_the_settings_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pydantic-settings' own environment source finds every field from the derived names.
+    monkeypatch.setattr(os, "environ", {name: "x" for name in settings_variables()})
+    found = EnvSettingsSource(Settings)()
+    assert set(found) == set(Settings.model_fields)
+
+
+def test_the_reset_clears_a_stray_setting_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in settings_variables():
+        monkeypatch.setenv(name, "junk")
+    reset_environment(monkeypatch)
+    settings = load_settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+                             cde_api_token=CDE_TOKEN)
+    assert settings.notice_digest_threshold == Settings.model_fields["notice_digest_threshold"].default
+    assert settings.cde_lookback_hours == Settings.model_fields["cde_lookback_hours"].default
+    assert not [name for name in settings_variables() if name in os.environ]

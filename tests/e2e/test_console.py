@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json
 import os
@@ -114,6 +115,48 @@ async def test_demo_ignores_the_environment() -> None:
     assert "cde.example" not in out
 
 
+class Terminal:
+    """The reading end of a pty. Output is kept until a marker consumes it: what arrives
+    together with one marker (the prompt right after an answer) counts for the next.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pending = ""
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def read_until(self, marker: str, timeout: float = 60) -> str:
+        """Everything up to and including the next `marker`, waiting for it if need be."""
+        deadline = time.monotonic() + timeout
+        while marker not in self.pending and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                self.pending += self.decoder.decode(chunk)
+        assert marker in self.pending, self.pending
+        end = self.pending.index(marker) + len(marker)
+        seen, self.pending = self.pending[:end], self.pending[end:]
+        return seen
+
+    def wait_exit(self, pid: int, timeout: float = 60) -> int:
+        """The child's wait status, reading its last output meanwhile so that it never
+        blocks on a full terminal while it exits.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if ready:
+                with contextlib.suppress(OSError):
+                    self.pending += self.decoder.decode(os.read(self.fd, 65536))
+        raise AssertionError(f"the console did not exit within {timeout} s:\n{self.pending}")
+
+
 def test_interactive_console_prompts_and_leaves_on_ctrl_c() -> None:
     """In a terminal: a banner and a prompt, answers, and Ctrl-C leaves at once."""
     pid, fd = pty.fork()
@@ -121,26 +164,15 @@ def test_interactive_console_prompts_and_leaves_on_ctrl_c() -> None:
         os.execvpe(sys.executable, [sys.executable, "-m", "bot", "demo"],
                    {**os.environ, "NO_COLOR": "1"})
 
-    def read_until(marker: str, timeout: float = 30) -> str:
-        seen, deadline = "", time.monotonic() + timeout
-        while marker not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                try:
-                    seen += os.read(fd, 65536).decode(errors="replace")
-                except OSError:
-                    break
-        assert marker in seen, seen
-        return seen
-
+    terminal = Terminal(fd)
     try:
-        assert "cde-bot console (demo" in read_until("cde> ")
+        assert "cde-bot console (demo" in terminal.read_until("cde> ")
         os.write(fd, b"runs limit:1\n")
-        assert "Showing 1–1 of" in read_until("Share in channel")
-        read_until("cde> ")
+        assert "Showing 1–1 of" in terminal.read_until("Share in channel")
+        terminal.read_until("cde> ")
         started = time.monotonic()
         os.kill(pid, signal.SIGINT)
-        _, status = os.waitpid(pid, 0)
+        status = terminal.wait_exit(pid)
         assert time.monotonic() - started < 10
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     finally:
