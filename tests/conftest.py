@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -12,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.helpers.environment import reset_environment
+from tests.helpers.fixtures import load_fixture
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -39,18 +38,16 @@ def restore_logging() -> Iterator[None]:
         logging.getLogger(name).setLevel(saved)
 
 
-def load_fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
 @pytest.fixture
 def runs_list_body() -> dict[str, Any]:
-    return load_fixture("runs-list-200.json")
+    body: dict[str, Any] = load_fixture("runs-list-200.json")
+    return body
 
 
 @pytest.fixture
 def reference_runs(runs_list_body: dict[str, Any]) -> list[dict[str, Any]]:
-    return runs_list_body["data"]
+    runs: list[dict[str, Any]] = runs_list_body["data"]
+    return runs
 
 
 def pytest_report_header() -> str:

@@ -26,7 +26,7 @@ from bot.server import Bot, http_app
 from bot.slack.app import _command_name, _outcome
 from bot.slack.client import api_method, web_client
 from bot.slack.message import Message
-from tests.conftest import load_fixture
+from tests.helpers.fixtures import load_fixture
 from tests.standins.slack import SlackStandIn
 
 BASE = "https://cde.test"

@@ -28,7 +28,7 @@ from bot.lookups import render
 from bot.lookups.runs import no_links, web_links
 from bot.query import MAX_LIMIT, Help, ListRuns, QueryError, ShowRun, parse
 from bot.slack.message import MAX_FALLBACK_TEXT, Message
-from tests.conftest import load_fixture
+from tests.helpers.fixtures import load_fixture
 from tests.standins.slack import block_kit_errors
 
 RUN_ID = "019e16f3-bfc3-7993-bd03-ad2089ed3b04"

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from bot.__main__ import build_parser
 from bot.demo.api import SampleCdeApi
-from tests.e2e.conftest import bot_env
-from tests.e2e.harness import SECRETS
+from tests.helpers.bot_process import SECRETS, bot_env
 from tests.standins.slack import SlackStandIn
 
 

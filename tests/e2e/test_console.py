@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from bot.demo.api import SampleCdeApi
-from tests.e2e.harness import CDE_TOKEN, free_port
+from tests.helpers.bot_process import CDE_TOKEN, free_port
 
 FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 

@@ -13,8 +13,8 @@ import pytest
 
 from bot.demo.api import Fault, SampleCdeApi
 from bot.query import parse
-from tests.e2e.conftest import EXTRA_FAILED
-from tests.e2e.harness import SIGNING_SECRET, BotProcess
+from tests.helpers.bot_process import SIGNING_SECRET, BotProcess
+from tests.helpers.sample import EXTRA_FAILED
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,

@@ -16,9 +16,8 @@ import pytest
 
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
-from tests.e2e.conftest import bot_env, stop_cleanly
-from tests.e2e.harness import BotProcess
-from tests.e2e.test_http_mode import post
+from tests.helpers.bot_process import BotProcess, bot_env, stop_cleanly
+from tests.helpers.events import post
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,

@@ -15,9 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
-from tests.e2e.conftest import bot_env, stop_cleanly
-from tests.e2e.harness import SECRETS, BotProcess
-from tests.e2e.test_http_mode import command
+from tests.helpers.bot_process import SECRETS, BotProcess, bot_env, stop_cleanly
+from tests.helpers.events import command
 from tests.standins.slack import SlackStandIn
 
 OPS = "C0001"

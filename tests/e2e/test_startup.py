@@ -9,8 +9,7 @@ import signal
 from pathlib import Path
 
 from bot.demo.api import SampleCdeApi
-from tests.e2e.conftest import bot_env, stop_cleanly
-from tests.e2e.harness import CDE_TOKEN, SECRETS, BotProcess
+from tests.helpers.bot_process import CDE_TOKEN, SECRETS, BotProcess, bot_env, stop_cleanly
 from tests.standins.slack import SlackStandIn
 
 
