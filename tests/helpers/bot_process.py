@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
+from tests.helpers.environment import settings_variables
+
 if TYPE_CHECKING:
     from bot.demo.api import SampleCdeApi
     from tests.standins.slack import SlackStandIn
@@ -41,7 +43,10 @@ class BotProcess:
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
-        self.env = {**os.environ, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        # Only `env` configures the bot: no setting leaks in from the shell running the tests
+        # (a fixture shared by several tests is made before their environment is reset).
+        inherited = {k: v for k, v in os.environ.items() if k not in settings_variables()}
+        self.env = {**inherited, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
         self.returncode: int | None = None
@@ -54,7 +59,9 @@ class BotProcess:
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1",
-            env=self.env, stdout=log, stderr=log, cwd=self.env.get("BOT_CWD"),
+            env=self.env, stdout=log, stderr=log,
+            # Beside its log, away from any .env file in the directory the tests run in.
+            cwd=self.env.get("BOT_CWD", str(self.log_path.parent)),
         )
         log.close()
         if wait_ready:

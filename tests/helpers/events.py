@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
-from tests.helpers.bot_process import SIGNING_SECRET, BotProcess
+from tests.helpers.bot_process import SIGNING_SECRET
 from tests.standins.slack import SlackStandIn, encode_slash_command, sign_request, slash_command_payload
 
 
-async def post(bot: BotProcess, body: bytes, *, secret: str = SIGNING_SECRET,
+class Served(Protocol):
+    """A bot answering HTTP on `url`: a process, or one in the test's own loop."""
+
+    @property
+    def url(self) -> str: ...
+
+
+async def post(bot: Served, body: bytes, *, secret: str = SIGNING_SECRET,
                timestamp: int | None = None) -> tuple[int, str, float]:
     """POST a signed `body`; the status, the body of the answer and how long it took."""
     headers = {"Content-Type": "application/x-www-form-urlencoded",
@@ -23,7 +30,7 @@ async def post(bot: BotProcess, body: bytes, *, secret: str = SIGNING_SECRET,
         return response.status, await response.text(), time.monotonic() - started
 
 
-async def command(bot: BotProcess, slack: SlackStandIn, text: str, **kwargs: Any) -> tuple[int, str, str]:
+async def command(bot: Served, slack: SlackStandIn, text: str, **kwargs: Any) -> tuple[int, str, str]:
     """`/cde <text>` in C0001; the ack's status and body, and the command's response_url."""
     url = slack.new_response_url(channel_id="C0001")
     status, body, _ = await post(bot, encode_slash_command(

@@ -1,0 +1,55 @@
+"""The bot built and served inside the test's own event loop, its polls run by the test.
+
+The same parts as `cde-bot serve` (`Bot.build` and its HTTP application on loopback), but
+no scheduler: a test calls `poll()` where the real bot would wait for its next interval,
+so a scenario of many polls takes as long as its polls do, not as many seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.config import load_settings
+from bot.demo.api import SampleCdeApi
+from bot.server import Bot, http_app
+from tests.helpers.bot_process import BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET, free_port
+from tests.standins.slack import SlackStandIn
+
+
+class InProcessBot:
+    """A bot in HTTP mode answering on `url`, talking to the stand-ins."""
+
+    def __init__(self, slack: SlackStandIn, cde: SampleCdeApi, database: Path, **settings: object) -> None:
+        self.port = free_port()
+        self.bot = Bot.build(load_settings(
+            environment=False, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.base_url, cde_api_url=cde.url, cde_api_token=CDE_TOKEN,
+            database_url=f"sqlite+aiosqlite:///{database}", port=self.port, **settings,
+        ))
+        self._runner = web.AppRunner(http_app(self.bot), access_log=None)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Open the store and answer on `url`."""
+        await self.bot.store.open()
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self.bot.health.ready = True
+
+    async def poll(self, times: int = 1) -> None:
+        """Poll `times` times, one after the other, as the scheduler would."""
+        for _ in range(times):
+            await self.bot.poll_once()
+
+    async def stop(self) -> None:
+        """Stop answering, let answers under way finish, and close the store."""
+        self.bot.health.ready = False
+        await self._runner.cleanup()
+        await asyncio.sleep(0)
+        await self.bot.aclose()
