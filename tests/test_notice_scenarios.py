@@ -28,6 +28,7 @@ from tests.helpers.sample import sample_runs
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,
+    block_kit_errors,
     encode_interaction,
     encode_slash_command,
     slash_command_payload,
@@ -152,6 +153,27 @@ async def notices(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> Asy
         yield Notices(slack, cde, bot)
     finally:
         await bot.stop()
+
+
+async def test_one_notice_in_the_subscribed_channel_only(notices: Notices, cde: SampleCdeApi,
+                                                         slack: SlackStandIn) -> None:
+    cde.add_run(failure(minutes_ago=3, site_id=1001))  # failed before anyone subscribed
+    await notices.subscribe("site:1001")
+    await notices.subscribe("site:1002", channel=OTHER)
+    await notices.poll(2)
+    assert notices.notices(OPS) == []  # a pre-existing failure is not news
+
+    cde.add_run(make_run(state="finished", site_id=1001))
+    run = failure(minutes_ago=0, site_id=1001, site_name="<!channel> & co")
+    cde.add_run(run)
+    await notices.poll_until(lambda: len(notices.notices(OPS)) == 1, "the notice")
+    await notices.poll(3)
+    [notice] = notices.notices(OPS)
+    assert notices.notices(OTHER) == []
+    assert run["id"] in text_of(notice) and run["process-id"] in text_of(notice)
+    assert "&lt;!channel&gt; &amp; co" in text_of(notice) and "<!channel>" not in text_of(notice)
+    assert notice["text"].startswith("Failed: connector")
+    assert block_kit_errors(notice["blocks"]) == []
 
 
 async def test_a_late_failure_with_an_old_created_at_is_told(notices: Notices, cde: SampleCdeApi) -> None:
