@@ -25,6 +25,7 @@ from tests.helpers.bot_in_process import InProcessBot
 from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET
 from tests.helpers.events import post
 from tests.helpers.sample import sample_runs
+from tests.helpers.waiting import until
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,
@@ -66,7 +67,7 @@ class Notices:
     async def subscribe(self, filters: str, channel: str = OPS) -> None:
         before = len(self.slack.messages(channel))
         await self.command(f"subscribe {filters}", channel)
-        await self.until(lambda: len(self.slack.messages(channel)) > before, "subscription confirmation")
+        await until(lambda: len(self.slack.messages(channel)) > before, "subscription confirmation")
 
     async def subscribe_everything(self, channel: str = OPS) -> None:
         """`/cde subscribe all`, then the confirmation click it asks for."""
@@ -75,19 +76,11 @@ class Notices:
         before = len(self.slack.messages(channel))
         message = {"ts": "1.0", "blocks": confirm["blocks"], "text": confirm["text"]}
         await self.click("subscribe_all", message, channel=channel, user="U0001")
-        await self.until(lambda: len(self.slack.messages(channel)) > before, "subscription confirmation")
+        await until(lambda: len(self.slack.messages(channel)) > before, "subscription confirmation")
 
     async def poll(self, count: int = 1) -> None:
         """`count` polls, one after the other."""
         await self.bot.poll(count)
-
-    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-        """Wait for what the bot does between polls (answers to commands and clicks)."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.01)
 
     async def poll_until(self, condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
         """Poll until `condition()` holds, as the bot would poll while the test waits."""
@@ -278,12 +271,12 @@ async def test_buttons_acknowledge_mute_and_list_recent_runs(
     ts = notice["ts"]
 
     await notices.click("incident_ack", notice, user="U0002")
-    await notices.until(lambda: "<@U0002> is on it" in text_of(slack.message(OPS, ts)), "the acknowledgement")
+    await until(lambda: "<@U0002> is on it" in text_of(slack.message(OPS, ts)), "the acknowledgement")
     assert '"Acknowledge"' not in text_of(slack.message(OPS, ts))
 
     await notices.click("incident_mute", notices.message(ts), selected="4")
-    await notices.until(lambda: "Muted by <@U0002>" in text_of(slack.message(OPS, ts)), "the mute")
-    await notices.until(lambda: any("muted this connector" in text_of(r) for r in slack.replies(OPS, ts)),
+    await until(lambda: "Muted by <@U0002>" in text_of(slack.message(OPS, ts)), "the mute")
+    await until(lambda: any("muted this connector" in text_of(r) for r in slack.replies(OPS, ts)),
                         "the mute reply")
     replies_before = len(slack.replies(OPS, ts))
     cde.add_run(failure(minutes_ago=0, site_id=1002))
@@ -303,7 +296,7 @@ async def test_subscription_commands(notices: Notices, slack: SlackStandIn) -> N
     assert "every failed run" in text_of(confirm)
     confirm_message = {"ts": "1.0", "blocks": confirm["blocks"], "text": confirm["text"]}
     await notices.click("subscribe_all", confirm_message, user="U0001")
-    await notices.until(lambda: len(slack.messages(OPS)) == 1, "the subscription post")
+    await until(lambda: len(slack.messages(OPS)) == 1, "the subscription post")
     assert "every failed run" in text_of(slack.messages(OPS)[0])
 
     await notices.subscribe("site:1001 project:650")
@@ -319,7 +312,7 @@ async def test_subscription_commands(notices: Notices, slack: SlackStandIn) -> N
     [missing] = await slack.wait_for_response(url)
     assert "no subscription `99`" in text_of(missing)
     await notices.command("unsubscribe all")
-    await notices.until(lambda: "removed all 2 subscriptions" in text_of(slack.messages(OPS)), "unsubscribe")
+    await until(lambda: "removed all 2 subscriptions" in text_of(slack.messages(OPS)), "unsubscribe")
     url = await notices.command("subscriptions")
     [empty] = await slack.wait_for_response(url)
     assert "follows no failures" in text_of(empty)

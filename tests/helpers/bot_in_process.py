@@ -7,7 +7,6 @@ so a scenario of many polls takes as long as its polls do, not as many seconds.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from aiohttp import web
@@ -48,8 +47,7 @@ class InProcessBot:
             await self.bot.poll_once()
 
     async def stop(self) -> None:
-        """Stop answering, let answers under way finish, and close the store."""
+        """Stop answering and close the store."""
         self.bot.health.ready = False
         await self._runner.cleanup()
-        await asyncio.sleep(0)
         await self.bot.aclose()
