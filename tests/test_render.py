@@ -70,7 +70,7 @@ def fields_of(message: Message) -> dict[str, str]:
 
 
 def check_limits(message: Message) -> None:
-    """Slack's Block Kit limits (tests/standins/slack.py plus the ones it leaves out)."""
+    """Slack's Block Kit limits (tests/standins/slack/blockkit.py plus the ones it leaves out)."""
     assert isinstance(message.text, str)
     assert message.text.strip(), "the fallback text must not be empty"
     assert len(message.text) <= MAX_FALLBACK_TEXT
