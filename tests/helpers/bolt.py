@@ -20,11 +20,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.cde.client import NO_WAIT_RETRY, CdeClient
+from bot.cde.models import Run
 from bot.config import Settings
 from bot.demo.api import SampleCdeApi, reference_runs
 from bot.demo.runs import make_run
 from bot.lookups.runs import no_links
 from bot.lookups.service import Lookups
+from bot.notices import render as render_notices
+from bot.notices.models import Incident
 from bot.notices.oncall import Notices
 from bot.notices.subscriptions import Subscriptions
 from bot.ops.metrics import Metrics
@@ -127,6 +130,23 @@ class BoltScenario:
         """A click on a button of an ephemeral answer."""
         return await self.click(action_id, answer, container=EPHEMERAL, **kwargs)
 
+    async def post_notice(self, run_id: str = FAILED_RUN, *, channel: str = OPS,
+                          **changes: Any) -> tuple[Incident, dict[str, Any]]:
+        """A notice of the failed run `run_id` posted in `channel` as the poller posts one,
+        with its incident stored: the incident and the message as Slack holds it.
+        """
+        [found] = [r for r in self.cde.runs if r["id"] == run_id]
+        run = Run.model_validate(found)
+        when = run.finished_at or datetime.now(UTC)
+        draft = Incident(id=0, channel_id=channel, site_id=run.site_id, connector_id=run.connector_id,
+                         message_ts="", run=run.model_dump(mode="json", by_alias=True), failures=1,
+                         muted_failures=0, first_failed_at=when, last_failed_at=when)
+        ts = await self.services.notices.poster.post(channel, render_notices.notice(draft))
+        incident = await self.store.save_incident(replace(draft, message_ts=ts, **changes))
+        message = self.slack.message(channel, ts)
+        assert message is not None
+        return incident, message
+
     def answers(self, sent: Sent) -> list[dict[str, Any]]:
         """What Slack accepted on the request's response_url."""
         return self.slack.responses(sent.response_url)
@@ -159,7 +179,8 @@ async def bolt_scenario(
         await store.open()
         client = web_client(settings)
         cde_client = CdeClient(cde.url, SecretStr(CDE_TOKEN), retry=NO_WAIT_RETRY)
-        poster = SlackPoster(client)
+        # No spacing between posts: a scenario posts a few messages, never a burst.
+        poster = SlackPoster(client, min_interval=0.0)
         built = services(Services(Lookups(cde_client, no_links), Subscriptions(store, poster),
                                   Notices(store, poster), metrics=Metrics()))
         app = build_app(settings, client)
