@@ -24,7 +24,7 @@ from bot.logs import current_reference, new_reference, request_id
 from bot.lookups import render
 from bot.lookups.service import Lookups
 from bot.notices import render as render_notices
-from bot.notices.oncall import Notices
+from bot.notices.oncall import OnCall
 from bot.notices.subscriptions import Subscriptions
 from bot.ops.metrics import Metrics
 from bot.query import (
@@ -68,7 +68,7 @@ class Services:
 
     lookups: Lookups
     subscriptions: Subscriptions
-    notices: Notices
+    notices: OnCall
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     metrics: Metrics | None = None
 
