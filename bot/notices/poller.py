@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError
 from bot.cde.models import FAILED, FINISHED, Run, RunFilter
-from bot.cde.scan import ScanResult, runs_since
+from bot.cde.scan import SCAN_MAX_PAGES, ScanResult, runs_since
 from bot.notices import outage, triage
 from bot.notices import render as render_notices
 from bot.notices.deliver import Delivery, Outcome
@@ -40,6 +40,8 @@ class PollerConfig:
     digest_threshold: int = 5
     outage_alert_after: timedelta = timedelta(minutes=10)
     admin_channel: str | None = None
+    # Pages one scan may read; a scan that needs more is cut short, and said to be.
+    scan_max_pages: int = SCAN_MAX_PAGES
 
 
 @dataclass
@@ -194,7 +196,8 @@ class Poller:
     # -- fetching ------------------------------------------------------------------------
 
     async def _scan_failures(self, now: datetime, report: PollReport) -> ScanResult:
-        scan = await runs_since(self.cde, RunFilter(state=FAILED), now - self.config.window)
+        scan = await runs_since(self.cde, RunFilter(state=FAILED), now - self.config.window,
+                                max_pages=self.config.scan_max_pages)
         report.api_requests += scan.requests
         if not scan.complete:
             report.incomplete_scans += 1
@@ -219,7 +222,7 @@ class Poller:
             try:
                 scan = await runs_since(
                     self.cde, RunFilter(state=FINISHED, site_id=site_id, connector_id=connector_id),
-                    since, page_size=20,
+                    since, page_size=20, max_pages=self.config.scan_max_pages,
                 )
             except CdeError as exc:
                 log.warning("could not look for a recovery of connector %s on site %s: %s",

@@ -99,6 +99,10 @@ def mapped_errors() -> Iterator[None]:
     except (TimeoutError, aiohttp.ClientError, SlackClientError, OSError) as exc:
         # A timeout or a broken connection left after the client's own retries.
         raise SlackUnavailable(type(exc).__name__) from exc
+    except AttributeError as exc:
+        # slack_sdk checks a 200 answer with `data.get("ok")`, which a text/plain body (a
+        # proxy's page, not Slack at all) does not have.
+        raise SlackUnavailable("not_slack_json") from exc
 
 
 class SlackPoster:

@@ -787,3 +787,48 @@ async def test_a_scan_without_metadata_total_pages_while_pages_are_full(
     assert report.failed_runs_seen == 251
     [notice] = world.top()
     assert mentions(notice, late["id"])
+
+
+async def test_a_scan_cut_short_is_said_to_be_and_prunes_nothing(
+    make_world: Callable[..., Awaitable[World]], caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = await make_world(scan_max_pages=2)
+    await world.subscribe(site_id=1001)
+    for i in range(250):
+        world.fail(i, site_id=5000)
+    newest = world.fail(0)
+    pruned: list[datetime] = []
+    original = world.store.prune
+
+    async def prune(before: datetime, keep: Any = ()) -> None:
+        pruned.append(before)
+        await original(before, keep)
+
+    world.store.prune = prune  # type: ignore[method-assign]
+    report = await world.poll(minutes=0)
+    assert (report.api_requests, report.incomplete_scans, report.failed_runs_seen) == (3, 1, 200)
+    [notice] = world.top()  # what was read is still told
+    assert mentions(notice, newest["id"])
+    assert pruned == []
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "bot.notices.poller" and r.levelno == logging.WARNING]
+    assert any("stopped after 2 pages" in text for text in warnings)
+    assert any("nothing pruned" in text for text in warnings)
+
+
+async def test_a_complete_poll_reads_the_open_incidents_once(world: World) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(30)
+    await world.poll()
+    world.fail(10)
+    reads = 0
+    original = world.store.open_incidents
+
+    async def open_incidents(channel_id: str | None = None) -> list[Incident]:
+        nonlocal reads
+        reads += 1
+        return await original(channel_id)
+
+    world.store.open_incidents = open_incidents  # type: ignore[method-assign]
+    report = await world.poll()
+    assert (dict(report.actions), report.incomplete_scans, reads) == ({"Repeat": 1}, 0, 1)
