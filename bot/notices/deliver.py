@@ -63,7 +63,9 @@ class Delivery:
         }
 
     async def carry_out(self, action: triage.Action, facts: triage.PollFacts) -> Outcome:
-        """Carry out one action; never raises for Slack or the store (see the module)."""
+        """Carry out one action. What stops it is logged and marked in the outcome, not
+        raised (see the module); only recording a refusal for good as told can raise.
+        """
         outcome = Outcome()
         name, channel = type(action).__name__, _channel(action)
         try:

@@ -104,6 +104,10 @@ class OpenIncidents:
 
 
 class Poller:
+    """One round of polling at a time: gathers the facts, lets triage decide, hands the
+    actions to delivery, follows API outages and prunes old records.
+    """
+
     def __init__(
         self,
         cde: CdeClient,
