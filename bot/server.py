@@ -32,8 +32,8 @@ from bot.cde.client import DEFAULT_RETRY, CdeClient
 from bot.config import Settings
 from bot.lookups.runs import web_links
 from bot.lookups.service import Lookups
-from bot.notices.oncall import Notices
-from bot.notices.poller import Notifier, NotifierConfig, PollReport
+from bot.notices.oncall import OnCall
+from bot.notices.poller import Poller, PollerConfig, PollReport
 from bot.notices.scheduler import PollScheduler
 from bot.notices.subscriptions import Subscriptions
 from bot.ops.metrics import Metrics
@@ -73,7 +73,7 @@ class Bot:
     cde: CdeClient
     store: Store
     app: AsyncApp
-    notifier: Notifier
+    notifier: Poller
     health: Health = field(default_factory=Health)
     metrics: Metrics = field(default_factory=Metrics)
     readiness: Readiness | None = None
@@ -91,15 +91,15 @@ class Bot:
         store = store_from_url(settings.database_url)
         links = web_links(settings.cde_web_url_template)
         poster = SlackPoster(client)
-        notices = Notices(store, poster, links)
-        notifier = Notifier(cde, store, notices, NotifierConfig(
+        oncall = OnCall(store, poster, links)
+        notifier = Poller(cde, store, oncall, PollerConfig(
             window=timedelta(hours=settings.cde_lookback_hours),
             digest_threshold=settings.notice_digest_threshold,
             outage_alert_after=timedelta(minutes=settings.cde_outage_alert_minutes),
             admin_channel=settings.slack_admin_channel,
         ))
         app = build_app(settings, client)
-        register(app, Services(Lookups(cde, links), Subscriptions(store, poster), notices,
+        register(app, Services(Lookups(cde, links), Subscriptions(store, poster), oncall,
                                metrics=metrics))
         return cls(settings, client, cde, store, app, notifier, metrics=metrics)
 
@@ -283,5 +283,3 @@ async def _drain(grace: float) -> None:
     if still:
         log.warning("cancelled %d task(s) still running after %.0fs", len(still), grace)
 
-
-Runner = Callable[[Settings], Awaitable[None]]

@@ -70,7 +70,7 @@ async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
     await ack()
     channel, ts = _message_of(body)
     user = body["user"]["id"]
-    incidents = await services.notices.acknowledge(channel, ts, user, services.clock())
+    incidents = await services.oncall.acknowledge(channel, ts, user, services.clock())
     if not incidents:
         await reply(respond, _not_tracked(), replace_original=False)
         return
@@ -90,7 +90,7 @@ async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], resp
         return
     incident_id, hours = choice
     channel, ts = _message_of(body)
-    muted = await services.notices.mute(channel, ts, body["user"]["id"], hours, services.clock(),
+    muted = await services.oncall.mute(channel, ts, body["user"]["id"], hours, services.clock(),
                                         incident_id=incident_id)
     if muted is None:
         await reply(respond, _not_tracked(), replace_original=False)

@@ -18,7 +18,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncRespond
 
 from bot.lookups.service import Lookups
-from bot.notices.oncall import Notices
+from bot.notices.oncall import OnCall
 from bot.notices.subscriptions import Subscriptions
 from bot.ops.metrics import Metrics
 from bot.slack.message import Message
@@ -37,7 +37,7 @@ class Services:
 
     lookups: Lookups
     subscriptions: Subscriptions
-    notices: Notices
+    oncall: OnCall
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     metrics: Metrics | None = None
 

@@ -28,7 +28,7 @@ from bot.lookups.runs import no_links
 from bot.lookups.service import Lookups
 from bot.notices import render as render_notices
 from bot.notices.models import Incident
-from bot.notices.oncall import Notices
+from bot.notices.oncall import OnCall
 from bot.notices.subscriptions import Subscriptions
 from bot.ops.metrics import Metrics
 from bot.slack.app import Services, build_app, register
@@ -141,7 +141,7 @@ class BoltScenario:
         draft = Incident(id=0, channel_id=channel, site_id=run.site_id, connector_id=run.connector_id,
                          message_ts="", run=run.model_dump(mode="json", by_alias=True), failures=1,
                          muted_failures=0, first_failed_at=when, last_failed_at=when)
-        ts = await self.services.notices.poster.post(channel, render_notices.notice(draft))
+        ts = await self.services.oncall.poster.post(channel, render_notices.notice(draft))
         incident = await self.store.save_incident(replace(draft, message_ts=ts, **changes))
         message = self.slack.message(channel, ts)
         assert message is not None
@@ -182,7 +182,7 @@ async def bolt_scenario(
         # No spacing between posts: a scenario posts a few messages, never a burst.
         poster = SlackPoster(client, min_interval=0.0)
         built = services(Services(Lookups(cde_client, no_links), Subscriptions(store, poster),
-                                  Notices(store, poster), metrics=Metrics()))
+                                  OnCall(store, poster), metrics=Metrics()))
         app = build_app(settings, client)
         register(app, built)
         try:

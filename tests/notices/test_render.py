@@ -1,4 +1,4 @@
-"""bot/render_notices.py: notices, digests, thread replies and subscription answers."""
+"""bot/notices/render.py: notices, digests, thread replies and subscription answers."""
 
 from __future__ import annotations
 
