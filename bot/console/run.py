@@ -13,12 +13,11 @@ from typing import TextIO
 
 from bot.config import load_settings
 from bot.console.session import Console
-from bot.demo.api import SampleCdeApi, keep_producing, reference_runs
+from bot.demo.api import DEMO_TOKEN, SampleCdeApi, keep_producing, reference_runs
 from bot.demo.history import DemoHistory
 from bot.notices.scheduler import PollScheduler
 from bot.server import Bot
 
-DEMO_TOKEN = "demo-token"
 DEMO_POLL_SECONDS = 5.0
 DEMO_NEW_RUN_SECONDS = 3.0
 

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.ansi import BOLD, DIM, RESET
+
 EMOJI = {
     "red_circle": "🔴", "large_green_circle": "🟢", "white_circle": "⚪", "warning": "⚠️",
     "lock": "🔒", "no_entry": "⛔", "mag": "🔍", "hourglass": "⌛", "boom": "💥", "bell": "🔔",
     "no_bell": "🔕", "mute": "🔇", "eyes": "👀", "repeat": "🔁", "rotating_light": "🚨",
     "white_check_mark": "✅", "information_source": "ℹ️",
 }
-BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
 
 _DATE = re.compile(r"<!date\^(\d+)\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")

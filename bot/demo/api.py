@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+# The token the demo API accepts: `cde-bot demo-api` prints it, the console's demo uses it.
+DEMO_TOKEN = "demo-token"
 MAX_LIMIT = 1000
 MAX_RUNS = 20_000
 # Requests kept for tests to inspect; older ones are dropped so a long run stays small.

@@ -19,10 +19,11 @@ from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.cde.errors import CdeConnectionError, CdeNotFound, CdeProtocolError
 from bot.config import Settings
 from bot.notices.poller import PollReport
+from bot.ops.http import http_app
 from bot.ops.metrics import COMMAND_OUTCOMES, COMMANDS, Metrics
 from bot.ops.readiness import STALE_FLOOR, Readiness, poll_check, stale_after
 from bot.query import ListRuns, QueryError
-from bot.server import Bot, http_app
+from bot.server import Bot
 from bot.slack.app import _command_name, _outcome
 from bot.slack.client import api_method, web_client
 from bot.slack.message import Message
