@@ -82,7 +82,6 @@ class CdeClient:
         *,
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        transport: httpx.AsyncBaseTransport | None = None,
         observer: RequestObserver | None = None,
     ) -> None:
         self._retry = retry
@@ -96,7 +95,6 @@ class CdeClient:
                 "User-Agent": f"cde-bot/{__version__}",
             },
             timeout=timeout,
-            transport=transport,
             follow_redirects=False,
         )
 
@@ -259,9 +257,8 @@ def _json_body(response: httpx.Response) -> Any:
 
 def _api_message(response: httpx.Response) -> str | None:
     body = _json_body(response)
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
-    return None
+    message = body.get("message") if isinstance(body, dict) else None
+    return message if isinstance(message, str) else None
 
 
 def _field_errors(response: httpx.Response) -> dict[str, str]:

@@ -221,4 +221,5 @@ async def keep_producing(api: SampleCdeApi, history: Any, every: float) -> None:
 def reference_runs() -> list[dict[str, Any]]:
     """The four runs of the API reference page's example."""
     path = Path(__file__).with_name("reference_runs.json")
-    return json.loads(path.read_text(encoding="utf-8"))["data"]
+    runs: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["data"]
+    return runs
