@@ -81,12 +81,13 @@ class CdeClient:
         token: SecretStr,
         *,
         retry: RetryPolicy = DEFAULT_RETRY,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
         observer: RequestObserver | None = None,
     ) -> None:
         self._retry = retry
         self._observer = observer
-        self._timeout = timeout
+        # Each attempt's own bound; the retry deadline clips it (see `_clip_timeout`).
+        self._timeout = DEFAULT_TIMEOUT
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers={
@@ -94,7 +95,8 @@ class CdeClient:
                 "Accept": "application/json",
                 "User-Agent": f"cde-bot/{__version__}",
             },
-            timeout=timeout,
+            timeout=DEFAULT_TIMEOUT,
+            transport=transport,  # for tests: a mock or stand-in transport
             follow_redirects=False,
         )
 
