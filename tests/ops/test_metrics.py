@@ -20,10 +20,11 @@ from bot.cde.errors import CdeConnectionError, CdeNotFound, CdeProtocolError
 from bot.config import Settings
 from bot.lookups.listeners import outcome as lookup_outcome
 from bot.notices.poller import PollReport
+from bot.ops.http import http_app
 from bot.ops.metrics import COMMAND_OUTCOMES, COMMANDS, Metrics
 from bot.ops.readiness import STALE_FLOOR, Readiness, poll_check, stale_after
 from bot.query import ListRuns, QueryError
-from bot.server import Bot, http_app
+from bot.server import Bot
 from bot.slack.client import api_method, web_client
 from bot.slack.message import Message
 from bot.slack.respond import command_name
