@@ -23,8 +23,8 @@ from bot.demo.history import DemoHistory
 from bot.demo.runs import make_run
 from bot.notices import triage
 from bot.notices.models import NoticeFilter, Subscription
-from bot.notices.oncall import Notices
-from bot.notices.poller import Notifier
+from bot.notices.oncall import OnCall
+from bot.notices.poller import Poller
 from bot.slack.client import web_client
 from bot.slack.poster import SlackPoster
 from bot.store.sql import SqlStore
@@ -54,7 +54,7 @@ def decide_benchmark() -> None:
 
 
 async def requests_benchmark() -> None:
-    print("API requests per poll (real Notifier, sample API with a 48 h history, SQLite):")
+    print("API requests per poll (real Poller, sample API with a 48 h history, SQLite):")
     history = DemoHistory()
     slack = LocalSlack(on_message=lambda posted: None)
     await slack.start()
@@ -69,16 +69,16 @@ async def requests_benchmark() -> None:
                                         cde_api_token="t")
                     cde = CdeClient(api.url, SecretStr("t"), retry=NO_WAIT_RETRY)
                     poster = SlackPoster(web_client(settings), min_interval=0)
-                    notifier = Notifier(cde, store, Notices(store, poster))
+                    poller = Poller(cde, store, OnCall(store, poster))
                     for i in range(count):
                         await store.add_subscription(f"C{i:04d}", NoticeFilter(site_id=1001 + i % 5),
                                                      "U1", NOW - timedelta(days=3))
                     started = time.perf_counter()
-                    first = await notifier.poll_once()
+                    first = await poller.poll_once()
                     first_seconds = time.perf_counter() - started
                     before = len(api.requests)
                     started = time.perf_counter()
-                    await notifier.poll_once()
+                    await poller.poll_once()
                     quiet_seconds = time.perf_counter() - started
                     quiet = len(api.requests) - before
                     print(f"  {count:4d} subscriptions: first poll {first.api_requests} requests, "

@@ -87,14 +87,14 @@ def _serve(host: str) -> int:
 def _console(args: argparse.Namespace, *, demo: bool) -> int:
     from bot import logs
     from bot.config import ConfigError
-    from bot.console.run import run_console
+    from bot.console.run import ConsoleOptions, run_console
     from bot.store.base import StoreError
 
     # The console's own output is the conversation; only problems are logged.
     logs.configure("WARNING")
     try:
-        return asyncio.run(run_console(demo=demo, json_output=args.json, user=args.user,
-                                       channel=args.channel))
+        options = ConsoleOptions(demo=demo, json_output=args.json, user=args.user, channel=args.channel)
+        return asyncio.run(run_console(options))
     except ConfigError as exc:
         print(f"{exc}\n(Or try `cde-bot demo`, which needs no settings.)", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ tools can build `Settings` directly.
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -28,33 +28,6 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///cde-bot.db"
 # Placeholders a CDE web UI link template may use; each is filled from the run.
 LINK_PLACEHOLDERS = ("run_id", "site_id", "connector_id", "process_id", "project_id", "account_id")
 
-# How to fix each setting, shown next to its problem.
-HINTS = {
-    "slack_bot_token": "the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions page",
-    "slack_signing_secret": "the Signing Secret from the app's Basic Information page "
-    "(needed in HTTP mode, i.e. when SLACK_APP_TOKEN is not set)",
-    "slack_app_token": "an app-level token (xapp-...) with connections:write, from Basic "
-    "Information > App-Level Tokens; leave it unset to use HTTP mode",
-    "slack_api_url": "a URL such as https://slack.com/api/",
-    "cde_api_url": "the CDE API's base URL, e.g. https://cde.productsup.com",
-    "cde_api_token": "a CDE API token; it is sent as 'Authorization: Bearer <token>'",
-    "port": "a TCP port number from 1 to 65535",
-    "database_url": "an SQLAlchemy URL such as sqlite+aiosqlite:///cde-bot.db",
-    "cde_poll_interval": "a number of seconds, at least 1 (default 60)",
-    "cde_lookback_hours": "how many hours back a poll looks for failed runs (default 24, at most 336)",
-    "cde_outage_alert_minutes": "minutes of CDE API outage before the admin channel is told (default 10)",
-    "notice_digest_threshold": "how many new failures in one channel in one poll before a digest "
-    "is posted instead (1 to 100, default 5)",
-    "slack_admin_channel": "a channel id such as C0123456789 for operational alerts",
-    "cde_web_url_template": "a URL with placeholders such as "
-    "https://cde.example.com/runs/{run_id} (allowed: " + ", ".join(LINK_PLACEHOLDERS) + ")",
-    "log_level": "one of DEBUG, INFO, WARNING, ERROR",
-    "log_format": "text (one readable line per event, the default) or json (one JSON object per line)",
-    "cde_poll_stale_seconds": "seconds without a successful poll before /readyz reports not ready "
-    "(default: 3 × CDE_POLL_INTERVAL, at least 120)",
-}
-
-
 class ConfigError(Exception):
     """Settings are missing or invalid; the message lists every problem and its fix."""
 
@@ -66,23 +39,56 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
     )
 
-    slack_bot_token: SecretStr
-    slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_api_url: AnyHttpUrl = AnyHttpUrl(DEFAULT_SLACK_API_URL)
-    cde_api_url: AnyHttpUrl = AnyHttpUrl(DEFAULT_CDE_API_URL)
-    cde_api_token: SecretStr
-    cde_web_url_template: str | None = None
-    port: int = Field(default=3000, ge=1, le=65535)
-    database_url: str = DEFAULT_DATABASE_URL
-    cde_poll_interval: float = Field(default=60, ge=1)
-    cde_poll_stale_seconds: float | None = Field(default=None, ge=1)
-    cde_lookback_hours: float = Field(default=24, gt=0, le=24 * 14)
-    cde_outage_alert_minutes: float = Field(default=10, gt=0)
-    notice_digest_threshold: int = Field(default=5, ge=1, le=100)
-    slack_admin_channel: str | None = None
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = "text"
+    # Each description says what a setting expects; `describe_errors` and `cde-bot check`
+    # show it next to a problem with that setting.
+    slack_bot_token: SecretStr = Field(
+        description="the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions page")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="the Signing Secret from the app's Basic Information page "
+        "(needed in HTTP mode, i.e. when SLACK_APP_TOKEN is not set)")
+    slack_app_token: SecretStr | None = Field(
+        default=None,
+        description="an app-level token (xapp-...) with connections:write, from Basic "
+        "Information > App-Level Tokens, with Socket Mode turned on; leave it unset to use HTTP mode")
+    slack_api_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl(DEFAULT_SLACK_API_URL), description="a URL such as https://slack.com/api/")
+    cde_api_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl(DEFAULT_CDE_API_URL),
+        description="the CDE API's base URL, e.g. https://cde.productsup.com")
+    cde_api_token: SecretStr = Field(
+        description="a CDE API token; it is sent as 'Authorization: Bearer <token>'")
+    cde_web_url_template: str | None = Field(
+        default=None,
+        description="a URL with placeholders such as https://cde.example.com/runs/{run_id} "
+        "(allowed: " + ", ".join(LINK_PLACEHOLDERS) + ")")
+    port: int = Field(default=3000, ge=1, le=65535, description="a TCP port number from 1 to 65535")
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="an SQLAlchemy URL such as sqlite+aiosqlite:///cde-bot.db")
+    cde_poll_interval: float = Field(
+        default=60, ge=1, description="a number of seconds, at least 1 (default 60)")
+    cde_poll_stale_seconds: float | None = Field(
+        default=None, ge=1,
+        description="seconds without a successful poll before /readyz reports not ready "
+        "(default: 3 × CDE_POLL_INTERVAL, at least 120)")
+    cde_lookback_hours: float = Field(
+        default=24, gt=0, le=24 * 14,
+        description="how many hours back a poll looks for failed runs (default 24, at most 336)")
+    cde_outage_alert_minutes: float = Field(
+        default=10, gt=0,
+        description="minutes of CDE API outage before the admin channel is told (default 10)")
+    notice_digest_threshold: int = Field(
+        default=5, ge=1, le=100,
+        description="how many new failures in one channel in one poll before a digest "
+        "is posted instead (1 to 100, default 5)")
+    slack_admin_channel: str | None = Field(
+        default=None, description="a channel id such as C0123456789 for operational alerts")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="one of DEBUG, INFO, WARNING, ERROR")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text (one readable line per event, the default) or json (one JSON object per line)")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -187,12 +193,16 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     def secrets(self) -> list[str]:
-        """The secret values, so that log output can be scrubbed of them."""
+        """Every value that must never be shown: the tokens, and the database password."""
         values = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
                   self.cde_api_token)
         secrets = [v.get_secret_value() for v in values if v is not None]
         password = urlsplit(self.database_url).password
-        return [*secrets, password] if password else secrets
+        if not password:
+            return secrets
+        # A password with reserved characters is %-escaped in the URL; drivers and their
+        # messages see it unescaped, so both forms are secret.
+        return list(dict.fromkeys([*secrets, password, unquote(password)]))
 
 
 def _is_set(value: object) -> bool:
@@ -200,6 +210,18 @@ def _is_set(value: object) -> bool:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return bool(value.strip()) if isinstance(value, str) else bool(value)
+
+
+def description(name: str) -> str | None:
+    """What the setting `name` (a field name, e.g. `slack_bot_token`) expects; None for an
+    unknown name."""
+    field = Settings.model_fields.get(name)
+    return field.description if field is not None else None
+
+
+def fix_by_setting(name: str) -> str:
+    """`set NAME to <what it expects>`, the fix for a value that was refused."""
+    return f"set {name.upper()} to {description(name)}"
 
 
 def describe_errors(exc: ValidationError) -> str:
@@ -211,7 +233,7 @@ def describe_errors(exc: ValidationError) -> str:
         if error["type"] == "missing":
             message = "is not set"
         if field:
-            hint = HINTS.get(field)
+            hint = description(field)
             line = f"  - {field.upper()}: {message}"
             if hint:
                 line += f" (expected {hint})"

@@ -9,6 +9,7 @@ instead, for log collectors. Both formats see the same scrubbed records.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import uuid
@@ -29,32 +30,45 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# Shorter values would redact ordinary words; real tokens and passwords are long.
+MIN_SECRET_LENGTH = 6
+
+
+@functools.lru_cache(maxsize=16)
+def _redactable(secrets: tuple[str, ...]) -> tuple[str, ...]:
+    # A secret may also show up quoted by repr() (escapes) or trimmed, so those forms are
+    # redacted too; longest first, so that no secret is left half-redacted by its prefix.
+    forms = {form for s in secrets for form in (s, s.strip(), repr(s)[1:-1])}
+    return tuple(sorted({f for f in forms if len(f) >= MIN_SECRET_LENGTH}, key=len, reverse=True))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret value (of at least `MIN_SECRET_LENGTH` characters, also as
+    repr() or trimmed shows it) replaced by `[redacted]`.
+    """
+    for secret in _redactable(tuple(secrets)):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 class SecretFilter(logging.Filter):
     """Replaces any configured secret value in a record's text with `[redacted]`."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        # Short values would redact ordinary words; real tokens are long. A secret may also
-        # show up quoted by repr() (escapes) or trimmed, so those forms are redacted too.
-        forms = {form for s in secrets for form in (s, s.strip(), repr(s)[1:-1])}
-        self._secrets = sorted({f for f in forms if len(f) >= 6}, key=len, reverse=True)
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        self._secrets = tuple(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        if not _redactable(self._secrets):
             return True
         message = record.getMessage()
-        scrubbed = self._scrub(message)
+        scrubbed = scrub(message, self._secrets)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self._scrub(record.exc_text)
+            record.exc_text = scrub(record.exc_text, self._secrets)
         if record.stack_info:
-            record.stack_info = self._scrub(record.stack_info)
+            record.stack_info = scrub(record.stack_info, self._secrets)
         if scrubbed != message or record.args:
             record.msg, record.args = scrubbed, None
         return True

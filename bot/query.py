@@ -221,26 +221,25 @@ def parse(text: str) -> Command | QueryError:
     if not words:
         return Help()
     verb, args = words[0].lower(), words[1:]
-    if verb in ("help", "-h", "--help", "?"):
-        return Help(args[0].lower() if args else None)
-    if verb == "runs":
-        return _parse_runs(args)
-    if verb == "run":
-        return _parse_run(args)
-    if verb == "subscribe":
-        return _parse_subscribe(args)
-    if verb in ("subscriptions", "subs"):
-        if args:
-            return QueryError(f"`{COMMAND} subscriptions` takes no arguments.", USAGE["subscriptions"])
-        return ListSubscriptions()
-    if verb == "unsubscribe":
-        return _parse_unsubscribe(args)
+    parser = _PARSERS.get(verb)
+    if parser is not None:
+        return parser(args)
     suggestion = difflib.get_close_matches(verb, SUBCOMMANDS, n=1, cutoff=0.6)
     hint = f" Did you mean `{COMMAND} {suggestion[0]}`?" if suggestion else ""
     return QueryError(
         f"`{_shown(words[0])}` is not a {COMMAND} command.{hint} "
         f"Try `{COMMAND} help` for the list.",
     )
+
+
+def _parse_help(args: list[str]) -> Help:
+    return Help(args[0].lower() if args else None)
+
+
+def _parse_subscriptions(args: list[str]) -> ListSubscriptions | QueryError:
+    if args:
+        return QueryError(f"`{COMMAND} subscriptions` takes no arguments.", USAGE["subscriptions"])
+    return ListSubscriptions()
 
 
 def _words(text: str) -> list[str]:
@@ -290,7 +289,7 @@ def _parse_subscribe(args: list[str]) -> Subscribe | QueryError:
                           _not_a_subscription_filter, _unknown_subscription_key)
     if isinstance(values, QueryError):
         return values
-    return Subscribe(NoticeFilter(**values))  # type: ignore[arg-type]
+    return Subscribe(NoticeFilter.from_dict(values))
 
 
 def _parse_pairs(
@@ -349,6 +348,17 @@ def _parse_unsubscribe(args: list[str]) -> Unsubscribe | QueryError:
         return Unsubscribe(int(word))
     return QueryError(f"`{_shown(args[0])}` is not a subscription id; ids are numbers shown by "
                       f"`{COMMAND} subscriptions`.", usage)
+
+
+# Each sub-command (and its other spellings) and how its arguments are read.
+_PARSERS: dict[str, Callable[[list[str]], Command | QueryError]] = {
+    "help": _parse_help, "-h": _parse_help, "--help": _parse_help, "?": _parse_help,
+    "runs": _parse_runs,
+    "run": _parse_run,
+    "subscribe": _parse_subscribe,
+    "subscriptions": _parse_subscriptions, "subs": _parse_subscriptions,
+    "unsubscribe": _parse_unsubscribe,
+}
 
 
 def subscription_words(notice_filter: NoticeFilter) -> list[str]:

@@ -1,9 +1,8 @@
-"""Running the bot: transports, the HTTP endpoints, start-up checks and clean shutdown.
+"""Running the bot: wiring its parts, start-up checks, the transport and clean shutdown.
 
 Socket Mode when `SLACK_APP_TOKEN` is set, otherwise Slack POSTs to `/slack/events`.
-Both modes serve on `PORT`, for the orchestrator and for monitoring: `GET /healthz` (alive),
-`GET /readyz` (Slack connected, store answering, polls not stale) and `GET /metrics`
-(Prometheus text format).
+Both modes serve `bot.ops.http`'s endpoints on `PORT`: `GET /healthz` (alive), `GET /readyz`
+(Slack connected, store answering, polls not stale) and `GET /metrics` (Prometheus text).
 """
 
 from __future__ import annotations
@@ -16,15 +15,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.authorization.async_single_team_authorization import (
     AsyncSingleTeamAuthorization,
 )
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -32,21 +30,21 @@ from bot.cde.client import DEFAULT_RETRY, CdeClient
 from bot.config import Settings
 from bot.lookups.runs import web_links
 from bot.lookups.service import Lookups
-from bot.notices.oncall import Notices
-from bot.notices.poller import Notifier, NotifierConfig, PollReport
+from bot.notices.oncall import OnCall
+from bot.notices.poller import Poller, PollerConfig, PollReport
 from bot.notices.scheduler import PollScheduler
 from bot.notices.subscriptions import Subscriptions
+from bot.ops.http import Health, http_app
 from bot.ops.metrics import Metrics
-from bot.ops.readiness import Check, Readiness, stale_after
+from bot.ops.readiness import Readiness, stale_after
 from bot.slack.app import Services, build_app, register
-from bot.slack.client import web_client
+from bot.slack.client import TokenCheckFailed, verify_tokens, web_client
 from bot.slack.poster import SlackPoster
 from bot.store.base import Store, StoreError
 from bot.store.sql import store_from_url
 
 log = logging.getLogger(__name__)
 
-EVENTS_PATH = "/slack/events"
 # How long shutdown waits for listeners that are still answering: longer than a lookup's
 # retry deadline (bot.cde.client.DEFAULT_RETRY), so an answer under way is not cut off.
 DRAIN_SECONDS = DEFAULT_RETRY.deadline + 5
@@ -54,14 +52,6 @@ DRAIN_SECONDS = DEFAULT_RETRY.deadline + 5
 
 class StartupError(Exception):
     """The bot cannot start; the message says why and what to do."""
-
-
-@dataclass
-class Health:
-    """What `/healthz` reports."""
-
-    ready: bool = False
-    details: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,7 +63,7 @@ class Bot:
     cde: CdeClient
     store: Store
     app: AsyncApp
-    notifier: Notifier
+    notifier: Poller
     health: Health = field(default_factory=Health)
     metrics: Metrics = field(default_factory=Metrics)
     readiness: Readiness | None = None
@@ -91,15 +81,15 @@ class Bot:
         store = store_from_url(settings.database_url)
         links = web_links(settings.cde_web_url_template)
         poster = SlackPoster(client)
-        notices = Notices(store, poster, links)
-        notifier = Notifier(cde, store, notices, NotifierConfig(
+        oncall = OnCall(store, poster, links)
+        notifier = Poller(cde, store, oncall, PollerConfig(
             window=timedelta(hours=settings.cde_lookback_hours),
             digest_threshold=settings.notice_digest_threshold,
             outage_alert_after=timedelta(minutes=settings.cde_outage_alert_minutes),
             admin_channel=settings.slack_admin_channel,
         ))
         app = build_app(settings, client)
-        register(app, Services(Lookups(cde, links), Subscriptions(store, poster), notices,
+        register(app, Services(Lookups(cde, links), Subscriptions(store, poster), oncall,
                                metrics=metrics))
         return cls(settings, client, cde, store, app, notifier, metrics=metrics)
 
@@ -120,74 +110,6 @@ class Bot:
     async def aclose(self) -> None:
         await self.cde.aclose()
         await self.store.close()
-
-
-def http_app(bot: Bot) -> web.Application:
-    """The aiohttp application: `/healthz`, `/readyz` and `/metrics` always,
-    `/slack/events` in HTTP mode.
-    """
-    application = web.Application()
-
-    async def healthz(request: web.Request) -> web.Response:
-        status = 200 if bot.health.ready else 503
-        return web.json_response({"ready": bot.health.ready, **bot.health.details}, status=status)
-
-    async def readyz(request: web.Request) -> web.Response:
-        assert bot.readiness is not None
-        checks = await bot.readiness.checks(bot.store)
-        if not bot.health.ready:  # starting or stopping: Slack is not (or no longer) ours
-            checks["slack"] = Check(False, "not serving")
-        ready = all(check.ok for check in checks.values())
-        body = {"ready": ready, "checks": {name: check.as_dict() for name, check in checks.items()}}
-        return web.json_response(body, status=200 if ready else 503)
-
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=bot.metrics.render(), headers={"Content-Type": Metrics.CONTENT_TYPE})
-
-    application.router.add_get("/healthz", healthz)
-    application.router.add_get("/readyz", readyz)
-    application.router.add_get("/metrics", metrics)
-    if not bot.settings.socket_mode:
-
-        async def events(request: web.Request) -> web.Response:
-            bolt_response = await bot.app.async_dispatch(await to_bolt_request(request))
-            return await to_aiohttp_response(bolt_response)
-
-        application.router.add_post(EVENTS_PATH, events)
-    return application
-
-
-async def verify_slack(client: AsyncWebClient, app_token: str | None = None) -> AsyncSlackResponse:
-    """Check the bot token with `auth.test` (and the app-level token with
-    `apps.connections.open`, which Socket Mode would otherwise retry for ever);
-    a clear `StartupError` when Slack says no or is not Slack at all.
-    """
-    identity = await _slack_call(client.auth_test(), "SLACK_BOT_TOKEN",
-                                 "copy the Bot User OAuth Token (xoxb-...) from the app's "
-                                 "OAuth & Permissions page")
-    if app_token is not None:
-        await _slack_call(client.apps_connections_open(app_token=app_token), "SLACK_APP_TOKEN",
-                          "create an app-level token with the connections:write scope under Basic "
-                          "Information > App-Level Tokens, and turn Socket Mode on")
-    return identity
-
-
-async def _slack_call(call: Awaitable[AsyncSlackResponse], setting: str, fix: str) -> AsyncSlackResponse:
-    try:
-        return await call
-    except SlackApiError as exc:
-        response = exc.response
-        if not isinstance(response.data, dict):
-            raise StartupError(
-                f"SLACK_API_URL does not answer like Slack's Web API (HTTP {response.status_code}); "
-                "leave it unset for Slack, or give the Web API's base URL ending in /api/"
-            ) from None
-        error = response.data.get("error", "unknown error")
-        raise StartupError(f"Slack rejected {setting} ({error}): {fix}") from None
-    except (TimeoutError, SlackClientError, OSError) as exc:
-        raise StartupError(
-            f"cannot reach Slack's Web API at SLACK_API_URL ({type(exc).__name__})"
-        ) from None
 
 
 def prime_authorization(app: AsyncApp, identity: AsyncSlackResponse) -> None:
@@ -213,7 +135,10 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         except StoreError as exc:
             raise StartupError(str(exc)) from None
         app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
-        auth = await verify_slack(bot.client, app_token)
+        try:
+            auth = await verify_tokens(bot.client, app_token)
+        except TokenCheckFailed as exc:
+            raise StartupError(str(exc)) from None
         prime_authorization(bot.app, auth)
         identity = {"team": str(auth.get("team", "")), "bot_user": str(auth.get("user", ""))}
         runner = web.AppRunner(http_app(bot), access_log=None)
@@ -230,7 +155,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
             socket = AsyncSocketModeHandler(
                 bot.app, settings.slack_app_token.get_secret_value(), web_client=bot.client
             )
-            await socket.connect_async()
+            await _connect(socket)
         bot.health.details = {"transport": "socket" if socket else "http", **identity}
         bot.health.ready = True
         assert bot.readiness is not None
@@ -252,12 +177,23 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         bot.health.ready = False
         await scheduler.stop(grace=DRAIN_SECONDS)
         if socket is not None:
-            await socket.close_async()
+            await _close(socket)
         if runner is not None:
             await runner.cleanup()
         await _drain(max(0.0, deadline - time.monotonic()))
         await bot.aclose()
         log.info("stopped")
+
+
+async def _connect(socket: AsyncSocketModeHandler) -> None:
+    # slack_bolt leaves connect_async and close_async unannotated; both return None.
+    connect = cast(Callable[[], Awaitable[None]], socket.connect_async)
+    await connect()
+
+
+async def _close(socket: AsyncSocketModeHandler) -> None:
+    close = cast(Callable[[], Awaitable[None]], socket.close_async)
+    await close()
 
 
 async def _verified() -> bool:
@@ -282,6 +218,3 @@ async def _drain(grace: float) -> None:
         task.cancel()
     if still:
         log.warning("cancelled %d task(s) still running after %.0fs", len(still), grace)
-
-
-Runner = Callable[[Settings], Awaitable[None]]

@@ -382,6 +382,17 @@ def test_secrets_with_inner_spaces_control_or_non_ascii_are_refused(http_env: py
     assert CDE_TOKEN[6:] not in message and bad not in message
 
 
+def test_every_setting_describes_what_it_expects() -> None:
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"{name} has no description"
+
+
+def test_a_database_password_is_secret_escaped_and_unescaped(http_env: pytest.MonkeyPatch) -> None:
+    http_env.setenv("DATABASE_URL", "postgresql+asyncpg://bot:pass%40word-1@db/cde")
+    secrets = load_settings().secrets()
+    assert "pass%40word-1" in secrets and "pass@word-1" in secrets
+
+
 # -- the tests' own environment reset ---------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bot.logs import REDACTED, ContextFilter, SecretFilter, configure, request_id
+from bot.logs import REDACTED, ContextFilter, SecretFilter, configure, request_id, scrub
 
 SECRET = "xoxb-1111-SECRET-token-abcdef"
 OTHER = "cde-api-SECRET-99"
@@ -196,3 +196,17 @@ def test_a_secret_quoted_by_repr_is_redacted() -> None:
     rec = record("cause: %r", ValueError(f"Illegal header value b'Bearer {secret_with_newline}'"))
     SecretFilter([secret_with_newline]).filter(rec)
     assert SECRET not in formatted(rec)
+
+
+# ----------------------------------------------------------------------------------- scrub
+
+
+def test_scrub_redacts_each_secret_also_as_repr_shows_it() -> None:
+    quoted = "tab\there-secret"
+    text = f"a {SECRET}, b {OTHER}, c {quoted!r}"
+    assert scrub(text, [SECRET, OTHER, quoted]) == f"a {REDACTED}, b {REDACTED}, c '{REDACTED}'"
+
+
+def test_scrub_leaves_short_values_and_text_without_secrets_alone() -> None:
+    assert scrub("the state is ok", ["ok", ""]) == "the state is ok"
+    assert scrub("nothing here", []) == "nothing here"

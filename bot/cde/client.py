@@ -81,13 +81,13 @@ class CdeClient:
         token: SecretStr,
         *,
         retry: RetryPolicy = DEFAULT_RETRY,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
         observer: RequestObserver | None = None,
     ) -> None:
         self._retry = retry
         self._observer = observer
-        self._timeout = timeout
+        # Each attempt's own bound; the retry deadline clips it (see `_clip_timeout`).
+        self._timeout = DEFAULT_TIMEOUT
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers={
@@ -95,8 +95,8 @@ class CdeClient:
                 "Accept": "application/json",
                 "User-Agent": f"cde-bot/{__version__}",
             },
-            timeout=timeout,
-            transport=transport,
+            timeout=DEFAULT_TIMEOUT,
+            transport=transport,  # for tests: a mock or stand-in transport
             follow_redirects=False,
         )
 
@@ -259,9 +259,8 @@ def _json_body(response: httpx.Response) -> Any:
 
 def _api_message(response: httpx.Response) -> str | None:
     body = _json_body(response)
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
-    return None
+    message = body.get("message") if isinstance(body, dict) else None
+    return message if isinstance(message, str) else None
 
 
 def _field_errors(response: httpx.Response) -> dict[str, str]:

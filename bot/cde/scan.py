@@ -44,9 +44,14 @@ class OrderCheck:
 
 @dataclass(frozen=True)
 class ScanResult:
+    """The runs a scan read. When `complete` is False, `max_pages` cut it short: runs
+    further on were not read, so `runs` is not the whole window and must not be taken
+    for it.
+    """
+
     runs: list[Run]
     requests: int
-    complete: bool  # False when max_pages cut the scan short
+    complete: bool
 
 
 async def runs_since(
@@ -57,7 +62,9 @@ async def runs_since(
     page_size: int = SCAN_PAGE_SIZE,
     max_pages: int = SCAN_MAX_PAGES,
 ) -> ScanResult:
-    """Runs matching `run_filter` created at or after `since` (or with no `created_at`)."""
+    """Runs matching `run_filter` created at or after `since` (or with no `created_at`),
+    reading at most `max_pages` pages; the result says whether it read them all.
+    """
     order = OrderCheck()
     found: list[Run] = []
     requests = 0

@@ -37,7 +37,7 @@ class LocalSlack:
     team: str = "console"
     port: int = 0
     _runner: web.AppRunner | None = None
-    _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _urls: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     async def start(self) -> None:

@@ -8,17 +8,17 @@ import os
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from bot.config import load_settings
 from bot.console.session import Console
-from bot.demo.api import SampleCdeApi, keep_producing, reference_runs
+from bot.demo.api import DEMO_TOKEN, SampleCdeApi, keep_producing, reference_runs
 from bot.demo.history import DemoHistory
 from bot.notices.scheduler import PollScheduler
 from bot.server import Bot
 
-DEMO_TOKEN = "demo-token"
 DEMO_POLL_SECONDS = 5.0
 DEMO_NEW_RUN_SECONDS = 3.0
 
@@ -29,11 +29,25 @@ Press buttons with `press N` (or `next`, `prev`, `share`, `ack`, `mute 4`, `rece
 """
 
 
-async def run_console(*, demo: bool, json_output: bool, user: str, channel: str,
-                      stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+@dataclass(frozen=True)
+class ConsoleOptions:
+    """How the console runs: on the demo API or the configured one, printing text or JSON,
+    as which Slack user in which channel."""
+
+    demo: bool
+    json_output: bool
+    user: str
+    channel: str
+
+
+async def run_console(options: ConsoleOptions, *, stdin: TextIO = sys.stdin,
+                      stdout: TextIO = sys.stdout) -> int:
+    """Run the console until the input ends or `quit`; the exit status."""
+    demo = options.demo
     interactive = stdin.isatty()
     color = interactive and stdout.isatty() and "NO_COLOR" not in os.environ
-    console = Console(stdout, channel=channel, user=user, json_output=json_output, color=color)
+    console = Console(stdout, channel=options.channel, user=options.user,
+                      json_output=options.json_output, color=color)
     await console.slack.start()
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(console.slack.stop)

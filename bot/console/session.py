@@ -142,8 +142,8 @@ class Console:
             number, _, option = rest.strip().partition(" ")
             await self._press_number(number, option.strip() or None)
         elif word in SHORTCUTS:
-            option = rest.strip() or ("0" if word == "unmute" else None)
-            await self._press_shortcut(word, option)
+            given = rest.strip() or ("0" if word == "unmute" else None)
+            await self._press_shortcut(word, given)
         else:
             await self.command(line[4:].strip() if line.lower().startswith("/cde") else line)
         return True

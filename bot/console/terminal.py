@@ -5,10 +5,12 @@ message's buttons, numbered so they can be pressed from the console.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from bot.ansi import BOLD, DIM, RESET
 
 EMOJI = {
     "red_circle": "🔴", "large_green_circle": "🟢", "white_circle": "⚪", "warning": "⚠️",
@@ -16,7 +18,6 @@ EMOJI = {
     "no_bell": "🔕", "mute": "🔇", "eyes": "👀", "repeat": "🔁", "rotating_light": "🚨",
     "white_check_mark": "✅", "information_source": "ℹ️",
 }
-BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
 
 _DATE = re.compile(r"<!date\^(\d+)\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
@@ -75,28 +76,42 @@ def draw(message: dict[str, Any], numbers: Iterator[int], *, color: bool = False
         lines.append(mrkdwn(message["text"], color=color))
     for block in blocks:
         kind = block.get("type")
-        if kind == "header":
-            title = block["text"]["text"]
-            lines.append(f"{BOLD}{title}{RESET}" if color else title.upper())
-        elif kind == "section":
-            if block.get("text"):
-                lines.append(mrkdwn(block["text"]["text"], color=color))
-            for item in block.get("fields") or []:
-                label, _, value = item["text"].partition("\n")
-                lines.append(f"  {mrkdwn(label, color=color)}: {mrkdwn(value, color=color)}")
-        elif kind == "context":
-            text = "  ".join(mrkdwn(e.get("text", ""), color=color) for e in block.get("elements", []))
-            lines.append(f"{DIM}{text}{RESET}" if color else text)
-        elif kind == "divider":
-            lines.append("─" * 40)
-        elif kind == "actions":
-            row = []
-            for element in block.get("elements", []):
-                control = _control(element, next(numbers), block.get("block_id"))
-                controls.append(control)
-                row.append(_label(control))
-            lines.append("  ".join(row))
+        if kind == "actions":
+            row = [_control(element, next(numbers), block.get("block_id"))
+                   for element in block.get("elements", [])]
+            controls.extend(row)
+            lines.append("  ".join(_label(control) for control in row))
+        elif kind in _DRAWERS:
+            lines.extend(_DRAWERS[kind](block, color))
     return Drawn("\n".join(lines), controls)
+
+
+def _header(block: dict[str, Any], color: bool) -> list[str]:
+    title: str = block["text"]["text"]
+    return [f"{BOLD}{title}{RESET}" if color else title.upper()]
+
+
+def _section(block: dict[str, Any], color: bool) -> list[str]:
+    lines = [mrkdwn(block["text"]["text"], color=color)] if block.get("text") else []
+    for item in block.get("fields") or []:
+        label, _, value = item["text"].partition("\n")
+        lines.append(f"  {mrkdwn(label, color=color)}: {mrkdwn(value, color=color)}")
+    return lines
+
+
+def _context(block: dict[str, Any], color: bool) -> list[str]:
+    text = "  ".join(mrkdwn(e.get("text", ""), color=color) for e in block.get("elements", []))
+    return [f"{DIM}{text}{RESET}" if color else text]
+
+
+def _divider(block: dict[str, Any], color: bool) -> list[str]:
+    return ["─" * 40]
+
+
+# How each kind of block without controls is drawn; other kinds are left out.
+_DRAWERS: dict[str, Callable[[dict[str, Any], bool], list[str]]] = {
+    "header": _header, "section": _section, "context": _context, "divider": _divider,
+}
 
 
 def _control(element: dict[str, Any], number: int, block_id: str | None) -> Control:

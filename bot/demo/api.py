@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+# The token the demo API accepts: `cde-bot demo-api` prints it, the console's demo uses it.
+DEMO_TOKEN = "demo-token"
 MAX_LIMIT = 1000
 MAX_RUNS = 20_000
 # Requests kept for tests to inspect; older ones are dropped so a long run stays small.
@@ -219,4 +221,5 @@ async def keep_producing(api: SampleCdeApi, history: Any, every: float) -> None:
 def reference_runs() -> list[dict[str, Any]]:
     """The four runs of the API reference page's example."""
     path = Path(__file__).with_name("reference_runs.json")
-    return json.loads(path.read_text(encoding="utf-8"))["data"]
+    runs: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["data"]
+    return runs

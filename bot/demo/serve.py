@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import signal
 
-from bot.demo.api import SampleCdeApi, keep_producing, reference_runs
+from bot.demo.api import DEMO_TOKEN, SampleCdeApi, keep_producing, reference_runs
 from bot.demo.history import DemoHistory
 
-DEMO_TOKEN = "demo-token"
 NEW_RUN_SECONDS = 10.0
 
 

@@ -184,9 +184,9 @@ def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None
         buttons.append(ButtonElement(text="Open in CDE", action_id=ACTION_OPEN, url=url))
     if not shared_by:
         buttons.append(lookup_button("Share in channel", ACTION_SHARE, f"run {run.id}"))
-    buttons = [b for b in buttons if b is not None]
-    if buttons:
-        blocks.append(ActionsBlock(block_id="run_actions", elements=buttons))
+    offered: list[ButtonElement] = [b for b in buttons if b is not None]
+    if offered:
+        blocks.append(ActionsBlock(block_id="run_actions", elements=offered))
     text = (f"CDE run {run.id}: {run.state or 'no state'}"
             f" on {run.site_name or 'unknown site'}"
             + (f" (exit code {run.exit_code})" if run.exit_code is not None else ""))

@@ -35,28 +35,34 @@ class Lookups:
         if isinstance(command, Help):
             return render.help_message(command)
         try:
-            if isinstance(command, ListRuns):
-                page = await self._cde.list_runs(
-                    command.run_filter, offset=command.offset, limit=command.limit
-                )
-                return render.runs_list(page, command, links=self._links, shared_by=shared_by)
-            run = await self._cde.get_run(command.run_id)
-            return render.run_detail(run, links=self._links, shared_by=shared_by)
-        except CdeNotFound as exc:
-            if isinstance(command, ShowRun):
-                return render.run_not_found(command.run_id)
-            # The list itself is missing: most likely CDE_API_URL points at the wrong place.
-            log.error("CDE answered 404 for the runs list; check CDE_API_URL: %s", exc)
-            return render.api_error(exc)
-        except CdeRejected as exc:
-            log.warning("CDE refused %s: %s", _describe(command), exc)
-            return render.api_error(exc)
+            return await self._look_up(command, shared_by)
         except CdeError as exc:
-            reference = current_reference()
-            # Expected outages get one line, not a traceback; the cause says what happened.
-            log.error("CDE lookup failed [ref %s] for %s: %s (cause: %s)", reference,
-                      _describe(command), exc, type(exc.__cause__).__name__ if exc.__cause__ else "-")
-            return render.api_error(exc, reference=reference)
+            return _explain(exc, command)
+
+    async def _look_up(self, command: ListRuns | ShowRun, shared_by: str | None) -> Message:
+        if isinstance(command, ListRuns):
+            page = await self._cde.list_runs(command.run_filter, offset=command.offset, limit=command.limit)
+            return render.runs_list(page, command, links=self._links, shared_by=shared_by)
+        run = await self._cde.get_run(command.run_id)
+        return render.run_detail(run, links=self._links, shared_by=shared_by)
+
+
+def _explain(exc: CdeError, command: ListRuns | ShowRun) -> Message:
+    """The answer to a lookup the CDE API did not serve, logged as befits its cause."""
+    if isinstance(exc, CdeNotFound):
+        if isinstance(command, ShowRun):
+            return render.run_not_found(command.run_id)
+        # The list itself is missing: most likely CDE_API_URL points at the wrong place.
+        log.error("CDE answered 404 for the runs list; check CDE_API_URL: %s", exc)
+        return render.api_error(exc)
+    if isinstance(exc, CdeRejected):
+        log.warning("CDE refused %s: %s", _describe(command), exc)
+        return render.api_error(exc)
+    reference = current_reference()
+    # Expected outages get one line, not a traceback; the cause says what happened.
+    log.error("CDE lookup failed [ref %s] for %s: %s (cause: %s)", reference,
+              _describe(command), exc, type(exc.__cause__).__name__ if exc.__cause__ else "-")
+    return render.api_error(exc, reference=reference)
 
 
 def _describe(command: Lookup) -> str:

@@ -11,19 +11,19 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from slack_sdk.errors import SlackApiError
-
 from bot.lookups.runs import LinkBuilder, no_links
 from bot.notices import render as render_notices
 from bot.notices.models import Incident, Mute
 from bot.slack.message import Message
-from bot.slack.poster import SlackPoster, slack_error
+from bot.slack.poster import SlackError, SlackPoster
 from bot.store.base import Store
 
 log = logging.getLogger(__name__)
 
 
-class Notices:
+class OnCall:
+    """What on-call people (and the poller) do to a posted notice: draw it, take it, mute it."""
+
     def __init__(self, store: Store, poster: SlackPoster, links: LinkBuilder = no_links) -> None:
         self.store = store
         self.poster = poster
@@ -49,10 +49,14 @@ class Notices:
                 incident = await self.store.incident(incident.id) or incident
                 await self.poster.update(incident.channel_id, incident.message_ts,
                                          await self.draw(incident, now))
-            except Exception as exc:
+            except SlackError as exc:
                 log.warning("could not update notice %s in %s: %s", incident.message_ts,
-                            incident.channel_id,
-                            slack_error(exc))
+                            incident.channel_id, exc.code)
+            except Exception:
+                # Anything else (the database, a bug in drawing): the state is saved and the
+                # next change draws it again, so a redraw never fails the poll or the click.
+                log.exception("could not update notice %s in %s", incident.message_ts,
+                              incident.channel_id)
 
     async def acknowledge(self, channel_id: str, message_ts: str, user: str,
                           now: datetime) -> list[Incident]:
@@ -72,10 +76,11 @@ class Notices:
         return await self.store.incidents_of_message(channel_id, message_ts)
 
     async def mute(self, channel_id: str, message_ts: str, user: str, hours: int, now: datetime,
-                   *, incident_id: int | None = None) -> Mute | None:
+                   **pair: int | None) -> Mute | None:
         """Mute (or with 0 hours, unmute) a connector on a site in this channel: the one of
-        this notice, or the digest's pair `incident_id`. None when there is nothing to mute.
+        this notice, or the digest's pair `incident_id=`. None when there is nothing to mute.
         """
+        incident_id = pair.get("incident_id")
         incidents = await self.store.incidents_of_message(channel_id, message_ts)
         if incident_id is not None:
             incidents = [i for i in incidents if i.id == incident_id]
@@ -95,8 +100,8 @@ class Notices:
         try:
             await self.poster.post(channel_id, render_notices.muted_notice_reply(hours, user, until),
                                    thread_ts=message_ts)
-        except SlackApiError as exc:
-            log.warning("could not reply in %s: %s", channel_id, slack_error(exc))
+        except SlackError as exc:
+            log.warning("could not reply in %s: %s", channel_id, exc.code)
         return mute
 
     async def _mute_of(self, incident: Incident, now: datetime) -> Mute | None:

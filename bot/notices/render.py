@@ -13,6 +13,7 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    InteractiveElement,
     Option,
     SectionBlock,
     StaticSelectElement,
@@ -117,8 +118,9 @@ def _status(incident: Incident, mute: Mute | None) -> list[str]:
     return [" · ".join(parts)]
 
 
-def _notice_buttons(incident: Incident, run: Run, links: LinkBuilder, *, mute: Mute | None) -> list:
-    buttons: list = []
+def _notice_buttons(incident: Incident, run: Run, links: LinkBuilder, *,
+                    mute: Mute | None) -> list[InteractiveElement]:
+    buttons: list[InteractiveElement] = []
     if incident.is_open:
         if not incident.acknowledged_by:
             # Clicks name their message (channel and ts); the buttons carry no ids.
@@ -209,7 +211,7 @@ def digest(incidents: Sequence[Incident]) -> Message:
         notes.append(f"…and {plural(len(incidents) - DIGEST_GROUP_LINES, 'more pair')}.")
     notes.append("Each failure is listed in the thread; repeats and recoveries follow there.")
     blocks.append(context(" ".join(notes)))
-    controls: list = []
+    controls: list[InteractiveElement] = []
     open_ones = [i for i in incidents if i.is_open]
     if any(not i.acknowledged_by for i in open_ones):
         controls.append(ButtonElement(text="Acknowledge all", action_id=ACTION_ACK, value="ack",
@@ -222,7 +224,8 @@ def digest(incidents: Sequence[Incident]) -> Message:
         ))
     recent = [(i, recent_runs_button(incident_run(i), "Recent runs", ACTION_RECENT)) for i in incidents]
     recent_options = [Option(text=clip(_pair_label(i), 75), value=button.value)
-                      for i, button in recent if button is not None and len(button.value) <= 150]
+                      for i, button in recent
+                      if button is not None and button.value is not None and len(button.value) <= 150]
     if recent_options:
         controls.append(StaticSelectElement(placeholder="Recent runs of…", action_id=ACTION_RECENT,
                                             options=recent_options[:MAX_OPTIONS]))

@@ -11,13 +11,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from slack_sdk.errors import SlackApiError
-
 from bot.notices import render as render_notices
 from bot.query import ListSubscriptions, Subscribe, Unsubscribe
 from bot.slack.message import Message
 from bot.slack.mrkdwn import code
-from bot.slack.poster import CHANNEL_GONE, SlackPoster, slack_error
+from bot.slack.poster import ChannelUnavailable, SlackError, SlackPoster
 from bot.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -50,22 +48,24 @@ class Subscriptions:
                 f"{render_notices.describe(command.notice_filter)}. See `/cde subscriptions`.", error=True)
         try:
             await self.poster.post(channel_id, render_notices.subscribed(subscription))
-        except SlackApiError as exc:
+        except SlackError as exc:
             await self.store.remove_subscription(channel_id, subscription.id)
-            error = slack_error(exc)
-            log.warning("subscription in %s taken back: cannot post there (%s)", channel_id, error)
-            if error in CHANNEL_GONE:
+            log.warning("subscription in %s taken back: cannot post there (%s)", channel_id, exc.code)
+            if isinstance(exc, ChannelUnavailable):
                 return render_notices.plain_answer(
                     ":warning: I cannot post in this channel, so I did not subscribe it. "
                     "Invite me first (`/invite @cde-bot`), then subscribe again.", error=True)
             return render_notices.plain_answer(
-                f":warning: Slack refused the confirmation post ({code(error)}), so I did not "
+                f":warning: Slack refused the confirmation post ({code(exc.code)}), so I did not "
                 "subscribe this channel. Try again in a minute.", error=True)
         log.info("channel %s subscribed (#%d) by %s: %s", channel_id, subscription.id, user_id,
                  subscription.notice_filter.as_dict())
         return None
 
-    async def _unsubscribe(self, command: Unsubscribe, channel_id: str, user_id: str) -> Message:
+    async def _unsubscribe(self, command: Unsubscribe, channel_id: str, user_id: str) -> Message | None:
+        """The ephemeral answer when the removal cannot be (or was not) announced in the
+        channel; None when it was.
+        """
         if command.subscription_id is None:
             count = await self.store.remove_all_subscriptions(channel_id)
             if not count:
@@ -79,7 +79,7 @@ class Subscriptions:
         answer = render_notices.unsubscribed(user_id, count, command.subscription_id)
         try:
             await self.poster.post(channel_id, answer)
-        except SlackApiError as exc:
-            log.warning("could not announce unsubscribe in %s: %s", channel_id, slack_error(exc))
+        except SlackError as exc:
+            log.warning("could not announce unsubscribe in %s: %s", channel_id, exc.code)
             return answer
         return None

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.cde.models import Run
 from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
@@ -198,7 +199,7 @@ def with_failures(incident: Incident, runs: Sequence[Run], when: When, *,
     return incident
 
 
-def _raw(run: Run) -> dict:
+def _raw(run: Run) -> dict[str, Any]:
     return run.model_dump(mode="json", by_alias=True)
 
 

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.ansi import BOLD, GREEN, RED, RESET, YELLOW
 from bot.cde.client import CdeClient, RetryPolicy
 from bot.cde.errors import (
     CdeBadRequest,
@@ -39,33 +38,43 @@ from bot.cde.errors import (
     CdeTimeout,
     CdeUnauthorized,
 )
-from bot.config import ConfigError, Settings, load_settings
-from bot.slack.client import web_client
+from bot.config import ConfigError, Settings, description, load_settings
+from bot.logs import scrub
+from bot.slack.client import (
+    EVENTS_PATH,
+    RATE_LIMITED_FIX,
+    TokenCheckFailed,
+    verify_app_token,
+    verify_bot_token,
+    web_client,
+)
 from bot.store.base import StoreError
+
+log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 10.0  # seconds each check may take at most
 CDE_RETRY = RetryPolicy(attempts=1, deadline=CHECK_TIMEOUT)
-EVENTS_PATH = "/slack/events"  # as served by bot.server in HTTP mode
 STATE_KEY_PREFIX = "cde-bot-check:"
-REDACTED = "[redacted]"
 
-BOT_TOKEN_FIX = (
-    "set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions "
-    "page (reinstall the app if it was revoked)"
-)
-APP_TOKEN_FIX = (
-    "set SLACK_APP_TOKEN to an app-level token (xapp-...) with the connections:write scope, from "
-    "Basic Information > App-Level Tokens, and turn Socket Mode on"
-)
-NOT_SLACK_FIX = "leave SLACK_API_URL unset for Slack, or give the Web API's base URL ending in /api/"
-UNREACHABLE_SLACK_FIX = "check SLACK_API_URL and that this machine can reach it (network, proxy, firewall)"
-CDE_URL_FIX = "check CDE_API_URL: the CDE API's base URL, e.g. https://cde.productsup.com"
+CDE_URL_FIX = f"check CDE_API_URL: {description('cde_api_url')}"
 CDE_UNREACHABLE_FIX = "check CDE_API_URL and that this machine can reach it (network, proxy, firewall)"
-# Slack errors that mean the token itself is no good.
-BAD_TOKEN_ERRORS = frozenset({
-    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-    "not_allowed_token_type", "invalid_token", "no_permission", "missing_scope", "ekm_access_denied",
-})
+# What each CDE API error means here: (error type, detail, fix), the first match wins, so a
+# subclass comes before its base. Details may name {where}, {status}, {seconds}, {cause} and
+# {answer} (the HTTP status when there was one, else the cause).
+CDE_FAILURES: tuple[tuple[type[CdeError], str, str], ...] = (
+    (CdeUnauthorized, "the token was rejected (401)", "set a valid CDE_API_TOKEN"),
+    (CdeForbidden, "the token was accepted, but its account may not list runs (403)",
+     "give the CDE account behind CDE_API_TOKEN access to runs, or use another token"),
+    (CdeNotFound, "no runs endpoint at {where} (404)", CDE_URL_FIX),
+    (CdeBadRequest, "{where} refused a plain request for one run (400)", CDE_URL_FIX),
+    (CdeRateLimited, "the CDE API is rate limiting this token (429)", RATE_LIMITED_FIX),
+    (CdeServerError, "the CDE API is unavailable (HTTP {status})",
+     "try again later; if it persists, ask Productsup about the CDE API"),
+    (CdeTimeout, "no answer from {where} within {seconds:.0f} s", CDE_UNREACHABLE_FIX),
+    (CdeConnectionError, "cannot connect to {where} ({cause})", CDE_UNREACHABLE_FIX),
+    (CdeProtocolError, "{where} does not answer like the CDE API ({answer})", CDE_URL_FIX),
+    (CdeError, "the CDE API failed ({kind})", CDE_URL_FIX),
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,7 @@ async def run_checks(settings: Settings) -> list[CheckResult]:
     results = list(await asyncio.gather(*(_guarded(name, check) for name, check in checks)))
     if settings.slack_admin_channel is not None:
         results.append(check_admin_channel(settings))
-    secrets = _secrets(settings)
+    secrets = settings.secrets()
     return [_scrubbed(result, secrets) for result in results]
 
 
@@ -107,7 +116,8 @@ async def _guarded(name: str, check: Callable[[], Awaitable[CheckResult]]) -> Ch
     except TimeoutError:
         return CheckResult(name, False, f"no answer within {CHECK_TIMEOUT:.0f} s",
                            "check the network between this machine and the service")
-    except Exception as exc:  # a check must never take the others down with it
+    except Exception as exc:
+        log.exception("the %s check failed unexpectedly", name)
         return CheckResult(name, False, f"unexpected error ({type(exc).__name__})",
                            "run with LOG_LEVEL=DEBUG for details, and report it if it persists")
 
@@ -119,14 +129,14 @@ REQUIRED_SCOPES = ("commands", "chat:write")
 async def check_bot_token(settings: Settings) -> CheckResult:
     """`auth.test` with the bot token: which workspace and bot user it belongs to."""
     name = "Slack bot token"
-    client = _slack_client(settings)
-    headers: dict[str, Any] = {}
-    answer = await _slack_call(name, client.auth_test(), settings, "SLACK_BOT_TOKEN", BOT_TOKEN_FIX,
-                               headers=headers)
-    if isinstance(answer, CheckResult):
-        return answer
-    detail = f"workspace {answer.get('team', '?')} as @{answer.get('user', '?')}"
-    granted = _scopes(headers)
+    try:
+        answer = await verify_bot_token(_slack_client(settings), shown_url=_slack_url(settings),
+                                        timeout=CHECK_TIMEOUT)
+    except TokenCheckFailed as exc:
+        return CheckResult(name, False, exc.detail, exc.fix)
+    data = answer.data if isinstance(answer.data, dict) else {}
+    detail = f"workspace {data.get('team', '?')} as @{data.get('user', '?')}"
+    granted = _scopes(answer.headers or {})
     if granted is None:
         return CheckResult(name, True, detail)
     missing = [scope for scope in REQUIRED_SCOPES if scope not in granted]
@@ -139,7 +149,7 @@ async def check_bot_token(settings: Settings) -> CheckResult:
     return CheckResult(name, True, detail)
 
 
-def _scopes(headers: dict[str, Any]) -> set[str] | None:
+def _scopes(headers: Mapping[str, Any]) -> set[str] | None:
     """The token's scopes from Slack's `x-oauth-scopes` header; None when not sent."""
     for key, value in headers.items():
         if key.lower() == "x-oauth-scopes":
@@ -158,13 +168,11 @@ async def check_transport(settings: Settings) -> CheckResult:
             f"HTTP mode: signing secret set (only a request from Slack can verify it); Slack must "
             f"reach https://<host>{EVENTS_PATH} (served on PORT {settings.port})",
         )
-    client = _slack_client(settings)
-    answer = await _slack_call(
-        name, client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value()),
-        settings, "SLACK_APP_TOKEN", APP_TOKEN_FIX,
-    )
-    if isinstance(answer, CheckResult):
-        return answer
+    try:
+        await verify_app_token(_slack_client(settings), settings.slack_app_token.get_secret_value(),
+                               shown_url=_slack_url(settings), timeout=CHECK_TIMEOUT)
+    except TokenCheckFailed as exc:
+        return CheckResult(name, False, exc.detail, exc.fix)
     return CheckResult(name, True, "Socket Mode: app-level token accepted")
 
 
@@ -176,38 +184,8 @@ def _slack_client(settings: Settings) -> AsyncWebClient:
     return client
 
 
-async def _slack_call(name: str, call: Awaitable[AsyncSlackResponse], settings: Settings, setting: str,
-                      fix: str, *, headers: dict[str, Any] | None = None) -> dict[str, Any] | CheckResult:
-    """Slack's answer (its headers into `headers`), or a failed result saying why (from
-    error codes and class names only).
-    """
-    where = _public_url(str(settings.slack_api_url))
-    try:
-        async with asyncio.timeout(CHECK_TIMEOUT):
-            response = await call
-        if headers is not None:
-            headers.update(response.headers or {})
-        return response.data if isinstance(response.data, dict) else {}
-    except SlackApiError as exc:
-        data = exc.response.data if exc.response is not None else None
-        status = exc.response.status_code if exc.response is not None else None
-        if not isinstance(data, dict) or "ok" not in data:
-            return CheckResult(name, False,
-                               f"SLACK_API_URL {where} does not answer like Slack's Web API (HTTP {status})",
-                               NOT_SLACK_FIX)
-        error = str(data.get("error") or "unknown_error")
-        if error in BAD_TOKEN_ERRORS:
-            return CheckResult(name, False, f"Slack rejected {setting} ({error})", fix)
-        if error == "ratelimited":
-            return CheckResult(name, False, "Slack is rate limiting this app (ratelimited)",
-                               "wait a minute and check again")
-        return CheckResult(name, False, f"Slack answered {error} (HTTP {status})", fix)
-    except TimeoutError:
-        return CheckResult(name, False, f"no answer from {where} within {CHECK_TIMEOUT:.0f} s",
-                           UNREACHABLE_SLACK_FIX)
-    except Exception as exc:  # SlackClientError, aiohttp's errors, OSError: only the class is shown
-        return CheckResult(name, False, f"cannot reach Slack's Web API at {where} ({type(exc).__name__})",
-                           UNREACHABLE_SLACK_FIX)
+def _slack_url(settings: Settings) -> str:
+    return _public_url(str(settings.slack_api_url))
 
 
 async def check_cde(settings: Settings) -> CheckResult:
@@ -217,47 +195,39 @@ async def check_cde(settings: Settings) -> CheckResult:
     try:
         async with CdeClient(str(settings.cde_api_url), settings.cde_api_token, retry=CDE_RETRY) as cde:
             page = await cde.list_runs(limit=1)
-    except CdeUnauthorized:
-        return CheckResult(name, False, "the token was rejected (401)", "set a valid CDE_API_TOKEN")
-    except CdeForbidden:
-        return CheckResult(name, False, "the token was accepted, but its account may not list runs (403)",
-                           "give the CDE account behind CDE_API_TOKEN access to runs, or use another token")
-    except CdeNotFound:
-        return CheckResult(name, False, f"no runs endpoint at {where} (404)", CDE_URL_FIX)
-    except CdeBadRequest:
-        return CheckResult(name, False, f"{where} refused a plain request for one run (400)", CDE_URL_FIX)
-    except CdeRateLimited:
-        return CheckResult(name, False, "the CDE API is rate limiting this token (429)",
-                           "wait a minute and check again")
-    except CdeServerError as exc:
-        return CheckResult(name, False, f"the CDE API is unavailable (HTTP {exc.status})",
-                           "try again later; if it persists, ask Productsup about the CDE API")
-    except CdeTimeout:
-        return CheckResult(name, False, f"no answer from {where} within {CHECK_TIMEOUT:.0f} s",
-                           CDE_UNREACHABLE_FIX)
-    except CdeConnectionError as exc:
-        return CheckResult(name, False, f"cannot connect to {where} ({_cause(exc)})", CDE_UNREACHABLE_FIX)
-    except CdeProtocolError as exc:
-        status = f"HTTP {exc.status}" if exc.status else _cause(exc)
-        return CheckResult(name, False, f"{where} does not answer like the CDE API ({status})", CDE_URL_FIX)
     except CdeError as exc:
-        return CheckResult(name, False, f"the CDE API failed ({type(exc).__name__})", CDE_URL_FIX)
+        detail, fix = _cde_failure(exc, where)
+        return CheckResult(name, False, detail, fix)
     return CheckResult(name, True, f"reachable at {where}, token accepted ({page.total} runs visible)")
+
+
+def _cde_failure(exc: CdeError, where: str) -> tuple[str, str]:
+    """The detail and fix `CDE_FAILURES` gives for `exc`."""
+    cause = _cause(exc)
+    for kind, detail, fix in CDE_FAILURES:
+        if isinstance(exc, kind):
+            return detail.format(
+                where=where, status=exc.status, seconds=CHECK_TIMEOUT, cause=cause,
+                answer=f"HTTP {exc.status}" if exc.status else cause, kind=type(exc).__name__,
+            ), fix
+    raise AssertionError("CDE_FAILURES ends with CdeError, which matches every CDE error")
 
 
 async def check_store(settings: Settings) -> CheckResult:
     """Open the store (creating or migrating its schema), write, read back and delete a value."""
-    from bot.store.sql import store_from_url  # SQLAlchemy is slow to import; only here
+    # SQLAlchemy is slow to import; only here.
+    from bot.store import urls
+    from bot.store.sql import store_from_url
 
     name = "Store"
-    where = _public_database_url(settings.database_url)
+    where = urls.public_url(settings.database_url)
     try:
         store = store_from_url(settings.database_url)
     except StoreError as exc:
         return CheckResult(name, False, str(exc))  # the message says what to do
     key = f"{STATE_KEY_PREFIX}{uuid.uuid4()}"
     value = datetime.now(UTC).isoformat()
-    existed = _sqlite_file_exists(settings.database_url)
+    existed = urls.sqlite_file_exists(settings.database_url)
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
             await store.open()
@@ -279,7 +249,8 @@ async def check_store(settings: Settings) -> CheckResult:
     if existed is False:
         # A mistyped path must not pass for the state the operator expects to find.
         detail += "; it did not exist and was created now: if the bot has run before, check DATABASE_URL"
-    if _is_memory_database(settings.database_url):
+    url = urls.parse(settings.database_url)
+    if url is not None and urls.is_sqlite_memory(url):
         detail += "; in memory, so subscriptions and notice state are lost when the bot stops"
     return CheckResult(name, True, detail)
 
@@ -295,9 +266,6 @@ def check_admin_channel(settings: Settings) -> CheckResult:
 
 
 # -- output ------------------------------------------------------------------------------------
-
-GREEN, RED, YELLOW, DIM, BOLD, RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
-
 
 def format_results(results: Sequence[CheckResult], *, color: bool = False, unicode: bool = True) -> str:
     """One line per check: `✓ Slack bot token — workspace Test as @cde-bot`, or for a failure
@@ -381,71 +349,9 @@ def _public_url(url: str) -> str:
         return "(unparseable URL)"
 
 
-def _public_database_url(database_url: str) -> str:
-    """DATABASE_URL without its password or query; an SQLite file's path made absolute."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        url = make_url(database_url)
-    except (SQLAlchemyError, ValueError):
-        return "(unparseable DATABASE_URL)"
-    url = url.set(query={})
-    database = url.database or ""
-    if url.get_backend_name() == "sqlite" and database in ("", ":memory:"):
-        return f"{url.drivername}:///:memory:"
-    if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") \
-            and not database.startswith("file:"):
-        url = url.set(database=str(Path(database).resolve()))
-    return url.render_as_string(hide_password=True)
-
-
-def _sqlite_file_exists(database_url: str) -> bool | None:
-    """Whether an SQLite database file is there already; None for other databases."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        url = make_url(database_url)
-    except ArgumentError:
-        return None
-    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
-        return None
-    return Path(url.database).exists()
-
-
-def _is_memory_database(database_url: str) -> bool:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        url = make_url(database_url)
-    except (SQLAlchemyError, ValueError):
-        return False
-    return url.get_backend_name() == "sqlite" and (url.database or "") in ("", ":memory:")
-
-
-def _secrets(settings: Settings) -> list[str]:
-    """Every value that must never be printed: the tokens, and the database password."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    secrets = list(settings.secrets())
-    try:
-        password = make_url(settings.database_url).password
-    except (SQLAlchemyError, ValueError):
-        password = None
-    if password:
-        secrets.append(str(password))
-    return sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-
 def _scrubbed(result: CheckResult, secrets: Sequence[str]) -> CheckResult:
-    detail, fix = result.detail, result.fix
-    for secret in secrets:
-        detail = detail.replace(secret, REDACTED)
-        fix = fix.replace(secret, REDACTED) if fix is not None else None
-    return replace(result, detail=detail, fix=fix)
+    fix = scrub(result.fix, secrets) if result.fix is not None else None
+    return replace(result, detail=scrub(result.detail, secrets), fix=fix)
 
 
 __all__ = ["CHECK_TIMEOUT", "CheckResult", "all_ok", "format_results", "main", "run_checks"]

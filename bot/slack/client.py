@@ -1,15 +1,20 @@
-"""The Slack Web API client, built once from settings.
+"""The Slack Web API client, built once from settings, and the check of its tokens.
 
 `SLACK_API_URL` is honoured everywhere (Web API calls and Socket Mode's
 `apps.connections.open`), so the bot runs against Slack, GovSlack or a local stand-in.
+Start-up and `cde-bot check` verify the tokens with the same calls and say the same things
+when Slack refuses them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -18,11 +23,26 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.config import Settings
+from bot.config import Settings, fix_by_setting
 
 WEB_API_TIMEOUT = 15  # seconds per call
 RATE_LIMIT_RETRIES = 5  # each waits as long as Slack's Retry-After says
+# Where Slack POSTs events, commands and interactions in HTTP mode (the request URLs of
+# manifest.yml); served by bot.ops.http and named by `cde-bot check`.
+EVENTS_PATH = "/slack/events"
+
+BOT_TOKEN_FIX = fix_by_setting("slack_bot_token") + " (reinstall the app if it was revoked)"
+APP_TOKEN_FIX = fix_by_setting("slack_app_token")
+NOT_SLACK_FIX = "leave SLACK_API_URL unset for Slack, or give the Web API's base URL ending in /api/"
+UNREACHABLE_SLACK_FIX = "check SLACK_API_URL and that this machine can reach it (network, proxy, firewall)"
+RATE_LIMITED_FIX = "wait a minute and check again"
+# Slack errors that mean the token itself is no good.
+BAD_TOKEN_ERRORS = frozenset({
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+    "not_allowed_token_type", "invalid_token", "no_permission", "missing_scope", "ekm_access_denied",
+})
 
 
 def web_client(settings: Settings, *, on_rate_limited: Callable[[str], None] | None = None) -> AsyncWebClient:
@@ -66,3 +86,97 @@ class CountingRateLimitHandler(AsyncRateLimitErrorRetryHandler):
 def api_method(url: str) -> str:
     """The Web API method a request URL calls: `.../api/chat.postMessage` -> `chat.postMessage`."""
     return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or "unknown"
+
+
+# -- verifying the tokens -----------------------------------------------------------------------
+
+
+class TokenCheckFailed(Exception):
+    """Slack refused a token, or could not be asked. `detail` says which and why, built from
+    Slack's error codes, HTTP statuses and class names only (never an exception's text, which
+    may quote a URL or a header); `fix` says what to do.
+    """
+
+    def __init__(self, detail: str, fix: str) -> None:
+        super().__init__(f"{detail}: {fix}")
+        self.detail = detail
+        self.fix = fix
+
+
+async def verify_tokens(client: AsyncWebClient, app_token: str | None = None, *,
+                        shown_url: str | None = None) -> AsyncSlackResponse:
+    """Check the bot token with `auth.test` and, when given, the app-level token with
+    `apps.connections.open` (which Socket Mode would otherwise retry for ever).
+
+    The `auth.test` answer, or `TokenCheckFailed`. `shown_url` is SLACK_API_URL as it may be
+    shown (without credentials); without it, messages name the setting only.
+    """
+    identity = await verify_bot_token(client, shown_url=shown_url)
+    if app_token is not None:
+        await verify_app_token(client, app_token, shown_url=shown_url)
+    return identity
+
+
+async def verify_bot_token(client: AsyncWebClient, *, shown_url: str | None = None,
+                           timeout: float | None = None) -> AsyncSlackResponse:
+    """`auth.test` with the bot token, within `timeout` seconds when given."""
+    where = _Where(shown_url, timeout, client.timeout)
+    return await _ask(client.auth_test(), "SLACK_BOT_TOKEN", BOT_TOKEN_FIX, where)
+
+
+async def verify_app_token(client: AsyncWebClient, app_token: str, *, shown_url: str | None = None,
+                           timeout: float | None = None) -> AsyncSlackResponse:
+    """`apps.connections.open` with the app-level token, within `timeout` seconds when given."""
+    where = _Where(shown_url, timeout, client.timeout)
+    return await _ask(client.apps_connections_open(app_token=app_token), "SLACK_APP_TOKEN",
+                      APP_TOKEN_FIX, where)
+
+
+class _Where:
+    """How messages name the Web API, and how long a call may take: `timeout` for the whole
+    call when given, else the client's own per-request timeout (and its retries) alone.
+    """
+
+    def __init__(self, shown_url: str | None, timeout: float | None, client_timeout: float) -> None:
+        self.url = shown_url
+        self.timeout = timeout
+        self.seconds = timeout if timeout is not None else client_timeout
+
+    @property
+    def setting(self) -> str:
+        return f"SLACK_API_URL {self.url}" if self.url else "SLACK_API_URL"
+
+    @property
+    def place(self) -> str:
+        return self.url or "SLACK_API_URL"
+
+
+async def _ask(call: Awaitable[AsyncSlackResponse], setting: str, fix: str,
+               where: _Where) -> AsyncSlackResponse:
+    try:
+        async with asyncio.timeout(where.timeout):
+            return await call
+    except SlackApiError as exc:
+        raise _refusal(exc, setting, fix, where) from None
+    except TimeoutError:
+        raise TokenCheckFailed(f"no answer from {where.place} within {where.seconds:.0f} s",
+                               UNREACHABLE_SLACK_FIX) from None
+    # ValueError: aiohttp refuses some URLs (credentials in them, say) before connecting.
+    except (SlackClientError, aiohttp.ClientError, OSError, ValueError) as exc:
+        raise TokenCheckFailed(f"cannot reach Slack's Web API at {where.place} ({type(exc).__name__})",
+                               UNREACHABLE_SLACK_FIX) from None
+
+
+def _refusal(exc: SlackApiError, setting: str, fix: str, where: _Where) -> TokenCheckFailed:
+    """What Slack's refusal means for the token, or that this is not Slack at all."""
+    data = exc.response.data if exc.response is not None else None
+    status = exc.response.status_code if exc.response is not None else None
+    if not isinstance(data, dict) or "ok" not in data:
+        return TokenCheckFailed(
+            f"{where.setting} does not answer like Slack's Web API (HTTP {status})", NOT_SLACK_FIX)
+    error = str(data.get("error") or "unknown_error")
+    if error in BAD_TOKEN_ERRORS:
+        return TokenCheckFailed(f"Slack rejected {setting} ({error})", fix)
+    if error == "ratelimited":
+        return TokenCheckFailed("Slack is rate limiting this app (ratelimited)", RATE_LIMITED_FIX)
+    return TokenCheckFailed(f"Slack answered {error} (HTTP {status})", fix)

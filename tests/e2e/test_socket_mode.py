@@ -41,13 +41,6 @@ async def test_slash_command_acks_at_once_and_answers(socket_bot: BotProcess, sl
     assert block_kit_errors(answer["blocks"]) == []
 
 
-async def test_help_comes_back_in_the_ack_payload(socket_bot: BotProcess, slack: SlackStandIn) -> None:
-    await slack.wait_connected()
-    result, _ = await slack.send_slash_command("help")
-    assert result.ack_payload is not None
-    assert "/cde runs" in json.dumps(result.ack_payload)
-
-
 async def test_next_click_replaces_the_list(socket_bot: BotProcess, slack: SlackStandIn) -> None:
     await slack.wait_connected()
     _, url = await slack.send_slash_command("runs site:1001 state:failed limit:5")

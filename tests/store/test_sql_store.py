@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import StatementError
 
 from bot.notices.models import Incident, Mute, NoticeFilter
-from bot.store import sql
+from bot.store import schema, sql
 from bot.store.base import SCHEMA_VERSION, SchemaTooNewError, StoreError
 from bot.store.sql import SqlStore, store_from_url
 
@@ -117,8 +117,8 @@ async def test_older_schema_is_migrated(db_path: Path, monkeypatch: pytest.Monke
     def add_notes(conn: Connection) -> None:
         conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY)"))
 
-    monkeypatch.setattr(sql, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(sql, "MIGRATIONS", {SCHEMA_VERSION + 1: add_notes})
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(schema, "MIGRATIONS", {SCHEMA_VERSION + 1: add_notes})
     migrated = SqlStore(url_of(db_path))
     await migrated.open()
     await migrated.close()
@@ -131,7 +131,7 @@ async def test_missing_migration_is_an_error(db_path: Path, monkeypatch: pytest.
     first = SqlStore(url_of(db_path))
     await first.open()
     await first.close()
-    monkeypatch.setattr(sql, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     later = SqlStore(url_of(db_path))
     with pytest.raises(StoreError, match="no migration"):
         await later.open()

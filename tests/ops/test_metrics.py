@@ -18,14 +18,16 @@ from pytest_httpx import HTTPXMock
 from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.cde.errors import CdeConnectionError, CdeNotFound, CdeProtocolError
 from bot.config import Settings
+from bot.lookups.listeners import outcome as lookup_outcome
 from bot.notices.poller import PollReport
+from bot.ops.http import http_app
 from bot.ops.metrics import COMMAND_OUTCOMES, COMMANDS, Metrics
 from bot.ops.readiness import STALE_FLOOR, Readiness, poll_check, stale_after
 from bot.query import ListRuns, QueryError
-from bot.server import Bot, http_app
-from bot.slack.app import _command_name, _outcome
+from bot.server import Bot
 from bot.slack.client import api_method, web_client
 from bot.slack.message import Message
+from bot.slack.respond import command_name
 from tests.helpers.fixtures import load_fixture
 from tests.standins.slack import SlackStandIn
 
@@ -149,13 +151,13 @@ def test_poll_report_counts_posts_by_kind_admin_apart() -> None:
     ("deploy everything", "help"),
 ])
 def test_command_labels_are_bounded(text: str, label: str) -> None:
-    assert _command_name(text) == label
+    assert command_name(text) == label
 
 
 def test_outcome_of_an_answer() -> None:
-    assert _outcome(QueryError("no"), Message("no", error=True)) == "user_error"
-    assert _outcome(ListRuns(), Message("3 runs")) == "ok"
-    assert _outcome(ListRuns(), Message("CDE is down", error=True)) == "api_error"
+    assert lookup_outcome(QueryError("no"), Message("no", error=True)) == "user_error"
+    assert lookup_outcome(ListRuns(), Message("3 runs")) == "ok"
+    assert lookup_outcome(ListRuns(), Message("CDE is down", error=True)) == "api_error"
 
 
 # ------------------------------------------------------------------- CDE observer

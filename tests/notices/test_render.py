@@ -1,4 +1,4 @@
-"""bot/render_notices.py: notices, digests, thread replies and subscription answers."""
+"""bot/notices/render.py: notices, digests, thread replies and subscription answers."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from bot.notices import render as rn
 from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
 from bot.query import ListRuns, Subscribe, parse
 from bot.slack.message import Message
+from tests.helpers.blockkit import walk
 from tests.standins.slack import block_kit_errors
-from tests.test_render import walk
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CONNECTOR = "019e16f3-bf9c-7485-b60b-ff3407921934"

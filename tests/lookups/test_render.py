@@ -28,6 +28,7 @@ from bot.lookups import render
 from bot.lookups.runs import no_links, web_links
 from bot.query import MAX_LIMIT, Help, ListRuns, QueryError, ShowRun, parse
 from bot.slack.message import MAX_FALLBACK_TEXT, Message
+from tests.helpers.blockkit import walk
 from tests.helpers.fixtures import load_fixture
 from tests.standins.slack import block_kit_errors
 
@@ -35,19 +36,6 @@ RUN_ID = "019e16f3-bfc3-7993-bd03-ad2089ed3b04"
 CONNECTOR_ID = "019e16f3-bfa8-7390-9e63-3354f9aa2939"
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def walk(node: Any) -> list[dict[str, Any]]:
-    """Every dict inside `node`, depth first."""
-    found: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        found.append(node)
-        for value in node.values():
-            found.extend(walk(value))
-    elif isinstance(node, list):
-        for item in node:
-            found.extend(walk(item))
-    return found
 
 
 def texts(message: Message, kind: str = "mrkdwn") -> list[str]:

@@ -1,4 +1,4 @@
-"""bot/check.py: every check against real stand-ins on loopback (the Slack stand-in and the
+"""bot/ops/check.py: every check against real stand-ins on loopback (the Slack stand-in and the
 sample CDE API), passing and failing one at a time, and never printing a secret.
 """
 
@@ -16,6 +16,7 @@ from sqlalchemy import select
 from bot.cde.client import RetryPolicy
 from bot.config import ConfigError, Settings
 from bot.demo.api import Fault, SampleCdeApi, reference_runs
+from bot.logs import REDACTED
 from bot.ops import check
 from bot.ops.check import CheckResult, format_results, main, run_checks
 from bot.store.sql import state_table, store_from_url
@@ -422,8 +423,8 @@ async def test_a_secret_in_a_detail_is_redacted(
     settings = settings_for(slack, cde, tmp_path, database_url=url.replace("sqlite+aiosqlite://",
                                                                            f"sqlite+aiosqlite://u:{DB_PASSWORD}@"))
     store = by_name(await run_checks(settings))["Store"]
-    assert store.detail == f"failed with {check.REDACTED} and {check.REDACTED}"
-    assert store.fix == f"not {check.REDACTED}"
+    assert store.detail == f"failed with {REDACTED} and {REDACTED}"
+    assert store.fix == f"not {REDACTED}"
 
 
 # -- main ------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from slack_sdk.webhook import WebhookResponse
 
-from bot.slack.app import _respond
 from bot.slack.message import Message
+from bot.slack.respond import reply
 
 
 class FakeRespond:
@@ -28,13 +28,13 @@ ANSWER = Message("3 runs", [{"type": "section", "text": {"type": "mrkdwn", "text
 
 async def test_an_accepted_answer_is_sent_once() -> None:
     respond = FakeRespond(200)
-    await _respond(respond, ANSWER)  # type: ignore[arg-type]
+    await reply(respond, ANSWER)  # type: ignore[arg-type]
     assert len(respond.calls) == 1 and respond.calls[0]["blocks"] == ANSWER.blocks
 
 
 async def test_refused_blocks_are_retried_as_text(caplog: pytest.LogCaptureFixture) -> None:
     respond = FakeRespond(400, 200)
-    await _respond(respond, ANSWER, replace_original=False)  # type: ignore[arg-type]
+    await reply(respond, ANSWER, replace_original=False)  # type: ignore[arg-type]
     assert len(respond.calls) == 2
     assert "blocks" not in respond.calls[1] and respond.calls[1]["text"] == "3 runs"
     assert respond.calls[1]["replace_original"] is False
@@ -43,6 +43,6 @@ async def test_refused_blocks_are_retried_as_text(caplog: pytest.LogCaptureFixtu
 
 async def test_an_expired_url_is_logged_not_retried(caplog: pytest.LogCaptureFixture) -> None:
     respond = FakeRespond(404)
-    await _respond(respond, ANSWER)  # type: ignore[arg-type]
+    await reply(respond, ANSWER)  # type: ignore[arg-type]
     assert len(respond.calls) == 1
     assert "HTTP 404" in caplog.text

@@ -1,8 +1,8 @@
-"""Regression tests for the poller (`bot.notifier.Notifier.poll_once`), in process.
+"""Regression tests for the poller (`bot.notices.poller.Poller.poll_once`), in process.
 
 Each test drives real parts end to end: the CDE stand-in (`SampleCdeApi`), the Slack
 stand-in (`SlackStandIn`), a `SqlStore` on a SQLite file, and the real `CdeClient`,
-`SlackPoster` and `Notices`; only the clock is fake. They come from a review of the
+`SlackPoster` and `OnCall`; only the clock is fake. They come from a review of the
 poller: partly failed actions, clicks during a poll, repeats and digests, runs with
 missing times, mutes, refused messages, API outages, and the API cost of a poll.
 """
@@ -28,8 +28,8 @@ from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
 from bot.notices.models import Incident, NoticeFilter, Subscription
-from bot.notices.oncall import Notices
-from bot.notices.poller import Notifier, NotifierConfig, PollReport
+from bot.notices.oncall import OnCall
+from bot.notices.poller import Poller, PollerConfig, PollReport
 from bot.slack.message import Message
 from bot.slack.poster import SlackPoster
 from bot.store.sql import SqlStore
@@ -86,9 +86,9 @@ class World:
     store: SqlStore
     api: CdeClient
     poster: Any  # SlackPoster; Any so tests may swap its methods
-    notices: Notices
+    oncall: OnCall
     clock: Clock
-    notifier: Notifier
+    poller: Poller
 
     async def start(self, database: Path, *, transport: httpx.AsyncBaseTransport | None = None,
                     **config: Any) -> World:
@@ -101,12 +101,12 @@ class World:
         client = AsyncWebClient(token="xoxb-test", base_url=self.slack.base_url,
                                 retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)])
         self.poster = SlackPoster(client, min_interval=0)
-        self.notices = Notices(self.store, self.poster)
+        self.oncall = OnCall(self.store, self.poster)
         self.api = CdeClient(self.cde.url, SecretStr("cde-test-token"), retry=NO_WAIT_RETRY,
                              transport=transport)
         self.clock = Clock()
-        self.notifier = Notifier(self.api, self.store, self.notices, NotifierConfig(**config),
-                                 clock=self.clock)
+        self.poller = Poller(self.api, self.store, self.oncall, PollerConfig(**config),
+                             clock=self.clock)
         return self
 
     async def stop(self) -> None:
@@ -134,7 +134,7 @@ class World:
     async def poll(self, minutes: float = 1) -> PollReport:
         """Let `minutes` pass, then poll."""
         self.clock.advance(minutes=minutes)
-        return await self.notifier.poll_once()
+        return await self.poller.poll_once()
 
     def top(self, channel: str = OPS) -> list[dict[str, Any]]:
         return self.slack.messages(channel)
@@ -394,7 +394,7 @@ async def test_an_acknowledge_during_a_repeat_survives_the_poll(world: World) ->
     async def post(channel: str, message: Message, *, thread_ts: str | None = None) -> str:
         ts = await original(channel, message, thread_ts=thread_ts)
         if thread_ts and not acknowledged:  # someone clicks while the repeat is handled
-            acknowledged.extend(await world.notices.acknowledge(OPS, notice.message_ts, "U0002",
+            acknowledged.extend(await world.oncall.acknowledge(OPS, notice.message_ts, "U0002",
                                                                 world.clock()))
         return ts
 
@@ -421,7 +421,7 @@ async def test_an_acknowledge_during_the_polls_redraw_is_shown(world: World) -> 
     async def update(channel: str, ts: str, message: Message) -> None:
         if not clicks:  # the poll's redraw, drawn already: a click is handled before it is sent
             clicks.append(asyncio.create_task(
-                world.notices.acknowledge(OPS, notice.message_ts, "U0002", world.clock())))
+                world.oncall.acknowledge(OPS, notice.message_ts, "U0002", world.clock())))
             # All of it, unless the click has to wait for this redraw (then it draws after).
             await asyncio.wait(clicks, timeout=1)
             stored = await world.store.incident(notice.id)
@@ -548,7 +548,7 @@ async def _muted_notice(world: World, failures_while_muted: int) -> Incident:
     world.fail(30)
     await world.poll()
     notice = await world.incident()
-    await world.notices.mute(OPS, notice.message_ts, "U0002", 1, world.clock())
+    await world.oncall.mute(OPS, notice.message_ts, "U0002", 1, world.clock())
     assert mentions(world.parent(notice.message_ts), "Muted by <@U0002>")
     for _ in range(failures_while_muted):
         world.fail(0)
@@ -575,7 +575,7 @@ async def test_the_end_of_a_mute_is_told_in_the_thread_with_what_it_held_back(wo
 async def test_a_second_mute_tells_only_what_it_held_back(world: World) -> None:
     notice = await _muted_notice(world, 2)
     await world.poll(minutes=61)
-    await world.notices.mute(OPS, notice.message_ts, "U0002", 1, world.clock())
+    await world.oncall.mute(OPS, notice.message_ts, "U0002", 1, world.clock())
     world.fail(0)
     assert (await world.poll()).suppressed == 1
     await world.poll(minutes=61)
@@ -588,7 +588,7 @@ async def test_the_end_of_a_mute_is_told_once_when_the_redraw_times_out(world: W
     _update_timeout(world)
     world.clock.advance(minutes=61)
     try:
-        await world.notifier.poll_once()
+        await world.poller.poll_once()
     finally:
         await world.poll()
         ended = [t for t in texts(world.thread(notice.message_ts)) if t.startswith("Mute ended")]
@@ -737,7 +737,7 @@ async def test_a_timed_out_all_clear_holds_up_no_notice(make_world: Callable[...
 
     world.poster.post = post
     try:
-        report = await world.notifier.poll_once()
+        report = await world.poller.poll_once()
     finally:
         world.poster.post = original
     assert report.posted == 1
@@ -787,3 +787,48 @@ async def test_a_scan_without_metadata_total_pages_while_pages_are_full(
     assert report.failed_runs_seen == 251
     [notice] = world.top()
     assert mentions(notice, late["id"])
+
+
+async def test_a_scan_cut_short_is_said_to_be_and_prunes_nothing(
+    make_world: Callable[..., Awaitable[World]], caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = await make_world(scan_max_pages=2)
+    await world.subscribe(site_id=1001)
+    for i in range(250):
+        world.fail(i, site_id=5000)
+    newest = world.fail(0)
+    pruned: list[datetime] = []
+    original = world.store.prune
+
+    async def prune(before: datetime, keep: Any = ()) -> None:
+        pruned.append(before)
+        await original(before, keep)
+
+    world.store.prune = prune  # type: ignore[method-assign]
+    report = await world.poll(minutes=0)
+    assert (report.api_requests, report.incomplete_scans, report.failed_runs_seen) == (3, 1, 200)
+    [notice] = world.top()  # what was read is still told
+    assert mentions(notice, newest["id"])
+    assert pruned == []
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "bot.notices.poller" and r.levelno == logging.WARNING]
+    assert any("stopped after 2 pages" in text for text in warnings)
+    assert any("nothing pruned" in text for text in warnings)
+
+
+async def test_a_complete_poll_reads_the_open_incidents_once(world: World) -> None:
+    await world.subscribe(site_id=1001)
+    world.fail(30)
+    await world.poll()
+    world.fail(10)
+    reads = 0
+    original = world.store.open_incidents
+
+    async def open_incidents(channel_id: str | None = None) -> list[Incident]:
+        nonlocal reads
+        reads += 1
+        return await original(channel_id)
+
+    world.store.open_incidents = open_incidents  # type: ignore[method-assign]
+    report = await world.poll()
+    assert (dict(report.actions), report.incomplete_scans, reads) == ({"Repeat": 1}, 0, 1)

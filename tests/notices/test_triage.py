@@ -1,4 +1,4 @@
-"""bot/triage.py and bot/subscriptions.py: what is news, to whom, and how it is told (pure)."""
+"""bot/notices/triage.py and bot/notices/models.py: what is news, to whom, and how it is told (pure)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,127 @@
+"""Path 2's listeners: the subscription sub-commands of `/cde` and the buttons on notices.
+
+`/cde subscribe`, `/cde subscriptions` and `/cde unsubscribe` are routed here by a Bolt
+matcher on the parsed text, so each group owns its sub-commands the way it owns its action
+ids. Errors are not caught here: `bot.slack.app`'s one error handler answers them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.notices import render as render_notices
+from bot.notices.models import Incident
+from bot.query import COMMAND, ListSubscriptions, Subscribe, Unsubscribe, parse
+from bot.slack import actions
+from bot.slack.message import Message
+from bot.slack.mrkdwn import escape
+from bot.slack.respond import Services, answered, channel_of, command_name, reply
+
+
+def register(app: AsyncApp) -> None:
+    """Attach the subscription and notice listeners to `app`."""
+    app.command(COMMAND, matchers=[is_subscription_command])(subscription_command)
+    app.action(actions.ACTION_SUBSCRIBE_ALL)(subscribe_all)
+    app.action(actions.ACTION_ACK)(acknowledge)
+    app.action(actions.ACTION_MUTE)(mute)
+
+
+async def is_subscription_command(command: dict[str, Any]) -> bool:
+    """Whether `/cde` was given `subscribe`, `subscriptions` or `unsubscribe` (well formed)."""
+    return isinstance(parse(command.get("text", "")), Subscribe | ListSubscriptions | Unsubscribe)
+
+
+async def subscription_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
+                               services: Services) -> None:
+    """Subscribe this channel, list its subscriptions, or remove them."""
+    await ack()
+    text = command.get("text", "")
+    parsed = parse(text)
+    assert isinstance(parsed, Subscribe | ListSubscriptions | Unsubscribe)  # routed by the matcher
+    answer = await services.subscriptions.answer(
+        parsed, channel_id=command["channel_id"], user_id=command["user_id"], now=services.clock(),
+    )
+    if answer is not None:
+        await reply(respond, answer)
+    # No API behind these: a refusal is about what was asked, not an outage.
+    answered(services, command_name(text), "user_error" if answer and answer.error else "ok")
+
+
+async def subscribe_all(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
+                        services: Services) -> None:
+    """The confirmation button of `/cde subscribe` without filters: follow everything."""
+    await ack()
+    answer = await services.subscriptions.answer(
+        Subscribe(everything=True), channel_id=channel_of(body), user_id=body["user"]["id"],
+        now=services.clock(),
+    )
+    if answer is None:
+        await respond(delete_original=True)
+    else:
+        await reply(respond, answer, replace_original=True)
+    answered(services, "button", "user_error" if answer and answer.error else "ok")
+
+
+async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
+                      services: Services) -> None:
+    """Acknowledge: the clicker takes every open incident of the notice."""
+    await ack()
+    channel, ts = _message_of(body)
+    user = body["user"]["id"]
+    incidents = await services.oncall.acknowledge(channel, ts, user, services.clock())
+    if not incidents:
+        await reply(respond, _not_tracked(), replace_original=False)
+        return
+    taken = _taken_by_others(incidents, user)
+    if taken is not None:
+        await reply(respond, taken, replace_original=False)
+
+
+async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond,
+               services: Services) -> None:
+    """The mute menu of a notice (or of one pair on a digest)."""
+    await ack()
+    choice = _mute_choice(str((action.get("selected_option") or {}).get("value", "")))
+    if choice is None:
+        await reply(respond, render_notices.plain_answer(
+            ":warning: That mute choice is not one the bot offers."), replace_original=False)
+        return
+    incident_id, hours = choice
+    channel, ts = _message_of(body)
+    muted = await services.oncall.mute(channel, ts, body["user"]["id"], hours, services.clock(),
+                                        incident_id=incident_id)
+    if muted is None:
+        await reply(respond, _not_tracked(), replace_original=False)
+
+
+def _taken_by_others(incidents: list[Incident], user: str) -> Message | None:
+    """Who already has the notice, when it is not `user` (else nothing to say)."""
+    others = sorted({who for i in incidents if (who := i.acknowledged_by) not in (None, user) and who})
+    if not others or any(i.acknowledged_by == user for i in incidents):
+        return None
+    return render_notices.plain_answer(
+        "Already acknowledged by " + ", ".join(f"<@{escape(u)}>" for u in others) + ".")
+
+
+def _mute_choice(value: str) -> tuple[int | None, int] | None:
+    """A mute menu's value: `hours` on a notice, `incident:hours` on a digest."""
+    incident, _, hours = value.rpartition(":")
+    if not hours.isdigit() or int(hours) not in (0, *render_notices.MUTE_HOURS):
+        return None
+    if incident and not incident.isdigit():
+        return None
+    return (int(incident) if incident else None, int(hours))
+
+
+def _message_of(body: dict[str, Any]) -> tuple[str, str]:
+    """The channel and ts of the message whose button was clicked."""
+    container = body.get("container") or {}
+    ts = container.get("message_ts") or (body.get("message") or {}).get("ts", "")
+    return channel_of(body), str(ts)
+
+
+def _not_tracked() -> Message:
+    return render_notices.plain_answer(
+        "This notice is no longer tracked (it may be older than the look-back window).")

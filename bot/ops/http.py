@@ -1,0 +1,83 @@
+"""The bot's HTTP endpoints: `/healthz`, `/readyz` and `/metrics` in both modes, for the
+orchestrator and for monitoring, and in HTTP mode `/slack/events`, where Slack POSTs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+
+from bot.config import Settings
+from bot.ops.metrics import Metrics
+from bot.ops.readiness import Check, Readiness
+from bot.slack.client import EVENTS_PATH
+from bot.store.base import Store
+
+
+@dataclass
+class Health:
+    """What `/healthz` reports."""
+
+    ready: bool = False
+    details: dict[str, str] = field(default_factory=dict)
+
+
+class Served(Protocol):
+    """What the endpoints read from the running bot (`bot.server.Bot`)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def app(self) -> AsyncApp: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def health(self) -> Health: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def readiness(self) -> Readiness | None: ...
+
+
+def http_app(bot: Served) -> web.Application:
+    """The aiohttp application: `/healthz`, `/readyz` and `/metrics` always,
+    `/slack/events` in HTTP mode.
+    """
+    application = web.Application()
+
+    async def healthz(request: web.Request) -> web.Response:
+        status = 200 if bot.health.ready else 503
+        return web.json_response({"ready": bot.health.ready, **bot.health.details}, status=status)
+
+    async def readyz(request: web.Request) -> web.Response:
+        assert bot.readiness is not None
+        checks = await bot.readiness.checks(bot.store)
+        if not bot.health.ready:  # starting or stopping: Slack is not (or no longer) ours
+            checks["slack"] = Check(False, "not serving")
+        ready = all(check.ok for check in checks.values())
+        body = {"ready": ready, "checks": {name: check.as_dict() for name, check in checks.items()}}
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=bot.metrics.render(), headers={"Content-Type": Metrics.CONTENT_TYPE})
+
+    application.router.add_get("/healthz", healthz)
+    application.router.add_get("/readyz", readyz)
+    application.router.add_get("/metrics", metrics)
+    if not bot.settings.socket_mode:
+
+        async def events(request: web.Request) -> web.Response:
+            bolt_response = await bot.app.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(bolt_response)
+
+        application.router.add_post(EVENTS_PATH, events)
+    return application

@@ -1,0 +1,203 @@
+"""The store's schema: its tables, the UTC datetime column type, and the schema version
+with the migrations that bring an older database up to it.
+
+Only portable column types are used, so SQLite and PostgreSQL share one schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    insert,
+    inspect,
+    select,
+    update,
+)
+
+from bot.store.base import SCHEMA_VERSION, SchemaTooNewError, StoreError
+
+logger = logging.getLogger(__name__)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored and returned in UTC.
+
+    SQLite keeps no offset, so values are converted to UTC before they are written (which
+    also keeps its text comparisons correct) and tagged as UTC when read back.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"datetimes given to the store must be timezone-aware, got {value!r}")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData(
+    # Named constraints, so that future migrations can refer to them on every database.
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+schema_version_table = Table(
+    "schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1: one row
+    Column("version", Integer, nullable=False),
+)
+
+subscriptions_table = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel_id", String(255), nullable=False),
+    Column("filter", JSON, nullable=False),
+    Column("filter_key", String(1024), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("channel_id", "filter_key"),
+    # Never reuse a removed subscription's id: users remove subscriptions by id.
+    sqlite_autoincrement=True,
+)
+
+announced_table = Table(
+    "announced",
+    metadata,
+    Column("channel_id", String(255), nullable=False),
+    Column("run_id", String(255), nullable=False),
+    Column("announced_at", UtcDateTime, nullable=False),
+    # run_id first: lookups are by run id, and this way the key's index serves them.
+    PrimaryKeyConstraint("run_id", "channel_id"),
+    Index(None, "announced_at"),
+)
+
+incidents_table = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel_id", String(255), nullable=False),
+    Column("site_id", Integer, nullable=True),
+    Column("connector_id", String(255), nullable=True),
+    Column("message_ts", String(64), nullable=False),
+    Column("run", JSON, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("muted_failures", Integer, nullable=False),
+    Column("first_failed_at", UtcDateTime, nullable=False),
+    Column("last_failed_at", UtcDateTime, nullable=False),
+    Column("acknowledged_by", String(255), nullable=True),
+    Column("acknowledged_at", UtcDateTime, nullable=True),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("resolved_by_run", String(255), nullable=True),
+    Column("in_digest", Boolean, nullable=False, default=False),
+    Index(None, "channel_id", "resolved_at"),
+    Index(None, "channel_id", "message_ts"),
+    # Buttons carry incident ids; an id must never come to mean another incident.
+    sqlite_autoincrement=True,
+)
+
+mutes_table = Table(
+    "mutes",
+    metadata,
+    Column("channel_id", String(255), nullable=False),
+    Column("site_key", Integer, nullable=False),
+    Column("connector_key", String(255), nullable=False),
+    Column("site_id", Integer, nullable=True),
+    Column("connector_id", String(255), nullable=True),
+    Column("until", UtcDateTime, nullable=False),
+    Column("muted_by", String(255), nullable=False),
+    Column("suppressed", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint("channel_id", "site_key", "connector_key"),
+)
+
+first_seen_table = Table(
+    "first_seen",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("seen_at", UtcDateTime(), nullable=False, index=True),
+)
+
+state_table = Table(
+    "state",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Future schema changes go here: MIGRATIONS[n] takes a database at version n - 1 to version n
+# (within the transaction `open()` runs it in), and SCHEMA_VERSION in base.py becomes n.
+# Write them with portable SQLAlchemy constructs (or branch on `conn.dialect.name`).
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def create_or_migrate(conn: Connection, where: str) -> None:
+    """Create the schema in an empty database, or bring an older one up to `SCHEMA_VERSION`.
+
+    `where` names the database in messages. Raises `SchemaTooNewError` for a database written
+    by a newer cde-bot, and `StoreError` when a migration is missing.
+    """
+    found = _stored_version(conn)
+    if found is None:
+        metadata.create_all(conn)
+        conn.execute(insert(schema_version_table).values(id=1, version=SCHEMA_VERSION))
+        logger.info("created schema version %d in %s", SCHEMA_VERSION, where)
+        return
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"{where} has schema version {found}, but this cde-bot knows only up to "
+            f"version {SCHEMA_VERSION}: it was written by a newer cde-bot. Upgrade cde-bot, "
+            "or point DATABASE_URL at another database."
+        )
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        migrate = MIGRATIONS.get(version)
+        if migrate is None:
+            raise StoreError(f"no migration from schema version {version - 1} to {version}")
+        migrate(conn)
+        logger.info("migrated %s to schema version %d", where, version)
+    if found < SCHEMA_VERSION:
+        conn.execute(
+            update(schema_version_table)
+            .where(schema_version_table.c.id == 1)
+            .values(version=SCHEMA_VERSION)
+        )
+
+
+def _stored_version(conn: Connection) -> int | None:
+    """The schema version recorded in the database; None when it has no schema yet."""
+    if not inspect(conn).has_table(schema_version_table.name):
+        return None
+    version: int | None = conn.execute(
+        select(schema_version_table.c.version).where(schema_version_table.c.id == 1)
+    ).scalar_one_or_none()
+    return version

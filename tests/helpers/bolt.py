@@ -1,0 +1,210 @@
+"""In-process scenarios, the way bolt-python tests itself: the real `AsyncApp` (built by
+`build_app` and `register`), signed `AsyncBoltRequest`s given to `async_dispatch`, the Slack
+stand-in as Web API and response_url target, and the sample CDE API behind the lookups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from bot.cde.client import NO_WAIT_RETRY, CdeClient
+from bot.cde.models import Run
+from bot.config import Settings
+from bot.demo.api import SampleCdeApi, reference_runs
+from bot.demo.runs import make_run
+from bot.lookups.runs import no_links
+from bot.lookups.service import Lookups
+from bot.notices import render as render_notices
+from bot.notices.models import Incident
+from bot.notices.oncall import OnCall
+from bot.notices.subscriptions import Subscriptions
+from bot.ops.metrics import Metrics
+from bot.slack.app import Services, build_app, register
+from bot.slack.client import web_client
+from bot.slack.poster import SlackPoster
+from bot.store.sql import SqlStore, store_from_url
+from tests.standins.slack import (
+    SlackStandIn,
+    block_actions_payload,
+    encode_interaction,
+    encode_slash_command,
+    sign_request,
+    slash_command_payload,
+)
+
+BOT_TOKEN = "xoxb-in-process-bot-token-0123"
+SIGNING_SECRET = "in-process-signing-secret-0123"
+CDE_TOKEN = "cde-in-process-token-0123"
+OPS = "C0001"
+FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
+# Site 1001 gets 23 more failed runs, so that a filtered list has three pages of ten.
+EXTRA_FAILED = 23
+# A click on a button of an ephemeral answer carries this container, as Slack sends it.
+EPHEMERAL = {"type": "message", "message_ts": "1700000000.000001", "channel_id": OPS,
+             "is_ephemeral": True}
+# How long a listener may take once acked before a scenario gives up on it.
+LISTENER_TIMEOUT = 20.0
+
+
+def sample_runs() -> list[dict[str, Any]]:
+    """The API reference's runs plus 23 failed runs on site 1001."""
+    base = datetime(2025, 10, 28, 8, 0, tzinfo=UTC)
+    return reference_runs() + [
+        make_run(state="failed", site_id=1001, started_at=base + timedelta(minutes=7 * i),
+                 created_at=base + timedelta(minutes=7 * i))
+        for i in range(EXTRA_FAILED)
+    ]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What came back for one request: the ack's status and body, and the response_url
+    the request carried (where its answers went).
+    """
+
+    status: int
+    body: str
+    response_url: str
+
+    def json(self) -> dict[str, Any]:
+        return dict(json.loads(self.body))
+
+
+class BoltScenario:
+    """The app, its stand-ins and its store, and requests to send it."""
+
+    def __init__(self, app: AsyncApp, slack: SlackStandIn, cde: SampleCdeApi, store: SqlStore,
+                 services: Services) -> None:
+        self.app, self.slack, self.cde, self.store, self.services = app, slack, cde, store, services
+
+    @property
+    def metrics(self) -> Metrics:
+        assert self.services.metrics is not None
+        return self.services.metrics
+
+    async def dispatch(self, body: bytes, *, secret: str = SIGNING_SECRET,
+                       timestamp: int | None = None) -> BoltResponse:
+        """Sign `body` as Slack would, dispatch it, and wait for the listener it started."""
+        headers = {"content-type": ["application/x-www-form-urlencoded"]} | {
+            name.lower(): [value] for name, value in sign_request(secret, body, timestamp).items()
+        }
+        before = asyncio.all_tasks()
+        response = await self.app.async_dispatch(AsyncBoltRequest(body=body.decode(), headers=headers))
+        await _listeners_done(before)
+        return response
+
+    async def command(self, text: str, *, channel: str = OPS, user: str = "U0001",
+                      secret: str = SIGNING_SECRET, timestamp: int | None = None) -> Sent:
+        """`/cde text` typed by `user` in `channel`."""
+        url = self.slack.new_response_url(channel_id=channel, user_id=user)
+        payload = slash_command_payload(text, response_url=url, channel_id=channel, user_id=user)
+        response = await self.dispatch(encode_slash_command(payload), secret=secret, timestamp=timestamp)
+        return Sent(response.status, response.body, url)
+
+    async def click(self, action_id: str, message: dict[str, Any] | None = None, *,
+                    channel: str = OPS, user: str = "U0001", selected: str | None = None,
+                    value: str | None = None, container: dict[str, Any] | None = None) -> Sent:
+        """A click on `action_id` in `message` (or a menu choice `selected`)."""
+        url = self.slack.new_response_url(channel_id=channel, user_id=user)
+        payload = block_actions_payload(action_id, value, response_url=url, message=message,
+                                        channel_id=channel, user_id=user, container=container)
+        if selected is not None:
+            payload["actions"][0].update(type="static_select", selected_option={
+                "text": {"type": "plain_text", "text": selected}, "value": selected})
+        response = await self.dispatch(encode_interaction(payload))
+        return Sent(response.status, response.body, url)
+
+    async def click_ephemeral(self, action_id: str, answer: dict[str, Any], **kwargs: Any) -> Sent:
+        """A click on a button of an ephemeral answer."""
+        return await self.click(action_id, answer, container=EPHEMERAL, **kwargs)
+
+    async def post_notice(self, run_id: str = FAILED_RUN, *, channel: str = OPS,
+                          **changes: Any) -> tuple[Incident, dict[str, Any]]:
+        """A notice of the failed run `run_id` posted in `channel` as the poller posts one,
+        with its incident stored: the incident and the message as Slack holds it.
+        """
+        [found] = [r for r in self.cde.runs if r["id"] == run_id]
+        run = Run.model_validate(found)
+        when = run.finished_at or datetime.now(UTC)
+        draft = Incident(id=0, channel_id=channel, site_id=run.site_id, connector_id=run.connector_id,
+                         message_ts="", run=run.model_dump(mode="json", by_alias=True), failures=1,
+                         muted_failures=0, first_failed_at=when, last_failed_at=when)
+        ts = await self.services.oncall.poster.post(channel, render_notices.notice(draft))
+        incident = await self.store.save_incident(replace(draft, message_ts=ts, **changes))
+        message = self.slack.message(channel, ts)
+        assert message is not None
+        return incident, message
+
+    def answers(self, sent: Sent) -> list[dict[str, Any]]:
+        """What Slack accepted on the request's response_url."""
+        return self.slack.responses(sent.response_url)
+
+
+async def _listeners_done(before: set[asyncio.Task[Any]]) -> None:
+    # With process_before_response=False Bolt acks first and runs the listener (and on
+    # failure the error handler) in a task of its own; wait for those tasks, and only
+    # those: the stand-ins' connection tasks live on.
+    started = [task for task in asyncio.all_tasks() - before
+               if task.get_coro().__name__ == "run_ack_function_asynchronously"]  # type: ignore[union-attr]
+    if started:
+        await asyncio.wait_for(asyncio.gather(*started), LISTENER_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def bolt_scenario(
+    tmp_path: Path, *, services: Callable[[Services], Services] = lambda s: s,
+) -> AsyncIterator[BoltScenario]:
+    """The real app on stand-ins; `services` may swap a service for the scenario."""
+    async with (
+        SlackStandIn(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET) as slack,
+        SampleCdeApi(sample_runs(), token=CDE_TOKEN) as cde,
+    ):
+        settings = Settings(
+            _env_file=None, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.base_url, cde_api_url=cde.url, cde_api_token=CDE_TOKEN,
+        )
+        store = store_from_url(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+        await store.open()
+        client = web_client(settings)
+        cde_client = CdeClient(cde.url, SecretStr(CDE_TOKEN), retry=NO_WAIT_RETRY)
+        # No spacing between posts: a scenario posts a few messages, never a burst.
+        poster = SlackPoster(client, min_interval=0.0)
+        built = services(Services(Lookups(cde_client, no_links), Subscriptions(store, poster),
+                                  OnCall(store, poster), metrics=Metrics()))
+        app = build_app(settings, client)
+        register(app, built)
+        try:
+            yield BoltScenario(app, slack, cde, store, built)
+        finally:
+            await cde_client.aclose()
+            await store.close()
+
+
+def with_lookups(lookups: Lookups) -> Callable[[Services], Services]:
+    """A `services` argument of `bolt_scenario` that swaps the lookups."""
+    return lambda services: replace(services, lookups=lookups)
+
+
+def all_text(message: Any) -> str:
+    return json.dumps(message, ensure_ascii=False)
+
+
+def button(message: dict[str, Any], action_prefix: str) -> dict[str, Any]:
+    """The first button or menu whose action id starts with `action_prefix`."""
+    for block in message.get("blocks", []):
+        for element in block.get("elements", []):
+            if str(element.get("action_id", "")).startswith(action_prefix):
+                return dict(element)
+    raise AssertionError(f"no {action_prefix} button in {all_text(message)}")

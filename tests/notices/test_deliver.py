@@ -1,0 +1,107 @@
+"""bot/notices/deliver.py: the partial-failure policy, once for every action, against a
+real store and the Slack stand-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.cde.models import Run
+from bot.demo.runs import make_run
+from bot.notices import triage
+from bot.notices.deliver import Delivery, Outcome
+from bot.notices.models import Incident
+from bot.notices.oncall import OnCall
+from bot.notices.poller import OpenIncidents, PollReport
+from bot.slack.poster import SlackPoster
+from bot.store.sql import SqlStore
+from tests.standins.slack import SlackStandIn
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+OPS = "C0001"
+
+
+@dataclass
+class Parts:
+    slack: SlackStandIn
+    store: SqlStore
+    delivery: Delivery
+
+
+@pytest.fixture
+async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
+    async with SlackStandIn() as slack:
+        store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'deliver.db'}")
+        await store.open()
+        poster = SlackPoster(AsyncWebClient(token=slack.bot_token, base_url=slack.base_url),
+                             min_interval=0)
+        yield Parts(slack, store, Delivery(store, OnCall(store, poster)))
+        await store.close()
+
+
+def failed_run(minutes_ago: float) -> Run:
+    return Run.model_validate(make_run(state="failed", site_id=1001,
+                                       started_at=NOW - timedelta(minutes=minutes_ago + 5)))
+
+
+def first_failure(*runs: Run) -> tuple[triage.OpenIncident, triage.PollFacts]:
+    facts = triage.PollFacts(now=NOW, window=timedelta(hours=24), failed_runs=list(runs),
+                             subscriptions=[], announced=set(), open_incidents=[], mutes=[])
+    incident = Incident(id=0, channel_id=OPS, site_id=1001, connector_id=runs[-1].connector_id,
+                        message_ts="", run=runs[-1].model_dump(mode="json", by_alias=True),
+                        failures=len(runs), muted_failures=0, first_failed_at=NOW, last_failed_at=NOW)
+    return triage.OpenIncident(incident, runs), facts
+
+
+async def test_a_first_post_is_recorded_with_the_runs_it_told(parts: Parts) -> None:
+    runs = (failed_run(20), failed_run(10))
+    action, facts = first_failure(*runs)
+    outcome = await parts.delivery.carry_out(action, facts)
+    [stored] = await parts.store.open_incidents()
+    assert outcome.stored == {stored.id: stored}
+    assert (outcome.posts, outcome.failed) == (["notice", "digest_list"], False)
+    assert await parts.store.announced(r.id for r in runs) == {(OPS, r.id) for r in runs}
+
+
+async def test_a_channel_the_bot_cannot_post_in_records_the_runs_as_told(parts: Parts) -> None:
+    run = failed_run(10)
+    action, facts = first_failure(run)
+    parts.slack.fail_next("chat.postMessage", status=200, error="not_in_channel", retry_after=None)
+    outcome = await parts.delivery.carry_out(action, facts)
+    assert (outcome.posts, outcome.failed, outcome.stored) == ([], True, {})
+    assert await parts.store.announced([run.id]) == {(OPS, run.id)}
+    assert await parts.store.open_incidents() == []
+
+
+@pytest.mark.parametrize("fault", ["fatal_error", "html-503"])
+async def test_anything_else_leaves_the_action_to_the_next_poll(parts: Parts, fault: str) -> None:
+    run = failed_run(10)
+    action, facts = first_failure(run)
+    if fault == "html-503":
+        parts.slack.fail_next_html("chat.postMessage", status=503)
+    else:
+        parts.slack.fail_next("chat.postMessage", status=200, error=fault, retry_after=None)
+    outcome = await parts.delivery.carry_out(action, facts)
+    assert (outcome.failed, outcome.stored) == (True, {})
+    assert await parts.store.announced([run.id]) == set()
+
+
+def test_the_report_and_the_open_incidents_follow_each_outcome() -> None:
+    action, _ = first_failure(failed_run(10))
+    opened = Incident(**{**action.incident.__dict__, "id": 7, "message_ts": "1.0"})
+    closed = Incident(**{**opened.__dict__, "id": 3, "resolved_at": NOW})
+    incidents = OpenIncidents([Incident(**{**opened.__dict__, "id": 3}),
+                               Incident(**{**opened.__dict__, "id": 5})])
+    incidents.follow({7: opened, 3: closed, 5: None})
+    assert [i.id for i in incidents.now()] == [7]
+
+    report = PollReport()
+    report.add(action, Outcome(posts=["notice", "digest_list"], redrawn=1, failed=True))
+    assert (report.posted, report.updated, report.post_errors, dict(report.actions)) == (
+        2, 1, 1, {"OpenIncident": 1})

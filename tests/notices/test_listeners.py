@@ -1,0 +1,154 @@
+"""Path 2's listeners in process: the subscription sub-commands and the buttons on notices."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.bolt import OPS, BoltScenario, all_text, bolt_scenario
+
+OTHER = "C0002"
+
+
+@pytest.fixture
+async def bolt(tmp_path: Path) -> AsyncIterator[BoltScenario]:
+    async with bolt_scenario(tmp_path) as scenario:
+        yield scenario
+
+
+def commands_counted(bolt: BoltScenario, command: str, outcome: str) -> float:
+    text = bolt.metrics.render().decode()
+    found = re.search(rf'cde_bot_commands_total{{command="{command}",outcome="{outcome}"}} (\S+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
+def confirmation(answer: dict[str, object]) -> dict[str, object]:
+    """The ephemeral confirmation as the message its button is clicked on."""
+    return {"ts": "1.0", "blocks": answer["blocks"], "text": answer["text"]}
+
+
+async def test_subscription_commands(bolt: BoltScenario) -> None:
+    sent = await bolt.command("subscribe")
+    assert sent.status == 200 and sent.body == ""
+    [confirm] = bolt.answers(sent)
+    assert "every failed run" in all_text(confirm)
+    assert bolt.slack.messages(OPS) == []  # nothing followed before the click
+
+    await bolt.click("subscribe_all", confirmation(confirm))
+    [posted] = bolt.slack.messages(OPS)
+    assert "every failed run" in all_text(posted)
+
+    subscribed = await bolt.command("subscribe site:1001 project:650")
+    assert bolt.answers(subscribed) == []  # told in the channel instead
+    assert len(bolt.slack.messages(OPS)) == 2
+    [duplicate] = bolt.answers(await bolt.command("subscribe site:1001 project:650"))
+    assert "already follows" in all_text(duplicate)
+
+    [listing] = bolt.answers(await bolt.command("subscriptions"))
+    assert "2 subscriptions" in all_text(listing) and "on site 1001 in project 650" in all_text(listing)
+
+    [missing] = bolt.answers(await bolt.command("unsubscribe 99"))
+    assert "no subscription `99`" in all_text(missing)
+    await bolt.command("unsubscribe all")
+    assert "removed all 2 subscriptions" in all_text(bolt.slack.messages(OPS))
+    [empty] = bolt.answers(await bolt.command("subscriptions"))
+    assert "follows no failures" in all_text(empty)
+    assert commands_counted(bolt, "subscribe", "user_error") == 1
+    assert commands_counted(bolt, "unsubscribe", "user_error") == 1
+    assert commands_counted(bolt, "subscriptions", "ok") == 2
+    assert bolt.cde.requests == []
+
+
+async def test_subscriptions_belong_to_their_channel(bolt: BoltScenario) -> None:
+    await bolt.command("subscribe site:1001")
+    [listing] = bolt.answers(await bolt.command("subscriptions", channel=OTHER))
+    assert "follows no failures" in all_text(listing)
+
+
+async def test_subscribing_where_the_bot_cannot_post_is_refused(bolt: BoltScenario) -> None:
+    bolt.slack.fail_next("chat.postMessage", status=200, error="not_in_channel")
+    [answer] = bolt.answers(await bolt.command("subscribe site:1001"))
+    assert "/invite @cde-bot" in all_text(answer)
+    [listing] = bolt.answers(await bolt.command("subscriptions"))
+    assert "follows no failures" in all_text(listing)
+
+
+async def test_confirming_everything_replaces_the_question_when_refused(bolt: BoltScenario) -> None:
+    [confirm] = bolt.answers(await bolt.command("subscribe all"))
+    await bolt.click("subscribe_all", confirmation(confirm))
+    # A second confirmation (an old question clicked again) is answered in its place.
+    sent = await bolt.click("subscribe_all", confirmation(confirm))
+    [answer] = bolt.answers(sent)
+    assert "already follows" in all_text(answer) and answer["replace_original"] is True
+    assert commands_counted(bolt, "button", "ok") == 1
+    assert commands_counted(bolt, "button", "user_error") == 1
+
+
+async def test_a_confirmed_subscription_deletes_the_question(bolt: BoltScenario) -> None:
+    [confirm] = bolt.answers(await bolt.command("subscribe all"))
+    [deleted] = bolt.answers(await bolt.click("subscribe_all", confirmation(confirm)))
+    assert deleted["delete_original"] is True
+
+
+async def test_acknowledge_marks_the_notice_taken(bolt: BoltScenario) -> None:
+    incident, notice = await bolt.post_notice()
+    sent = await bolt.click("incident_ack", notice, user="U0002")
+    assert sent.status == 200 and bolt.answers(sent) == []
+    redrawn = bolt.slack.message(OPS, incident.message_ts)
+    assert "<@U0002> is on it" in all_text(redrawn)
+    assert '"Acknowledge"' not in all_text(redrawn)
+    stored = await bolt.store.incident(incident.id)
+    assert stored is not None and stored.acknowledged_by == "U0002"
+
+
+async def test_acknowledging_what_someone_else_took_says_who(bolt: BoltScenario) -> None:
+    _, notice = await bolt.post_notice()
+    await bolt.click("incident_ack", notice, user="U0002")
+    [answer] = bolt.answers(await bolt.click("incident_ack", notice, user="U0001"))
+    assert "Already acknowledged by <@U0002>." in all_text(answer)
+    assert answer["replace_original"] is False
+    # The one who took it clicking again hears nothing.
+    assert bolt.answers(await bolt.click("incident_ack", notice, user="U0002")) == []
+
+
+async def test_buttons_on_an_untracked_message_say_so(bolt: BoltScenario) -> None:
+    message = {"ts": "1699999999.000001", "text": "an old notice"}
+    [acked] = bolt.answers(await bolt.click("incident_ack", message))
+    assert "no longer tracked" in all_text(acked) and acked["replace_original"] is False
+    [muted] = bolt.answers(await bolt.click("incident_mute", message, selected="4"))
+    assert "no longer tracked" in all_text(muted)
+
+
+async def test_mute_holds_the_connector_back_and_replies_in_the_thread(bolt: BoltScenario) -> None:
+    incident, notice = await bolt.post_notice()
+    sent = await bolt.click("incident_mute", notice, selected="4", user="U0002")
+    assert sent.status == 200 and bolt.answers(sent) == []
+    assert "Muted by <@U0002>" in all_text(bolt.slack.message(OPS, incident.message_ts))
+    replies = bolt.slack.replies(OPS, incident.message_ts)
+    assert any("muted this connector" in all_text(reply) for reply in replies)
+    [mute] = await bolt.store.active_mutes(bolt.services.clock())
+    assert (mute.site_id, mute.connector_id, mute.muted_by) == (
+        incident.site_id, incident.connector_id, "U0002")
+
+
+async def test_unmute_and_a_digest_pair(bolt: BoltScenario) -> None:
+    incident, notice = await bolt.post_notice(in_digest=True)
+    await bolt.click("incident_mute", notice, selected=f"{incident.id}:24")
+    assert len(await bolt.store.active_mutes(bolt.services.clock())) == 1
+    await bolt.click("incident_mute", notice, selected=f"{incident.id}:0")
+    assert await bolt.store.active_mutes(bolt.services.clock()) == []
+    [gone] = bolt.answers(await bolt.click("incident_mute", notice, selected=f"{incident.id + 1}:4"))
+    assert "no longer tracked" in all_text(gone)
+
+
+@pytest.mark.parametrize("value", ["3", "x:4", "4:", "", "1:2:4"])
+async def test_a_mute_choice_the_bot_never_offers_is_refused(bolt: BoltScenario, value: str) -> None:
+    incident, notice = await bolt.post_notice()
+    [answer] = bolt.answers(await bolt.click("incident_mute", notice, selected=value))
+    assert "not one the bot offers" in all_text(answer)
+    assert await bolt.store.active_mutes(bolt.services.clock()) == []
+    stored = await bolt.store.incident(incident.id)
+    assert stored == incident
