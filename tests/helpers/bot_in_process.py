@@ -18,7 +18,8 @@ from aiohttp import web
 from bot import server
 from bot.config import load_settings
 from bot.demo.api import SampleCdeApi
-from bot.server import Bot, http_app
+from bot.ops.http import http_app
+from bot.server import Bot
 from bot.slack.poster import SlackPoster
 from tests.helpers.bot_process import BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET, free_port
 from tests.standins.slack import SlackStandIn
