@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -11,20 +10,14 @@ from typing import Any
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-# Every variable the bot reads; none may leak in from the machine running the tests.
-BOT_VARIABLES = (
-    "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
-    "CDE_API_URL", "CDE_API_TOKEN", "CDE_WEB_URL_TEMPLATE", "PORT", "DATABASE_URL",
-    "CDE_POLL_INTERVAL", "LOG_LEVEL", "LOG_FORMAT", "SLACK_ADMIN_CHANNEL",
-)
+from tests.helpers.environment import reset_environment
+from tests.helpers.fixtures import load_fixture
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in BOT_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    """No setting of the bot comes from the shell running the tests, nor from a `.env`."""
+    reset_environment(monkeypatch)
     # A stray .env in the working directory must not configure the tests.
     monkeypatch.chdir(tmp_path)
 
@@ -45,18 +38,16 @@ def restore_logging() -> Iterator[None]:
         logging.getLogger(name).setLevel(saved)
 
 
-def load_fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
 @pytest.fixture
 def runs_list_body() -> dict[str, Any]:
-    return load_fixture("runs-list-200.json")
+    body: dict[str, Any] = load_fixture("runs-list-200.json")
+    return body
 
 
 @pytest.fixture
 def reference_runs(runs_list_body: dict[str, Any]) -> list[dict[str, Any]]:
-    return runs_list_body["data"]
+    runs: list[dict[str, Any]] = runs_list_body["data"]
+    return runs
 
 
 def pytest_report_header() -> str:

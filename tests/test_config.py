@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from pydantic_settings import EnvSettingsSource
 
 from bot.config import (
     DEFAULT_CDE_API_URL,
@@ -14,6 +16,7 @@ from bot.config import (
     Settings,
     load_settings,
 )
+from tests.helpers.environment import reset_environment, settings_variables
 
 BOT_TOKEN = "xoxb-1111-2222-BOTSECRETvalue"
 SIGNING_SECRET = "signing-SECRET-8f3a9c"
@@ -388,3 +391,24 @@ def test_a_database_password_is_secret_escaped_and_unescaped(http_env: pytest.Mo
     http_env.setenv("DATABASE_URL", "postgresql+asyncpg://bot:pass%40word-1@db/cde")
     secrets = load_settings().secrets()
     assert "pass%40word-1" in secrets and "pass@word-1" in secrets
+
+
+# -- the tests' own environment reset ---------------------------------------------------------
+
+
+def test_the_reset_names_every_variable_the_settings_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pydantic-settings' own environment source finds every field from the derived names.
+    monkeypatch.setattr(os, "environ", {name: "x" for name in settings_variables()})
+    found = EnvSettingsSource(Settings)()
+    assert set(found) == set(Settings.model_fields)
+
+
+def test_the_reset_clears_a_stray_setting_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in settings_variables():
+        monkeypatch.setenv(name, "junk")
+    reset_environment(monkeypatch)
+    settings = load_settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+                             cde_api_token=CDE_TOKEN)
+    assert settings.notice_digest_threshold == Settings.model_fields["notice_digest_threshold"].default
+    assert settings.cde_lookback_hours == Settings.model_fields["cde_lookback_hours"].default
+    assert not [name for name in settings_variables() if name in os.environ]

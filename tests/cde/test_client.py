@@ -24,7 +24,7 @@ from bot.cde.errors import (
     CdeUnauthorized,
 )
 from bot.cde.models import RunFilter
-from tests.conftest import load_fixture
+from tests.helpers.fixtures import load_fixture
 
 BASE = "https://cde.test"
 TOKEN = "s3cret-cde-token-value"

@@ -1,7 +1,5 @@
 """`cde-bot check` as a separate process, configured by environment like in production,
 against the stand-ins: it passes, it fails one check with its fix, and it reports bad settings.
-
-Until `check` is a subcommand of `python -m bot`, `bot.check.main` is called directly.
 """
 
 from __future__ import annotations
@@ -11,21 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-from bot.__main__ import build_parser
 from bot.demo.api import SampleCdeApi
-from tests.e2e.conftest import bot_env
-from tests.e2e.harness import SECRETS
+from tests.helpers.bot_process import SECRETS, bot_env
 from tests.standins.slack import SlackStandIn
-
-
-def check_command() -> list[str]:
-    """`python -m bot check` once the CLI has it; the module's entry point until then."""
-    parser = build_parser()
-    commands = {name for action in parser._subparsers._group_actions  # type: ignore[union-attr]
-                for name in getattr(action, "choices", {}) or {}} if parser._subparsers else set()
-    if "check" in commands:
-        return [sys.executable, "-m", "bot", "check"]
-    return [sys.executable, "-c", "import sys; from bot.ops.check import main; sys.exit(main())"]
 
 
 async def run_check(env: dict[str, str], cwd: Path) -> tuple[int, str]:
@@ -35,7 +21,7 @@ async def run_check(env: dict[str, str], cwd: Path) -> tuple[int, str]:
     a secret either.
     """
     process = await asyncio.create_subprocess_exec(
-        *check_command(), env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, cwd=cwd,
+        sys.executable, "-m", "bot", "check", env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)

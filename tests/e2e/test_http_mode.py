@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from bot.demo.api import SampleCdeApi
-from tests.e2e.harness import SIGNING_SECRET, BotProcess
+from tests.helpers.bot_process import SIGNING_SECRET, BotProcess
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,

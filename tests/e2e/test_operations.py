@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
-from tests.e2e.conftest import bot_env, stop_cleanly
-from tests.e2e.harness import SECRETS, BotProcess
-from tests.e2e.test_http_mode import command
+from tests.helpers.bot_process import SECRETS, BotProcess, bot_env, stop_cleanly
+from tests.helpers.events import command
+from tests.helpers.waiting import until
 from tests.standins.slack import SlackStandIn
 
 OPS = "C0001"
@@ -47,20 +44,6 @@ async def scrape(bot: BotProcess) -> dict[tuple[str, frozenset[tuple[str, str]]]
 
 def metric(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
     return scraped.get((name, frozenset(labels.items())), 0.0)
-
-
-async def until(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Call (and await, if need be) `condition()` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def start_bot(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, *, socket_mode: bool) -> BotProcess:

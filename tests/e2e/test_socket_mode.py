@@ -7,8 +7,8 @@ import json
 import aiohttp
 
 from bot.demo.api import SampleCdeApi
-from tests.e2e.conftest import EXTRA_FAILED
-from tests.e2e.harness import APP_TOKEN, BotProcess
+from tests.helpers.bot_process import APP_TOKEN, BotProcess
+from tests.helpers.sample import EXTRA_FAILED
 from tests.standins.slack import SlackStandIn, block_kit_errors
 
 FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"

@@ -9,8 +9,8 @@ import signal
 from pathlib import Path
 
 from bot.demo.api import SampleCdeApi
-from tests.e2e.conftest import bot_env, stop_cleanly
-from tests.e2e.harness import CDE_TOKEN, SECRETS, BotProcess
+from tests.helpers.bot_process import CDE_TOKEN, SECRETS, BotProcess, bot_env, stop_cleanly
+from tests.helpers.waiting import until
 from tests.standins.slack import SlackStandIn
 
 
@@ -97,8 +97,11 @@ async def test_sigterm_in_socket_mode_finishes_the_answer_under_way(
                      tmp_path / "bot.log")
     await bot.start()
     await slack.wait_connected()
-    cde.delay = 2.0
+    cde.delay = 1.0
     _, url = await slack.send_slash_command("runs site:1002")
+    # SIGTERM once the lookup is under way: the CDE stand-in has the request, not answered yet.
+    await until(lambda: any(r.query.get("site-id") == "1002" for r in cde.requests_to("/runs")),
+                "the lookup to reach the CDE API")
     await stop_cleanly(bot)
     assert len(slack.responses(url)) == 1
 

@@ -28,8 +28,8 @@ from bot.lookups import render
 from bot.lookups.runs import no_links, web_links
 from bot.query import MAX_LIMIT, Help, ListRuns, QueryError, ShowRun, parse
 from bot.slack.message import MAX_FALLBACK_TEXT, Message
-from tests.conftest import load_fixture
 from tests.helpers.blockkit import walk
+from tests.helpers.fixtures import load_fixture
 from tests.standins.slack import block_kit_errors
 
 RUN_ID = "019e16f3-bfc3-7993-bd03-ad2089ed3b04"
@@ -58,7 +58,7 @@ def fields_of(message: Message) -> dict[str, str]:
 
 
 def check_limits(message: Message) -> None:
-    """Slack's Block Kit limits (tests/standins/slack.py plus the ones it leaves out)."""
+    """Slack's Block Kit limits (tests/standins/slack/blockkit.py plus the ones it leaves out)."""
     assert isinstance(message.text, str)
     assert message.text.strip(), "the fallback text must not be empty"
     assert len(message.text) <= MAX_FALLBACK_TEXT

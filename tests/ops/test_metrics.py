@@ -28,7 +28,7 @@ from bot.server import Bot
 from bot.slack.client import api_method, web_client
 from bot.slack.message import Message
 from bot.slack.respond import command_name
-from tests.conftest import load_fixture
+from tests.helpers.fixtures import load_fixture
 from tests.standins.slack import SlackStandIn
 
 BASE = "https://cde.test"

@@ -13,8 +13,15 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
+
+from tests.helpers.environment import settings_variables
+
+if TYPE_CHECKING:
+    from bot.demo.api import SampleCdeApi
+    from tests.standins.slack import SlackStandIn
 
 BOT_TOKEN = "xoxb-test-bot-token-0123456789"
 APP_TOKEN = "xapp-test-app-token-0123456789"
@@ -24,9 +31,11 @@ SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, CDE_TOKEN)
 
 
 def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class BotProcess:
@@ -34,7 +43,10 @@ class BotProcess:
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
-        self.env = {**os.environ, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        # Only `env` configures the bot: no setting leaks in from the shell running the tests
+        # (a fixture shared by several tests is made before their environment is reset).
+        inherited = {k: v for k, v in os.environ.items() if k not in settings_variables()}
+        self.env = {**inherited, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
         self.returncode: int | None = None
@@ -47,7 +59,9 @@ class BotProcess:
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1",
-            env=self.env, stdout=log, stderr=log, cwd=self.env.get("BOT_CWD"),
+            env=self.env, stdout=log, stderr=log,
+            # Beside its log, away from any .env file in the directory the tests run in.
+            cwd=self.env.get("BOT_CWD", str(self.log_path.parent)),
         )
         log.close()
         if wait_ready:
@@ -81,12 +95,45 @@ class BotProcess:
                 self.process.kill()
                 await self.process.wait()
                 raise AssertionError(f"bot did not stop within {timeout}s:\n{self.log()}") from None
-        self.returncode = self.process.returncode
+        self.returncode = await self.process.wait()
         return self.returncode
 
     async def wait_exit(self, timeout: float = 30.0) -> int:
+        """Wait for the bot to exit by itself; its exit code."""
         assert self.process is not None
         return await asyncio.wait_for(self.process.wait(), timeout)
 
     def log(self) -> str:
+        """Everything the bot wrote to its stdout and stderr so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+
+def bot_env(slack: SlackStandIn, cde: SampleCdeApi, *, socket_mode: bool,
+            database: Path | None = None) -> dict[str, str]:
+    """The settings of a bot that talks to the stand-ins, in one transport or the other."""
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_API_URL": slack.base_url,
+        "CDE_API_URL": cde.url,
+        "CDE_API_TOKEN": CDE_TOKEN,
+        "LOG_LEVEL": "DEBUG",
+    }
+    if database is not None:
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
+    if socket_mode:
+        env["SLACK_APP_TOKEN"] = APP_TOKEN
+    else:
+        env["SLACK_SIGNING_SECRET"] = SIGNING_SECRET
+    return env
+
+
+async def stop_cleanly(bot: BotProcess) -> None:
+    """Stop the bot and check it went as it should: exit 0, no secret and no crash logged."""
+    code = await bot.stop()
+    log = bot.log()
+    assert code == 0, f"bot exited with {code}:\n{log}"
+    leaked = [secret for secret in SECRETS if secret in log]
+    assert not leaked, "a secret appeared in the bot's log"
+    # Every traceback in the log must belong to an error the bot reported as unhandled
+    # (a test provoked it); any other one is a crash.
+    assert log.count("Traceback") == log.count("Unhandled error"), log

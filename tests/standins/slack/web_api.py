@@ -1,0 +1,178 @@
+"""The stand-in's Web API under /api/: the methods the bot calls, token checks, and
+faults injected on demand (rate limits, errors, HTML pages).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from tests.standins.slack.blockkit import block_kit_errors
+from tests.standins.slack.payloads import APP_ID, BOT_ID, BOT_USER_ID, BOT_USER_NAME, TEAM_ID, WORKSPACE_URL
+from tests.standins.slack.records import ApiCall, Fault
+from tests.standins.slack.state import SlackState, maybe_json
+
+JsonDict = dict[str, Any]
+
+DEFAULT_HTML_ERROR = (
+    "<!DOCTYPE html><html><head><title>500 Internal Server Error</title></head>"
+    "<body><h1>Internal Server Error</h1></body></html>"
+)
+
+
+class WebApi(SlackState):
+    """Web API methods, answered like Slack: ``auth.test``, ``chat.postMessage``,
+    ``chat.update`` and ``apps.connections.open``; any other is an ``unknown_method``.
+    """
+
+    def fail_next(
+        self,
+        method: str,
+        times: int = 1,
+        status: int = 429,
+        retry_after: int | None = 1,
+        error: str = "ratelimited",
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``status`` and ``{"ok": false}``."""
+        self._faults.setdefault(method, []).extend(
+            Fault(status, retry_after, error, None) for _ in range(times)
+        )
+
+    def fail_next_html(
+        self, method: str, times: int = 1, status: int = 500, body: str = DEFAULT_HTML_ERROR
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with an HTML error page."""
+        self._faults.setdefault(method, []).extend(Fault(status, None, "", body) for _ in range(times))
+
+    async def _read_params(self, request: web.Request) -> JsonDict:
+        params: JsonDict = dict(request.query)
+        if request.method != "POST" or not request.can_read_body:
+            return params
+        if request.content_type == "application/json":
+            body = await request.json()
+            if isinstance(body, dict):
+                params.update(body)
+        else:
+            form = await request.post()
+            params.update({k: v if isinstance(v, str) else str(v) for k, v in form.items()})
+        return params
+
+    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        try:
+            params = await self._read_params(request)
+        except ValueError:
+            call = ApiCall(method, {}, dict(request.headers), time.monotonic())
+            return self._answer(call, {"ok": False, "error": "invalid_json"})
+        call = ApiCall(method, params, dict(request.headers), time.monotonic())
+        faults = self._faults.get(method)
+        if faults:
+            return self._faulty(call, faults.pop(0))
+        handler = self._api_methods().get(method)
+        if handler is None:
+            return self._answer(call, {"ok": False, "error": "unknown_method", "req_method": method})
+        auth = request.headers.get("Authorization", "")
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else params.get("token")
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
+            # Real Slack tells a known-but-wrong token type apart from garbage.
+            error = "not_allowed_token_type" if token in (self.bot_token, self.app_token) else "invalid_auth"
+            return self._answer(call, {"ok": False, "error": error})
+        return self._answer(call, handler(params))
+
+    def _faulty(self, call: ApiCall, fault: Fault) -> web.Response:
+        call.status, call.injected = fault.status, True
+        if fault.html is not None:
+            call.response = fault.html
+            self._record(call)
+            return web.Response(status=fault.status, text=fault.html, content_type="text/html")
+        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        return self._answer(call, {"ok": False, "error": fault.error}, headers=headers)
+
+    def _record(self, call: ApiCall) -> None:
+        self.calls.append(call)
+        self._notify()
+
+    def _answer(self, call: ApiCall, body: JsonDict, headers: dict[str, str] | None = None) -> web.Response:
+        call.response = body
+        self._record(call)
+        # Slack names the token's scopes on every Web API answer.
+        headers = {"x-oauth-scopes": ",".join(self.scopes), **(headers or {})}
+        return web.json_response(body, status=call.status, headers=headers)
+
+    def _api_methods(self) -> dict[str, Callable[[JsonDict], JsonDict]]:
+        return {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "apps.connections.open": self._apps_connections_open,
+        }
+
+    def _auth_test(self, params: JsonDict) -> JsonDict:
+        return {
+            "ok": True,
+            "url": f"{WORKSPACE_URL}/",
+            "team": "Test",
+            "user": BOT_USER_NAME,
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _content_error(self, params: JsonDict) -> JsonDict | None:
+        """Slack's checks on message content; None when fine."""
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        blocks = maybe_json(params.get("blocks"))
+        if blocks is not None:
+            errors = block_kit_errors(blocks)
+            if errors:
+                return {
+                    "ok": False,
+                    "error": "invalid_blocks",
+                    "errors": errors,
+                    "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]},
+                }
+        return None
+
+    def _chat_post_message(self, params: JsonDict) -> JsonDict:
+        error = self._content_error(params)
+        if error is not None:
+            return error
+        if not (params.get("text") or params.get("blocks") or params.get("attachments")):
+            return {"ok": False, "error": "no_text"}
+        channel = str(params["channel"])
+        msg = self._build_message(params, self._next_ts())
+        self._store_message(channel, msg, params.get("thread_ts"))
+        return {"ok": True, "channel": channel, "ts": msg["ts"], "message": copy.deepcopy(msg)}
+
+    def _chat_update(self, params: JsonDict) -> JsonDict:
+        error = self._content_error(params)
+        if error is not None:
+            return error
+        channel, ts = str(params["channel"]), params.get("ts")
+        msg = self._find_message(channel, ts) if ts else None
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        self._apply_content(msg, params)
+        msg["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "text": msg["text"],
+            "message": copy.deepcopy(msg),
+        }
+
+    def _apps_connections_open(self, params: JsonDict) -> JsonDict:
+        ticket = uuid.uuid4()
+        return {
+            "ok": True,
+            "url": f"ws://127.0.0.1:{self._port}/socket?ticket={ticket}&app_id={APP_ID}",
+        }
