@@ -10,7 +10,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,7 @@ from slack_bolt.response import BoltResponse
 from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.cde.models import Run
 from bot.config import Settings
-from bot.demo.api import SampleCdeApi, reference_runs
-from bot.demo.runs import make_run
+from bot.demo.api import SampleCdeApi
 from bot.lookups.runs import no_links
 from bot.lookups.service import Lookups
 from bot.notices import render as render_notices
@@ -35,6 +34,7 @@ from bot.slack.app import Services, build_app, register
 from bot.slack.client import web_client
 from bot.slack.poster import SlackPoster
 from bot.store.sql import SqlStore, store_from_url
+from tests.helpers.sample import sample_runs
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,
@@ -49,23 +49,11 @@ SIGNING_SECRET = "in-process-signing-secret-0123"
 CDE_TOKEN = "cde-in-process-token-0123"
 OPS = "C0001"
 FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
-# Site 1001 gets 23 more failed runs, so that a filtered list has three pages of ten.
-EXTRA_FAILED = 23
 # A click on a button of an ephemeral answer carries this container, as Slack sends it.
 EPHEMERAL = {"type": "message", "message_ts": "1700000000.000001", "channel_id": OPS,
              "is_ephemeral": True}
 # How long a listener may take once acked before a scenario gives up on it.
 LISTENER_TIMEOUT = 20.0
-
-
-def sample_runs() -> list[dict[str, Any]]:
-    """The API reference's runs plus 23 failed runs on site 1001."""
-    base = datetime(2025, 10, 28, 8, 0, tzinfo=UTC)
-    return reference_runs() + [
-        make_run(state="failed", site_id=1001, started_at=base + timedelta(minutes=7 * i),
-                 created_at=base + timedelta(minutes=7 * i))
-        for i in range(EXTRA_FAILED)
-    ]
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ import pytest
 from bot.demo.api import Fault
 from bot.query import ListRuns, parse
 from tests.helpers.bolt import (
-    EXTRA_FAILED,
     FAILED_RUN,
     BoltScenario,
     all_text,
     bolt_scenario,
     button,
 )
+from tests.helpers.sample import EXTRA_FAILED
 from tests.standins.slack import block_kit_errors
 
 
