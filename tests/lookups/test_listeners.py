@@ -86,7 +86,10 @@ async def test_next_and_previous_page_through_results(bolt: BoltScenario) -> Non
     [second] = bolt.answers(sent)
     assert second["replace_original"] is True
     assert f"Showing 11–20 of {total}" in all_text(second)
-    assert button(second, "runs_page_prev")["value"] == "runs site:1001 state:failed"
+    # Previous leads back to the first page of the same (anchored) list.
+    previous = parse(button(second, "runs_page_prev")["value"])
+    assert isinstance(previous, ListRuns) and previous == parsed.page(0)
+    assert previous.to_text().startswith("runs site:1001 state:failed")
 
     [third] = bolt.answers(await bolt.click_ephemeral("runs_page_next", second))
     assert f"Showing 21–{total} of {total}" in all_text(third)

@@ -176,13 +176,16 @@ def test_runs_list_of_nothing(runs: list[Run]) -> None:
     assert "runs_page_prev" not in buttons(message)
 
 
-def test_runs_list_past_the_end_offers_previous(runs: list[Run]) -> None:
+def test_runs_list_past_the_end_offers_the_way_back(runs: list[Run]) -> None:
     query = ListRuns(offset=50, limit=10)
     message = render.runs_list(make_page([], offset=50, total=4), query)
     check_limits(message)
-    assert "there are 4" in "\n".join(texts(message))
-    assert "runs_page_next" not in buttons(message)
-    assert parse(buttons(message)["runs_page_prev"]["value"]) == ListRuns(offset=40, limit=10)
+    body = "\n".join(texts(message))
+    assert "There are 4 runs; `from:50` is past the end" in body
+    assert "fewer filters" not in body and "No runs at" not in body
+    found = buttons(message)
+    assert set(found) == {"runs_page_last"}  # the last page is the first: one way back
+    assert parse(found["runs_page_last"]["value"]) == ListRuns(offset=0, limit=10)
 
 
 def test_runs_list_fallback_counts_without_names(runs: list[Run]) -> None:
@@ -283,7 +286,7 @@ def test_a_run_with_huge_fields_stays_within_slack_limits(failed_run: Run) -> No
     for text in texts(message):
         assert_escaped(text)
     header = texts(message, "plain_text")[0]
-    assert header.startswith("Run failed: x & y x & y")
+    assert header.startswith("🔴 Failed run on x & y x & y")
 
 
 # ------------------------------------------------------------------------------ pagination
@@ -393,7 +396,7 @@ def test_the_header_is_plain_text() -> None:
     header = message.blocks[0]
     assert header["type"] == "header"
     assert header["text"]["type"] == "plain_text"
-    assert header["text"]["text"] == "Run failed: <!channel>"
+    assert header["text"]["text"] == "🔴 Failed run on <!channel>"
 
 
 # Mostly mrkdwn's control characters and link/mention syntax, plus any other character.
@@ -436,7 +439,7 @@ def test_run_detail_of_a_reference_run(failed_run: Run) -> None:
     for label in ("Started", "Finished", "Created"):
         assert shown[label].startswith("<!date^"), label
     assert shown["Created"].endswith("|2025-01-02 10:00 UTC>")
-    assert texts(message, "plain_text")[0] == "Run failed: Site 2"
+    assert texts(message, "plain_text")[0] == "🔴 Failed run on Site 2"
     assert message.text == f"CDE run {failed_run.id}: failed on Site 2 (exit code 1)"
 
 
