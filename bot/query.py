@@ -471,7 +471,9 @@ def _unknown_key(key_word: str, word: str = "") -> str:
 def _subscription_only(name: str, word: str) -> str:
     """`runs project:650`: the API has no such filter, but notices can follow one."""
     value = _split_pair(word)[2]
-    example = value if value.isascii() and value.isdigit() and len(value) <= 18 else ("650" if name == "project" else "748")
+    example = {"project": "650", "account": "748"}[name]
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        example = value
     return (f"`{COMMAND} runs` cannot filter by {name}: the CDE API does not list runs by "
             f"{name}. Failure notices can follow one: `{COMMAND} subscribe {name}:{example}`.")
 

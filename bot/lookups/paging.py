@@ -27,15 +27,27 @@ from bot.query import Anchor, ListRuns, parse
 
 
 @dataclass(frozen=True)
+class Drift:
+    """How the list moved since its first page: `newer` runs arrived ahead of the anchor
+    (skipped, and offered), or `moved`: the anchor was lost, so pages may overlap.
+    """
+
+    newer: int = 0
+    moved: bool = False
+
+
+STILL = Drift()
+
+
+@dataclass(frozen=True)
 class ListedPage:
     """A page to show: its runs (totals as of the anchor), the query its buttons continue,
-    how many newer runs it skipped, and whether the anchor was lost on the way.
+    and how the list moved since its first page.
     """
 
     page: RunPage
     query: ListRuns
-    newer: int = 0
-    moved: bool = False
+    drift: Drift = STILL
 
 
 async def list_page(cde: CdeClient, query: ListRuns) -> ListedPage:
@@ -75,7 +87,7 @@ async def _anchored(cde: CdeClient, query: ListRuns, anchor: Anchor, first: RunP
         return _moved(first, query)
     shown = page.model_copy(update={"info": page.info.model_copy(
         update={"offset": query.offset, "total": anchor.total})})
-    return ListedPage(shown, query, newer=newer)
+    return ListedPage(shown, query, Drift(newer=newer))
 
 
 def _moved(first: RunPage, query: ListRuns) -> ListedPage:
@@ -85,7 +97,7 @@ def _moved(first: RunPage, query: ListRuns) -> ListedPage:
     plain = query.anchored(None)
     if query.offset == 0:
         return ListedPage(first, plain.anchored(anchor_of(first, plain)))
-    return ListedPage(first, plain, moved=True)
+    return ListedPage(first, plain, Drift(moved=True))
 
 
 def _in_order(*pages: RunPage) -> bool:

@@ -28,6 +28,7 @@ from bot.cde.errors import (
     CdeUnavailable,
 )
 from bot.cde.models import FAILED, FINISHED, Run, RunFilter, RunPage
+from bot.lookups.paging import STILL, Drift
 from bot.lookups.runs import (
     LinkBuilder,
     connector_text,
@@ -73,12 +74,13 @@ def filter_words(run_filter: RunFilter) -> str:
 
 def runs_list(
     page: RunPage, query: ListRuns, *, links: LinkBuilder = no_links, shared_by: str | None = None,
-    newer: int = 0, moved: bool = False,
+    drift: Drift = STILL,
 ) -> Message:
     """A page of runs: what was asked, where we are, each run, and paging buttons.
 
-    `newer` counts the runs that arrived after the list's anchor (they are skipped, and a
-    button offers them); `moved` says the anchor was lost, so this page may overlap another.
+    `drift.newer` counts the runs that arrived after the list's anchor (they are skipped,
+    and a button offers them); `drift.moved` says the anchor was lost, so this page may
+    overlap another.
     """
     # The API's maximum page size is undocumented; never show more than was asked for.
     page = page.model_copy(update={"runs": page.runs[: query.limit]})
@@ -90,11 +92,11 @@ def runs_list(
     blocks: list[Block] = [section(f"*CDE runs* · {asked}")]
     failed = sum(run.failed for run in page.runs)
     summary = f"Showing {first}–{last} of {total}"
+    if drift.newer:
+        summary += f" · {plural(drift.newer, 'newer run')} since this list"
     if failed:
         summary += f" · {plural(failed, 'failed run')} on this page"
-    if newer:
-        summary += f" · {plural(newer, 'newer run')} since this list"
-    if moved:
+    if drift.moved:
         summary += " · the list changed since its first page, so runs may repeat or be skipped"
     if shared_by:
         summary += f" · shared by <@{escape(shared_by)}>"
@@ -105,7 +107,7 @@ def runs_list(
             f"showing {first}–{last} of {total}"
             + (f", {failed} failed" if failed else ""))
     buttons = _paging_buttons(page, query)
-    if newer:
+    if drift.newer:
         buttons.append(ButtonElement(text="See newer runs", action_id=f"{ACTION_PAGE}_newer",
                                      value=query.fresh().to_text()))
     if not shared_by:

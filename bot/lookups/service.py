@@ -43,7 +43,7 @@ class Lookups:
         if isinstance(command, ListRuns):
             listed = await paging.list_page(self._cde, command)
             return render.runs_list(listed.page, listed.query, links=self._links, shared_by=shared_by,
-                                    newer=listed.newer, moved=listed.moved)
+                                    drift=listed.drift)
         run = await self._cde.get_run(command.run_id)
         return render.run_detail(run, links=self._links, shared_by=shared_by)
 

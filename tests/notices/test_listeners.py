@@ -157,7 +157,8 @@ async def test_a_mute_choice_the_bot_never_offers_is_refused(bolt: BoltScenario,
     assert stored == incident
 
 
-async def command_in(bolt: BoltScenario, text: str, *, channel_id: str, channel_name: str) -> list[dict[str, object]]:
+async def command_in(bolt: BoltScenario, text: str, *, channel_id: str,
+                     channel_name: str) -> list[dict[str, object]]:
     """`/cde text` typed in a conversation Slack names `channel_name`; the answers."""
     url = bolt.slack.new_response_url(channel_id=channel_id, user_id="U0001")
     payload = slash_command_payload(text, response_url=url, channel_id=channel_id,
