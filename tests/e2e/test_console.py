@@ -40,8 +40,8 @@ async def test_demo_needs_nothing_ignores_the_environment_and_shows_notices_live
         env={**os.environ, **OPERATOR_SETTINGS, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
-    process.stdin.write(f"run {FAILED_RUN}\n".encode())
     process.stdin.write(b"runs state:failed limit:2\nsubscribe all\nconfirm\nwait 0.5\n")
+    process.stdin.write(f"run {FAILED_RUN}\n".encode())
     out, deadline = "", time.monotonic() + 60
     decoder = codecs.getincrementaldecoder("utf-8")()  # a read may end inside a character
     live = ("🔴 Failed: connector", "Failed again — 2nd time")
