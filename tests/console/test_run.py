@@ -89,7 +89,7 @@ async def test_console_answers_commands_and_button_presses(
     assert "Showing 1–5 of 23" in out
     assert "── #console · replaces the answer above ──" in out and "Showing 6–10 of 23" in out
     assert "[1] Next ▶" in out
-    assert "RUN FAILED: SITE 2" in out and "Exit code: 1" in out
+    assert "FAILED RUN ON SITE 2" in out and "Exit code: 1" in out
     assert "`site:abc`: site must be a site id" in out
     # Every request reached the CDE stand-in with the configured token.
     assert {r.authorization for r in cde.requests} == {f"Bearer {CDE_TOKEN}"}

@@ -70,7 +70,7 @@ async def test_demo_needs_nothing_ignores_the_environment_and_shows_notices_live
     assert "🔴 Failed: connector" in out  # a notice from the poller, live
     assert "Failed again — 2nd time" in out  # the demo's flaky connector, in the thread
     assert "[1] Next ▶" in out
-    assert "RUN FAILED: SITE 2" in out
+    assert "FAILED RUN ON SITE 2" in out
     assert "cde.example" not in out
 
 
