@@ -20,14 +20,14 @@ import pytest
 import pytest_asyncio
 
 from bot.demo.api import SampleCdeApi
-from tests.helpers.bot_process import SIGNING_SECRET, BotProcess, SharedBot, bot_env, stop_cleanly
+from tests.helpers.bot_process import BotProcess, SharedBot, bot_env, stop_cleanly
+from tests.helpers.events import command, post
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,
     block_kit_errors,
     encode_interaction,
     encode_slash_command,
-    sign_request,
     slash_command_payload,
 )
 
@@ -59,24 +59,6 @@ async def own_http_bot(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -
     await bot.start()
     yield bot
     await stop_cleanly(bot)
-
-
-async def post(bot: BotProcess, body: bytes, *, secret: str = SIGNING_SECRET,
-               timestamp: int | None = None) -> tuple[int, str, float]:
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               **sign_request(secret, body, timestamp)}
-    started = time.monotonic()
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{bot.url}/slack/events", data=body, headers=headers
-    ) as response:
-        return response.status, await response.text(), time.monotonic() - started
-
-
-async def command(bot: BotProcess, slack: SlackStandIn, text: str, **kwargs: Any) -> tuple[int, str, str]:
-    url = slack.new_response_url(channel_id="C0001")
-    status, body, _ = await post(bot, encode_slash_command(
-        slash_command_payload(text, response_url=url)), **kwargs)
-    return status, body, url
 
 
 EPHEMERAL = {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C0001",

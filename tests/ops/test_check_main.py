@@ -6,29 +6,14 @@ settings. tests/e2e/test_check.py runs it once as a separate process.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.demo.api import SampleCdeApi
 from bot.ops.check import main
-from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, CDE_TOKEN, SECRETS, SIGNING_SECRET, bot_env
-from tests.helpers.sample import sample_runs
+from tests.helpers.bot_process import SECRETS, bot_env
 from tests.standins.slack import SlackStandIn
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    async with SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN,
-                            signing_secret=SIGNING_SECRET) as standin:
-        yield standin
-
-
-@pytest.fixture
-async def cde() -> AsyncIterator[SampleCdeApi]:
-    async with SampleCdeApi(sample_runs(), token=CDE_TOKEN) as api:
-        yield api
 
 
 async def run_check(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
