@@ -190,7 +190,7 @@ def _slack_client(settings: Settings) -> AsyncWebClient:
 
 
 def _slack_url(settings: Settings) -> str:
-    return _public_url(str(settings.slack_api_url))
+    return public_url(str(settings.slack_api_url))
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ class CdeProbe:
 async def probe_cde(settings: Settings) -> CdeProbe:
     """One 1-item request to the CDE API: reachable, and the token accepted."""
     name = "CDE API"
-    where = _public_url(str(settings.cde_api_url))
+    where = public_url(str(settings.cde_api_url))
     try:
         async with CdeClient(str(settings.cde_api_url), settings.cde_api_token, retry=CDE_RETRY) as cde:
             page = await cde.list_runs(limit=1)
@@ -364,7 +364,7 @@ def _cause(exc: BaseException) -> str:
     return type(exc.__cause__ or exc).__name__
 
 
-def _public_url(url: str) -> str:
+def public_url(url: str) -> str:
     """`url` without user info, query or fragment, any of which may carry a credential."""
     try:
         parts = urlsplit(url)
@@ -384,4 +384,4 @@ def _scrubbed(result: CheckResult, secrets: Sequence[str]) -> CheckResult:
 
 
 __all__ = ["CHECK_TIMEOUT", "CdeProbe", "CheckResult", "all_ok", "format_results", "main", "probe_cde",
-           "run_checks"]
+           "public_url", "run_checks"]
