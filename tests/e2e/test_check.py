@@ -36,6 +36,7 @@ async def run_check(env: dict[str, str], cwd: Path) -> tuple[int, str]:
 async def test_check_passes_against_working_services(slack: SlackStandIn, cde: SampleCdeApi,
                                                      tmp_path: Path) -> None:
     env = bot_env(slack, cde, socket_mode=True, database=tmp_path / "bot.db")
+    (tmp_path / "bot.db").touch()  # check opens the database, it never creates one
     code, output = await run_check(env, tmp_path)
     assert code == 0, output
     lines = output.splitlines()
@@ -44,13 +45,14 @@ async def test_check_passes_against_working_services(slack: SlackStandIn, cde: S
     ], output
     assert "✓ Slack bot token — workspace Test as @cde-bot" in lines
     assert f"✓ CDE API — reachable at {cde.url}, token accepted (27 runs visible)" in lines
-    assert (tmp_path / "bot.db").exists()
+    assert os.listdir(tmp_path) == ["bot.db"]  # nothing created beside it
     # Nothing was posted anywhere.
     assert slack.calls_to("chat.postMessage") == []
 
 
 async def test_check_passes_in_http_mode(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
     env = bot_env(slack, cde, socket_mode=False, database=tmp_path / "bot.db")
+    (tmp_path / "bot.db").touch()
     code, output = await run_check(env, tmp_path)
     assert code == 0, output
     assert all(line.startswith("✓ ") for line in output.splitlines()), output
@@ -91,7 +93,7 @@ async def test_check_fails_on_every_broken_connection(slack: SlackStandIn, cde: 
 
 async def test_check_reports_bad_settings(tmp_path: Path) -> None:
     code, output = await run_check({"SLACK_BOT_TOKEN": "not-a-token", "LOG_LEVEL": "LOUD"}, tmp_path)
-    assert code == 1, output
+    assert code == 2, output  # bad settings: the same status as serve and console give
     assert output.startswith("✗ Settings — ")
     for name in ("SLACK_BOT_TOKEN", "CDE_API_TOKEN", "LOG_LEVEL", "SLACK_SIGNING_SECRET"):
         assert f"  - {name}:" in output
