@@ -61,6 +61,7 @@ async def test_check_passes_in_http_mode(slack: SlackStandIn, cde: SampleCdeApi,
 
 async def test_check_fails_with_the_fix(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
     env = bot_env(slack, cde, socket_mode=True, database=tmp_path / "bot.db")
+    (tmp_path / "bot.db").touch()
     env["CDE_API_TOKEN"] = "cde-revoked-token-000000"
     code, output = await run_check(env, tmp_path)
     assert code == 1, output
