@@ -25,6 +25,8 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 20
 MAX_OFFSET = 1_000_000_000
 MAX_TEXT = 1000
+# The hidden key of an anchored list (see `Anchor`); accepted, never advertised.
+ANCHOR_KEY = "as-of"
 EXAMPLE_UUID = "019e16f3-bfa8-7390-9e63-3354f9aa2939"
 # The failed run of the API reference's example (and of the demo).
 EXAMPLE_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
@@ -43,12 +45,30 @@ class Help:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """Where a list of runs began: its newest run and how many runs it held then.
+
+    Page buttons carry it (as the `as-of:` word, which nobody types), so that later pages
+    skip the runs that arrived since the first one was drawn instead of repeating runs.
+    """
+
+    run_id: str
+    total: int
+
+    def to_word(self) -> str:
+        return f"{ANCHOR_KEY}:{self.run_id}/{self.total}"
+
+
+@dataclass(frozen=True)
 class ListRuns:
-    """`/cde runs`: one page of runs matching a filter."""
+    """`/cde runs`: one page of runs matching a filter; `offset` counts from the anchor's
+    newest run when there is one.
+    """
 
     run_filter: RunFilter = field(default_factory=RunFilter)
     offset: int = 0
     limit: int = DEFAULT_LIMIT
+    anchor: Anchor | None = None
 
     def to_text(self) -> str:
         """The canonical command text; parsing it gives this command back."""
@@ -57,11 +77,21 @@ class ListRuns:
             words.append(f"from:{self.offset}")
         if self.limit != DEFAULT_LIMIT:
             words.append(f"limit:{self.limit}")
+        if self.anchor is not None:
+            words.append(self.anchor.to_word())
         return " ".join(words)
 
     def page(self, offset: int) -> ListRuns:
-        """The same query at another offset."""
-        return ListRuns(self.run_filter, max(0, offset), self.limit)
+        """The same list at another offset."""
+        return ListRuns(self.run_filter, max(0, offset), self.limit, self.anchor)
+
+    def anchored(self, anchor: Anchor | None) -> ListRuns:
+        """The same page, anchored at `anchor` (or not anchored at all)."""
+        return ListRuns(self.run_filter, self.offset, self.limit, anchor)
+
+    def fresh(self) -> ListRuns:
+        """The first page of the list as it is now: the newest runs, no anchor."""
+        return ListRuns(self.run_filter, 0, self.limit)
 
 
 @dataclass(frozen=True)
@@ -178,7 +208,11 @@ PAGING_KEYS = (
     FilterKey("from", "offset", (), "from:0", lambda _, v: _paging_value("from", v),
               "start at this item"),
 )
-_RUNS_KEYS_BY_WORD = _KEYS_BY_WORD | {key.name: key for key in PAGING_KEYS}
+_ANCHOR = FilterKey(ANCHOR_KEY, "anchor", (), f"{ANCHOR_KEY}:{EXAMPLE_UUID}/37",
+                    lambda _, v: _anchor_value(v), "the list a page belongs to")
+_RUNS_KEYS_BY_WORD = _KEYS_BY_WORD | {key.name: key for key in (*PAGING_KEYS, _ANCHOR)}
+# Keys that only subscriptions know: the API cannot list runs by them.
+_SUBSCRIPTION_ONLY = ("project", "project-id", "account", "account-id")
 
 # What a subscription can follow: the run's own fields, matched locally (not API filters).
 SUBSCRIPTION_KEYS: tuple[FilterKey, ...] = (
@@ -278,7 +312,8 @@ def _parse_runs(args: list[str]) -> ListRuns | QueryError:
         return values
     offset = int(values.pop("offset", 0))
     limit = int(values.pop("limit", DEFAULT_LIMIT))
-    return ListRuns(RunFilter(**values), offset=offset, limit=limit)
+    anchor = _parse_anchor(str(values.pop("anchor"))) if "anchor" in values else None
+    return ListRuns(RunFilter(**values), offset=offset, limit=limit, anchor=anchor)
 
 
 def _parse_subscribe(args: list[str]) -> Subscribe | QueryError:
@@ -322,6 +357,9 @@ def _unknown_subscription_key(key_word: str, word: str) -> str:
         return f"Subscriptions always follow failed runs; leave out `{_shown(word)}`."
     close = difflib.get_close_matches(name, list(_SUBSCRIPTION_KEYS_BY_WORD), n=1, cutoff=0.6)
     hint = f" Did you mean `{close[0]}`?" if close else ""
+    if name in ("id", "run", "run-id"):
+        hint = (" A subscription follows failures still to come, not one run; to see a run, "
+                f"use `{COMMAND} run <run-id>`.")
     known = ", ".join(f"`{k.name}`" for k in SUBSCRIPTION_KEYS)
     return f"`{_shown(key_word)}` is not a subscription filter.{hint} Filters: {known}."
 
@@ -376,14 +414,38 @@ def _split_pair(word: str) -> tuple[str, str, str]:
 
 
 def _paging_value(name: str, value: str) -> int:
-    if not value.isascii() or not value.isdigit() or len(value) > 10:
-        raise _BadValue(f"{name} must be a whole number, e.g. `{name}:{DEFAULT_LIMIT}`")
-    number = int(value)
-    if name == "limit" and not 1 <= number <= MAX_LIMIT:
-        raise _BadValue(f"limit must be from 1 to {MAX_LIMIT}, e.g. `limit:{DEFAULT_LIMIT}`")
-    if name == "from" and number > MAX_OFFSET:
-        raise _BadValue(f"from must be at most {MAX_OFFSET}")
+    """`limit` (1 to MAX_LIMIT) or `from` (0 or more); every refusal names the range."""
+    if name == "limit":
+        low, high, allowed, example = 1, MAX_LIMIT, f"from 1 to {MAX_LIMIT}", DEFAULT_LIMIT
+    else:
+        low, high, allowed, example = 0, MAX_OFFSET, "0 or more", 0
+    digits = value[1:] if value[:1] in "+-" else value
+    if not digits.isascii() or not digits.isdigit():
+        raise _BadValue(f"{name} must be a whole number {allowed}, e.g. `{name}:{example}`")
+    number = int(value) if len(digits) <= 10 else high + 1
+    if number > high and name == "from":
+        raise _BadValue(f"from must be at most {high}, e.g. `from:{example}`")
+    if not low <= number <= high:
+        raise _BadValue(f"{name} must be {allowed}, e.g. `{name}:{example}`")
     return number
+
+
+def _anchor_value(value: str) -> str:
+    if _parse_anchor(value) is None:
+        # Only buttons write this word; a damaged one is refused like any other value.
+        raise _BadValue(f"this page marker is damaged; run `{COMMAND} runs` again")
+    return value
+
+
+def _parse_anchor(value: str) -> Anchor | None:
+    run_id, _, total = value.partition("/")
+    try:
+        run_id = str(uuid.UUID(run_id))
+    except ValueError:
+        return None
+    if not total.isascii() or not total.isdigit() or len(total) > 10:
+        return None
+    return Anchor(run_id, int(total))
 
 
 def _not_a_filter(word: str) -> str:
@@ -396,11 +458,24 @@ def _not_a_filter(word: str) -> str:
 
 
 def _unknown_key(key_word: str, word: str = "") -> str:
+    name = key_word.lower().replace("_", "-")
+    if name in _SUBSCRIPTION_ONLY:
+        return _subscription_only(name.removesuffix("-id"), word)
     choices = [*_KEYS_BY_WORD, "from", "limit"]
     close = difflib.get_close_matches(key_word.lower(), choices, n=1, cutoff=0.6)
     hint = f" Did you mean `{close[0]}`?" if close else ""
     known = ", ".join(f"`{key.name}`" for key in FILTER_KEYS)
     return f"`{_shown(key_word)}` is not a filter.{hint} Filters: {known}, `limit`, `from`."
+
+
+def _subscription_only(name: str, word: str) -> str:
+    """`runs project:650`: the API has no such filter, but notices can follow one."""
+    value = _split_pair(word)[2]
+    example = {"project": "650", "account": "748"}[name]
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        example = value
+    return (f"`{COMMAND} runs` cannot filter by {name}: the CDE API does not list runs by "
+            f"{name}. Failure notices can follow one: `{COMMAND} subscribe {name}:{example}`.")
 
 
 def _shown(word: str, limit: int = 60) -> str:

@@ -19,6 +19,7 @@ from bot.query import (
     MAX_OFFSET,
     MAX_TEXT,
     USAGE,
+    Anchor,
     Help,
     ListRuns,
     ListSubscriptions,
@@ -558,3 +559,49 @@ def test_to_text_round_trips_through_parse(command: ListRuns) -> None:
 def test_to_text_round_trips_after_slack_escaping(command: ListRuns) -> None:
     escaped = command.to_text().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert parse(escaped) == command
+
+
+# ------------------------------------------------------------------ range errors, anchors
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("runs from:-1", "from must be 0 or more"),
+    ("runs from:-100", "from must be 0 or more"),
+    ("runs from:ten", "0 or more"),
+    ("runs limit:0", f"limit must be from 1 to {MAX_LIMIT}"),
+    ("runs limit:500", f"limit must be from 1 to {MAX_LIMIT}"),
+    ("runs limit:-5", f"limit must be from 1 to {MAX_LIMIT}"),
+    ("runs limit:abc", f"from 1 to {MAX_LIMIT}"),
+])
+def test_range_errors_name_the_allowed_range(text: str, says: str) -> None:
+    err = error(text)
+    assert says in err.message
+    assert "must be a whole number," not in err.message
+
+
+@pytest.mark.parametrize(("word", "name", "subscribe"), [
+    ("project:650", "project", "project:650"), ("project-id:12", "project", "project:12"),
+    ("account:748", "account", "account:748"), ("account_id:x", "account", "account:748"),
+])
+def test_runs_by_project_or_account_points_to_subscribe(word: str, name: str, subscribe: str) -> None:
+    err = error(f"runs {word}")
+    assert f"`/cde runs` cannot filter by {name}: the CDE API does not list runs by {name}" in err.message
+    assert f"`/cde subscribe {subscribe}`" in err.message
+    assert_balanced_code_spans(err.message)
+
+
+def test_an_anchor_round_trips_but_is_never_advertised() -> None:
+    query = ListRuns(RunFilter(site_id=1001), offset=10, anchor=Anchor(RUN_ID, 37))
+    assert query.to_text() == f"runs site:1001 from:10 as-of:{RUN_ID}/37"
+    assert parse(query.to_text()) == query
+    assert query.page(20).anchor == query.anchor
+    assert query.fresh() == ListRuns(RunFilter(site_id=1001))
+    assert "as-of" not in USAGE["runs"]
+    assert "as-of" not in error("runs colour:blue").message
+    assert "as-of" not in error("runs as:1").message
+
+
+@pytest.mark.parametrize("value", ["xx", RUN_ID, f"{RUN_ID}/", f"{RUN_ID}/-1", "nope/3", f"{RUN_ID}/1e3"])
+def test_a_damaged_anchor_is_refused_like_any_value(value: str) -> None:
+    err = error(f"runs as-of:{value}")
+    assert "page marker is damaged" in err.message

@@ -243,3 +243,9 @@ def test_unsubscribe_needs_exactly_one_word(text: str) -> None:
 def test_misspelt_subscription_commands_are_suggested() -> None:
     assert "Did you mean `/cde subscribe`?" in error("subscibe site:1").message
     assert "Did you mean `/cde unsubscribe`?" in error("unsubscrbe 3").message
+
+
+@pytest.mark.parametrize("word", ["id", "run", "run-id"])
+def test_subscribing_to_one_run_points_to_the_run_command(word: str) -> None:
+    err = error(f"subscribe {word}:019e16f3-bfb8-7ed8-8d26-b7d40818d146")
+    assert "not one run" in err.message and "`/cde run <run-id>`" in err.message

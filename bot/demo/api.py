@@ -65,6 +65,14 @@ class SampleCdeApi:
     def fail_next(self, *faults: Fault) -> None:
         self.faults.extend(faults)
 
+    def reset(self) -> None:
+        """Forget the requests received, and drop the delay and any fault still queued;
+        the runs stay as they are.
+        """
+        self.requests.clear()
+        self.delay = 0.0
+        self.faults.clear()
+
     def add_run(self, run: dict[str, Any]) -> None:
         self.runs.append(run)
         if len(self.runs) > MAX_RUNS:

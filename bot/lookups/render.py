@@ -27,7 +27,8 @@ from bot.cde.errors import (
     CdeUnauthorized,
     CdeUnavailable,
 )
-from bot.cde.models import Run, RunFilter, RunPage
+from bot.cde.models import FAILED, FINISHED, Run, RunFilter, RunPage
+from bot.lookups.paging import STILL, Drift
 from bot.lookups.runs import (
     LinkBuilder,
     connector_text,
@@ -72,39 +73,78 @@ def filter_words(run_filter: RunFilter) -> str:
 
 
 def runs_list(
-    page: RunPage, query: ListRuns, *, links: LinkBuilder = no_links, shared_by: str | None = None
+    page: RunPage, query: ListRuns, *, links: LinkBuilder = no_links, shared_by: str | None = None,
+    drift: Drift = STILL,
 ) -> Message:
-    """A page of runs: what was asked, where we are, each run, and paging buttons."""
-    asked = filter_words(query.run_filter)
-    total = page.total
+    """A page of runs: what was asked, where we are, each run, and paging buttons.
+
+    `drift.newer` counts the runs that arrived after the list's anchor (they are skipped,
+    and a button offers them); `drift.moved` says the anchor was lost, so this page may
+    overlap another.
+    """
     # The API's maximum page size is undocumented; never show more than was asked for.
     page = page.model_copy(update={"runs": page.runs[: query.limit]})
+    if not page.runs:
+        return _no_runs(page, query)
+    asked = filter_words(query.run_filter)
+    total = page.total
     first, last = query.offset + 1, query.offset + len(page.runs)
     blocks: list[Block] = [section(f"*CDE runs* · {asked}")]
-    if not page.runs:
-        where = (f"No runs at {query.offset + 1}–; there are {total}."
-                 if query.offset and total else "No runs match.")
-        blocks.append(context(f"{where} Try fewer filters, or `{COMMAND} help`."))
-        text = f"No CDE runs match {' '.join(describe_filter(query.run_filter)) or 'the query'}"
-    else:
-        failed = sum(run.failed for run in page.runs)
-        summary = f"Showing {first}–{last} of {total}"
-        if failed:
-            summary += f" · {plural(failed, 'failed run')} on this page"
-        if shared_by:
-            summary += f" · shared by <@{escape(shared_by)}>"
-        blocks.append(context(summary))
-        for run in page.runs:
-            blocks.extend(_run_summary(run, links))
-        text = (f"CDE runs {' '.join(describe_filter(query.run_filter)) or '(all)'}: "
-                f"showing {first}–{last} of {total}"
-                + (f", {failed} failed" if failed else ""))
+    failed = sum(run.failed for run in page.runs)
+    summary = f"Showing {first}–{last} of {total}"
+    if drift.newer:
+        summary += f" · {plural(drift.newer, 'newer run')} since this list"
+    if failed:
+        summary += f" · {plural(failed, 'failed run')} on this page"
+    if drift.moved:
+        summary += " · the list changed since its first page, so runs may repeat or be skipped"
+    if shared_by:
+        summary += f" · shared by <@{escape(shared_by)}>"
+    blocks.append(context(summary))
+    for run in page.runs:
+        blocks.extend(_run_summary(run, links))
+    text = (f"CDE runs {' '.join(describe_filter(query.run_filter)) or '(all)'}: "
+            f"showing {first}–{last} of {total}"
+            + (f", {failed} failed" if failed else ""))
     buttons = _paging_buttons(page, query)
+    if drift.newer:
+        buttons.append(ButtonElement(text="See newer runs", action_id=f"{ACTION_PAGE}_newer",
+                                     value=query.fresh().to_text()))
     if not shared_by:
         buttons.append(ButtonElement(text="Share in channel", action_id=ACTION_SHARE,
                                      value=query.to_text()))
     if buttons:
         blocks.append(ActionsBlock(block_id="runs_actions", elements=buttons))
+    return message(text, blocks)
+
+
+def _no_runs(page: RunPage, query: ListRuns) -> Message:
+    """Nothing on this page: either nothing matches, or the page is past the end. Nothing
+    to share or page through; past the end, the way back.
+    """
+    words = " ".join(describe_filter(query.run_filter))
+    asked = filter_words(query.run_filter)
+    blocks: list[Block] = [section(f"*CDE runs* · {asked}")]
+    total = page.total
+    if total and query.offset >= total:
+        last = (total - 1) // query.limit * query.limit
+        matching = f" matching {asked}" if words else ""
+        blocks.append(context(
+            f"There {'is' if total == 1 else 'are'} {plural(total, 'run')}{matching}; "
+            f"`from:{query.offset}` is past the end. The last page starts at `from:{last}`."))
+        way_back = [ButtonElement(text="◀ Last page", action_id=f"{ACTION_PAGE}_last",
+                                  value=query.page(last).to_text())]
+        if last:
+            way_back.append(ButtonElement(text="⏮ First page", action_id=f"{ACTION_PAGE}_first",
+                                          value=query.page(0).to_text()))
+        blocks.append(ActionsBlock(block_id="runs_actions", elements=way_back))
+        text = f"CDE runs {words or '(all)'}: from:{query.offset} is past the end ({total} runs)"
+    elif words:
+        blocks.append(context(f"No runs match. Try fewer filters, or `{COMMAND} help`."))
+        text = f"No CDE runs match {words}"
+    else:
+        blocks.append(context("The CDE API lists no runs the bot can see yet."))
+        text = "No CDE runs yet"
     return message(text, blocks)
 
 
@@ -145,8 +185,7 @@ def _paging_buttons(page: RunPage, query: ListRuns) -> list[ButtonElement]:
 
 def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None = None) -> Message:
     """Every field of one run."""
-    header = clip(f"Run {run.state or 'without state'}: {run.site_name or 'unknown site'}",
-                  MAX_HEADER)
+    header = clip(run_title(run), MAX_HEADER)
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=header)),
         section(f"{state_marker(run.state)} · {code(run.id)}"
@@ -191,6 +230,18 @@ def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None
             f" on {run.site_name or 'unknown site'}"
             + (f" (exit code {run.exit_code})" if run.exit_code is not None else ""))
     return message(text, blocks)
+
+
+def run_title(run: Run) -> str:
+    """A run's state as a title, not a command's outcome: `🔴 Failed run on Site 2`."""
+    site = f"on {run.site_name}" if run.site_name else (
+        f"on site {run.site_id}" if run.site_id is not None else "on an unknown site")
+    if run.state == FAILED:
+        return f"🔴 Failed run {site}"
+    if run.state == FINISHED:
+        return f"🟢 Finished run {site}"
+    # Undocumented states (a run still going, say) are named as they are, neutrally.
+    return f"⚪ Run {site} · {run.state or 'no state'}"
 
 
 def _count(value: object) -> str:

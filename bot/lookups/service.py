@@ -11,7 +11,7 @@ import logging
 from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError, CdeNotFound, CdeRejected
 from bot.logs import current_reference
-from bot.lookups import render
+from bot.lookups import paging, render
 from bot.lookups.runs import LinkBuilder, no_links
 from bot.query import Help, ListRuns, QueryError, ShowRun
 from bot.slack.message import Message
@@ -41,8 +41,9 @@ class Lookups:
 
     async def _look_up(self, command: ListRuns | ShowRun, shared_by: str | None) -> Message:
         if isinstance(command, ListRuns):
-            page = await self._cde.list_runs(command.run_filter, offset=command.offset, limit=command.limit)
-            return render.runs_list(page, command, links=self._links, shared_by=shared_by)
+            listed = await paging.list_page(self._cde, command)
+            return render.runs_list(listed.page, listed.query, links=self._links, shared_by=shared_by,
+                                    drift=listed.drift)
         run = await self._cde.get_run(command.run_id)
         return render.run_detail(run, links=self._links, shared_by=shared_by)
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.notices import render as render_notices
 from bot.notices.models import Incident
+from bot.notices.subscriptions import Conversation
 from bot.query import COMMAND, ListSubscriptions, Subscribe, Unsubscribe, parse
 from bot.slack import actions
 from bot.slack.message import Message
 from bot.slack.mrkdwn import escape
-from bot.slack.respond import Services, answered, channel_of, command_name, reply
+from bot.slack.respond import Services, answered, channel_name_of, channel_of, command_name, reply
 
 
 def register(app: AsyncApp) -> None:
@@ -34,7 +35,7 @@ async def is_subscription_command(command: dict[str, Any]) -> bool:
 
 
 async def subscription_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
-                               services: Services) -> None:
+                               context: AsyncBoltContext, services: Services) -> None:
     """Subscribe this channel, list its subscriptions, or remove them."""
     await ack()
     text = command.get("text", "")
@@ -42,6 +43,7 @@ async def subscription_command(ack: AsyncAck, command: dict[str, Any], respond: 
     assert isinstance(parsed, Subscribe | ListSubscriptions | Unsubscribe)  # routed by the matcher
     answer = await services.subscriptions.answer(
         parsed, channel_id=command["channel_id"], user_id=command["user_id"], now=services.clock(),
+        where=_conversation(command, context),
     )
     if answer is not None:
         await reply(respond, answer)
@@ -50,12 +52,12 @@ async def subscription_command(ack: AsyncAck, command: dict[str, Any], respond: 
 
 
 async def subscribe_all(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
-                        services: Services) -> None:
+                        context: AsyncBoltContext, services: Services) -> None:
     """The confirmation button of `/cde subscribe` without filters: follow everything."""
     await ack()
     answer = await services.subscriptions.answer(
         Subscribe(everything=True), channel_id=channel_of(body), user_id=body["user"]["id"],
-        now=services.clock(),
+        now=services.clock(), where=_conversation(body, context),
     )
     if answer is None:
         await respond(delete_original=True)
@@ -94,6 +96,11 @@ async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], resp
                                         incident_id=incident_id)
     if muted is None:
         await reply(respond, _not_tracked(), replace_original=False)
+
+
+def _conversation(body: dict[str, Any], context: AsyncBoltContext) -> Conversation:
+    """The kind of conversation and the bot's user id (Bolt's `auth.test` answer)."""
+    return Conversation(channel_name_of(body), context.bot_user_id)
 
 
 def _taken_by_others(incidents: list[Incident], user: str) -> Message | None:

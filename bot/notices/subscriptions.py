@@ -9,16 +9,36 @@ person is told how to fix it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.notices import render as render_notices
-from bot.query import ListSubscriptions, Subscribe, Unsubscribe
+from bot.query import COMMAND, ListSubscriptions, Subscribe, Unsubscribe, subscription_words
 from bot.slack.message import Message
-from bot.slack.mrkdwn import code
+from bot.slack.mrkdwn import code, escape
 from bot.slack.poster import ChannelUnavailable, SlackError, SlackPoster
 from bot.store.base import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Where a subscription command was given, as far as its answers need to know: the
+    channel's name as Slack sends it (`directmessage` in a DM, `mpdm-...` in a group DM)
+    and the bot's own user id (from `auth.test`), to name the bot as Slack shows it.
+    """
+
+    name: str = ""
+    bot_user_id: str | None = None
+
+    def is_direct(self, channel_id: str) -> bool:
+        """A direct or group message, where no one can invite an app."""
+        return (channel_id.startswith("D") or self.name == "directmessage"
+                or self.name.startswith("mpdm-"))
+
+    def bot(self) -> str:
+        return f"<@{escape(self.bot_user_id)}>" if self.bot_user_id else "me"
 
 
 class Subscriptions:
@@ -28,17 +48,17 @@ class Subscriptions:
 
     async def answer(
         self, command: Subscribe | ListSubscriptions | Unsubscribe, *, channel_id: str, user_id: str,
-        now: datetime,
+        now: datetime, where: Conversation | None = None,
     ) -> Message | None:
         """The ephemeral answer, or None when the answer was posted in the channel."""
         if isinstance(command, ListSubscriptions):
             return render_notices.subscription_list(await self.store.subscriptions(channel_id))
         if isinstance(command, Unsubscribe):
             return await self._unsubscribe(command, channel_id, user_id)
-        return await self._subscribe(command, channel_id, user_id, now)
+        return await self._subscribe(command, channel_id, user_id, now, where or Conversation())
 
     async def _subscribe(self, command: Subscribe, channel_id: str, user_id: str,
-                         now: datetime) -> Message | None:
+                         now: datetime, where: Conversation) -> Message | None:
         if command.notice_filter.is_empty and not command.everything:
             return render_notices.confirm_subscribe_all()
         subscription = await self.store.add_subscription(channel_id, command.notice_filter, user_id, now)
@@ -52,9 +72,7 @@ class Subscriptions:
             await self.store.remove_subscription(channel_id, subscription.id)
             log.warning("subscription in %s taken back: cannot post there (%s)", channel_id, exc.code)
             if isinstance(exc, ChannelUnavailable):
-                return render_notices.plain_answer(
-                    ":warning: I cannot post in this channel, so I did not subscribe it. "
-                    "Invite me first (`/invite @cde-bot`), then subscribe again.", error=True)
+                return _cannot_post(command, channel_id, where)
             return render_notices.plain_answer(
                 f":warning: Slack refused the confirmation post ({code(exc.code)}), so I did not "
                 "subscribe this channel. Try again in a minute.", error=True)
@@ -83,3 +101,20 @@ class Subscriptions:
             log.warning("could not announce unsubscribe in %s: %s", channel_id, exc.code)
             return answer
         return None
+
+
+def _cannot_post(command: Subscribe, channel_id: str, where: Conversation) -> Message:
+    """Why a subscription was taken back when the bot cannot post, and what would work."""
+    if where.is_direct(channel_id):
+        # Slack lets no one add an app to a DM between people or to a group DM; only the
+        # app's own DM with a person is open to it (and there the post succeeds).
+        again = " ".join(["subscribe", *subscription_words(command.notice_filter)]) \
+            if not command.notice_filter.is_empty else "subscribe all"
+        return render_notices.plain_answer(
+            ":warning: Notices need a channel: Slack does not let apps into a direct message "
+            "between people or a group DM, so I cannot post here and did not "
+            f"subscribe it. Run `{COMMAND} {escape(again)}` in a channel instead.", error=True)
+    return render_notices.plain_answer(
+        f":warning: I cannot post in this channel, so I did not subscribe it. Invite {where.bot()} "
+        "to this channel first (`/invite`), then subscribe again.",
+        error=True)

@@ -84,3 +84,11 @@ def channel_of(body: dict[str, Any]) -> str:
     """The channel a command was typed in or a button was clicked in."""
     channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
     return str(channel or (body.get("container") or {}).get("channel_id"))
+
+
+def channel_name_of(body: dict[str, Any]) -> str:
+    """The name Slack gives the conversation: `directmessage` for a DM, `mpdm-...` for a
+    group DM, the channel's name otherwise (empty when the payload has none).
+    """
+    name = body.get("channel_name") or (body.get("channel") or {}).get("name")
+    return str(name or "")

@@ -1,73 +1,22 @@
-"""The console, the demo and the demo API, run as a person would from a shell."""
+"""The demo and the console in a terminal, run as a person would from a shell.
+
+Scripts piped into the console, and the demo API, are tested in the test process:
+tests/console/test_run.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import codecs
 import contextlib
-import json
 import os
 import pty
 import select
 import signal
 import sys
 import time
-from pathlib import Path
-
-import httpx
-
-from bot.demo.api import SampleCdeApi
-from tests.helpers.bot_process import CDE_TOKEN, free_port
 
 FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
-
-
-async def run_cli(*args: str, stdin: str, env: dict[str, str] | None = None,
-                  timeout: float = 90) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-async def test_console_answers_commands_and_button_presses(cde: SampleCdeApi) -> None:
-    env = {"CDE_API_URL": cde.url, "CDE_API_TOKEN": CDE_TOKEN}
-    script = "/cde runs site:1001 state:failed limit:5\nnext\nrun " + FAILED_RUN + "\nruns site:abc\n"
-    code, out, err = await run_cli("console", stdin=script, env=env)
-    assert code == 0, err
-    assert "Showing 1–5 of 23" in out
-    assert "── #console · replaces the answer above ──" in out and "Showing 6–10 of 23" in out
-    assert "[1] Next ▶" in out
-    assert "RUN FAILED: SITE 2" in out and "Exit code: 1" in out
-    assert "`site:abc`: site must be a site id" in out
-    # Every request reached the CDE stand-in with the configured token.
-    assert {r.authorization for r in cde.requests} == {f"Bearer {CDE_TOKEN}"}
-    assert err == ""
-
-
-async def test_console_json_prints_block_kit(cde: SampleCdeApi) -> None:
-    env = {"CDE_API_URL": cde.url, "CDE_API_TOKEN": CDE_TOKEN}
-    code, out, _ = await run_cli("console", "--json", "--user", "U0ALICE", "--channel", "ops",
-                                 stdin="runs site:1002\nshare\n", env=env)
-    assert code == 0
-    decoder, messages, rest = json.JSONDecoder(), [], out.strip()
-    while rest:
-        message, end = decoder.raw_decode(rest)
-        messages.append(message)
-        rest = rest[end:].strip()
-    assert [m["how"] for m in messages] == ["ephemeral", "post"]
-    assert messages[0]["blocks"][0]["type"] == "section" and messages[0]["channel"] == "ops"
-    assert "shared by <@U0ALICE>" in json.dumps(messages[1])
-
-
-async def test_console_without_settings_says_what_is_missing(tmp_path: Path) -> None:
-    code, _, err = await run_cli("console", stdin="runs\n")
-    assert code == 2
-    assert "CDE_API_TOKEN" in err and "cde-bot demo" in err
 
 
 # The demo's pace, quickened: a new run every second (the flaky connector fails on the
@@ -77,14 +26,22 @@ QUICK_DEMO = ("import sys; from bot.console import run; "
               "from bot.__main__ import main; sys.exit(main(['demo']))")
 
 
-async def test_demo_needs_nothing_and_shows_notices_live() -> None:
+# An operator's settings (even broken ones) must neither stop the demo nor leak into it.
+OPERATOR_SETTINGS = {
+    "CDE_LOOKBACK_HOURS": "abc", "CDE_WEB_URL_TEMPLATE": "https://cde.example/runs/{run_id}",
+    "CDE_API_URL": "http://127.0.0.1:9", "SLACK_BOT_TOKEN": "not-a-token",
+}
+
+
+async def test_demo_needs_nothing_ignores_the_environment_and_shows_notices_live() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", QUICK_DEMO,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, **OPERATOR_SETTINGS, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     process.stdin.write(b"runs state:failed limit:2\nsubscribe all\nconfirm\nwait 0.5\n")
+    process.stdin.write(f"run {FAILED_RUN}\n".encode())
     out, deadline = "", time.monotonic() + 60
     decoder = codecs.getincrementaldecoder("utf-8")()  # a read may end inside a character
     live = ("🔴 Failed: connector", "Failed again — 2nd time")
@@ -113,39 +70,7 @@ async def test_demo_needs_nothing_and_shows_notices_live() -> None:
     assert "🔴 Failed: connector" in out  # a notice from the poller, live
     assert "Failed again — 2nd time" in out  # the demo's flaky connector, in the thread
     assert "[1] Next ▶" in out
-
-
-async def test_demo_api_serves_the_sample_api() -> None:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "demo-api", "--port", str(port),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        banner = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        assert "Sample CDE API" in banner
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            headers = {"Authorization": "Bearer demo-token"}
-            page = (await client.get("/runs", params={"state": "failed", "limit": 2},
-                                     headers=headers)).json()
-            assert len(page["data"]) == 2 and page["metadata"]["total"] > 2
-            assert {run["state"] for run in page["data"]} == {"failed"}
-            one = await client.get(f"/runs/{FAILED_RUN}", headers=headers)
-            assert one.json()["data"]["site-name"] == "Site 2"
-            assert (await client.get("/runs")).status_code == 401
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 15) == 0
-
-
-async def test_demo_ignores_the_environment() -> None:
-    # An operator's settings (even broken ones) must neither stop the demo nor leak into it.
-    env = {"CDE_LOOKBACK_HOURS": "abc", "CDE_WEB_URL_TEMPLATE": "https://cde.example/runs/{run_id}",
-           "CDE_API_URL": "http://127.0.0.1:9", "SLACK_BOT_TOKEN": "not-a-token"}
-    code, out, err = await run_cli("demo", stdin=f"run {FAILED_RUN}\n", env=env)
-    assert code == 0, err
-    assert "RUN FAILED: SITE 2" in out
+    assert "FAILED RUN ON SITE 2" in out
     assert "cde.example" not in out
 
 

@@ -2,7 +2,8 @@
 
 Smoke tests of what only a real process shows (the HTTP route, the 3-second ack while the
 API is slow, SIGTERM finishing answers); every listener's behaviour is tested in process
-(tests/lookups, tests/notices, tests/slack).
+(tests/lookups, tests/notices, tests/slack). The tests share one bot process, but for the
+one that stops its bot.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+import pytest_asyncio
 
 from bot.demo.api import SampleCdeApi
-from tests.helpers.bot_process import SIGNING_SECRET, BotProcess
+from tests.helpers.bot_process import SIGNING_SECRET, BotProcess, SharedBot, bot_env, stop_cleanly
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,
@@ -27,6 +32,33 @@ from tests.standins.slack import (
 )
 
 FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture
+def slack(shared_slack: SlackStandIn) -> SlackStandIn:
+    return shared_slack
+
+
+@pytest.fixture
+def cde(shared_cde: SampleCdeApi) -> SampleCdeApi:
+    return shared_cde
+
+
+@pytest.fixture
+def http_bot(shared_http_bot: SharedBot) -> BotProcess:
+    return shared_http_bot.process
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def own_http_bot(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> AsyncIterator[BotProcess]:
+    """A bot of the test's own, for a test that stops it."""
+    bot = BotProcess(bot_env(slack, cde, socket_mode=False, database=tmp_path / "bot.db"),
+                     tmp_path / "bot.log")
+    await bot.start()
+    yield bot
+    await stop_cleanly(bot)
 
 
 async def post(bot: BotProcess, body: bytes, *, secret: str = SIGNING_SECRET,
@@ -92,7 +124,7 @@ async def test_forged_signature_is_refused(http_bot: BotProcess, slack: SlackSta
 
 async def test_ack_within_three_seconds_while_the_api_is_slow(http_bot: BotProcess, slack: SlackStandIn,
                                                                cde: SampleCdeApi) -> None:
-    cde.delay = 5.0
+    cde.delay = 3.5  # longer than the 3 s Slack waits for the ack
     url = slack.new_response_url(channel_id="C0001")
     status, _, elapsed = await post(http_bot, encode_slash_command(
         slash_command_payload("runs state:failed", response_url=url)))
@@ -125,9 +157,9 @@ async def test_healthz_and_unknown_paths(http_bot: BotProcess) -> None:
             assert response.status == 405
 
 
-async def test_sigterm_finishes_in_flight_answers(http_bot: BotProcess, slack: SlackStandIn,
+async def test_sigterm_finishes_in_flight_answers(own_http_bot: BotProcess, slack: SlackStandIn,
                                                   cde: SampleCdeApi) -> None:
-    cde.delay = 1.5
-    _, _, url = await command(http_bot, slack, "runs site:1002")
-    assert await http_bot.stop() == 0
+    cde.delay = 1.0  # the lookup is still under way when SIGTERM comes
+    _, _, url = await command(own_http_bot, slack, "runs site:1002")
+    assert await own_http_bot.stop() == 0
     assert len(slack.responses(url)) == 1

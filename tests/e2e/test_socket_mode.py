@@ -1,24 +1,45 @@
-"""End to end over Socket Mode: the real bot connects to the stand-in's WebSocket."""
+"""End to end over Socket Mode: the real bot connects to the stand-in's WebSocket. The
+tests share one bot process.
+"""
 
 from __future__ import annotations
 
 import json
 
 import aiohttp
+import pytest
 
 from bot.demo.api import SampleCdeApi
-from tests.helpers.bot_process import APP_TOKEN, BotProcess
+from tests.helpers.bot_process import APP_TOKEN, BotProcess, SharedBot
 from tests.helpers.sample import EXTRA_FAILED
 from tests.standins.slack import SlackStandIn, block_kit_errors
 
 FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-async def test_connects_with_the_app_token_through_slack_api_url(socket_bot: BotProcess,
+
+@pytest.fixture
+def slack(shared_slack: SlackStandIn) -> SlackStandIn:
+    return shared_slack
+
+
+@pytest.fixture
+def cde(shared_cde: SampleCdeApi) -> SampleCdeApi:
+    return shared_cde
+
+
+@pytest.fixture
+def socket_bot(shared_socket_bot: SharedBot) -> BotProcess:
+    return shared_socket_bot.process
+
+
+async def test_connects_with_the_app_token_through_slack_api_url(shared_socket_bot: SharedBot,
                                                                  slack: SlackStandIn) -> None:
+    socket_bot = shared_socket_bot.process
     await slack.wait_connected()
     # Once at start-up to check the token, then by the Socket Mode client to connect.
-    opened = slack.calls_to("apps.connections.open")
+    opened = shared_socket_bot.start_up_calls_to("apps.connections.open")
     assert len(opened) == 2
     assert all(call.headers["Authorization"] == f"Bearer {APP_TOKEN}" for call in opened)
     async with aiohttp.ClientSession() as session, session.get(f"{socket_bot.url}/healthz") as response:
@@ -32,7 +53,7 @@ async def test_connects_with_the_app_token_through_slack_api_url(socket_bot: Bot
 async def test_slash_command_acks_at_once_and_answers(socket_bot: BotProcess, slack: SlackStandIn,
                                                       cde: SampleCdeApi) -> None:
     await slack.wait_connected()
-    cde.delay = 4.0
+    cde.delay = 3.5  # longer than the 3 s Slack waits for the ack
     result, url = await slack.send_slash_command("runs site:1002 state:failed")
     assert result.ack_seconds < 3.0, f"ack took {result.ack_seconds:.2f}s"
     assert slack.responses(url) == []  # the slow lookup is still under way

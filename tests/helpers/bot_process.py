@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from tests.helpers.environment import settings_variables
 
 if TYPE_CHECKING:
     from bot.demo.api import SampleCdeApi
-    from tests.standins.slack import SlackStandIn
+    from tests.standins.slack import ApiCall, SlackStandIn
 
 BOT_TOKEN = "xoxb-test-bot-token-0123456789"
 APP_TOKEN = "xapp-test-app-token-0123456789"
@@ -106,6 +107,20 @@ class BotProcess:
     def log(self) -> str:
         """Everything the bot wrote to its stdout and stderr so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass(frozen=True)
+class SharedBot:
+    """A bot process the tests of a module share, and the Web API calls it made starting
+    up (the stand-in's own record of them is reset before each test).
+    """
+
+    process: BotProcess
+    start_up_calls: list[ApiCall]
+
+    def start_up_calls_to(self, method: str) -> list[ApiCall]:
+        """The start-up calls of one Web API method."""
+        return [call for call in self.start_up_calls if call.method == method]
 
 
 def bot_env(slack: SlackStandIn, cde: SampleCdeApi, *, socket_mode: bool,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.demo.api import Fault
+from bot.demo.runs import make_run
 from bot.query import ListRuns, parse
 from tests.helpers.bolt import (
     FAILED_RUN,
@@ -86,7 +88,10 @@ async def test_next_and_previous_page_through_results(bolt: BoltScenario) -> Non
     [second] = bolt.answers(sent)
     assert second["replace_original"] is True
     assert f"Showing 11–20 of {total}" in all_text(second)
-    assert button(second, "runs_page_prev")["value"] == "runs site:1001 state:failed"
+    # Previous leads back to the first page of the same (anchored) list.
+    previous = parse(button(second, "runs_page_prev")["value"])
+    assert isinstance(previous, ListRuns) and previous == parsed.page(0)
+    assert previous.to_text().startswith("runs site:1001 state:failed")
 
     [third] = bolt.answers(await bolt.click_ephemeral("runs_page_next", second))
     assert f"Showing 21–{total} of {total}" in all_text(third)
@@ -194,3 +199,127 @@ async def test_recent_runs_answer_beside_the_notice(bolt: BoltScenario) -> None:
     assert recent["response_type"] == "ephemeral" and recent.get("replace_original") is False
     assert "Showing 1–" in all_text(recent) and "`site:1002`" in all_text(recent)
     assert bolt.slack.messages("C0001") == []  # nothing posted in the channel
+
+
+# ------------------------------------------------------------------ anchored paging
+
+
+def new_failure(bolt: BoltScenario, minutes: int) -> dict[str, object]:
+    """A failed run of site 1001 created `minutes` after the sample's newest one."""
+    newest = max(datetime.fromisoformat(str(r["created-at"])) for r in bolt.cde.runs)
+    run = make_run(state="failed", site_id=1001, started_at=newest + timedelta(minutes=minutes),
+                   created_at=newest + timedelta(minutes=minutes))
+    bolt.cde.add_run(run)
+    return run
+
+
+def run_ids(answer: dict[str, object]) -> list[str]:
+    """The ids of the runs listed, in order (each row starts with its state and id)."""
+    return re.findall(r"circle: [^`]*? · `([0-9a-f-]{36})`", all_text(answer))
+
+
+async def test_next_after_new_runs_arrived_repeats_nothing(bolt: BoltScenario) -> None:
+    [first] = bolt.answers(await bolt.command("runs site:1001 state:failed"))
+    assert f"Showing 1–10 of {EXTRA_FAILED}" in all_text(first)
+    for minutes in (1, 2, 3):
+        new_failure(bolt, minutes)
+    before = len(bolt.cde.requests_to("/runs"))
+    [second] = bolt.answers(await bolt.click_ephemeral("runs_page_next", first))
+    text = all_text(second)
+    # Still the list the person started from: same total, the next ten, nothing repeated.
+    assert f"Showing 11–20 of {EXTRA_FAILED}" in text
+    assert "3 newer runs since this list" in text
+    assert not set(run_ids(first)) & set(run_ids(second))
+    # A later page after arrivals: the page as it is, the anchor's place, the shifted page.
+    assert len(bolt.cde.requests_to("/runs")) - before == 3
+
+    [third] = bolt.answers(await bolt.click_ephemeral("runs_page_next", second))
+    assert f"Showing 21–{EXTRA_FAILED} of {EXTRA_FAILED}" in all_text(third)
+    assert not set(run_ids(third)) & (set(run_ids(first)) | set(run_ids(second)))
+    assert len(run_ids(first) + run_ids(second) + run_ids(third)) == EXTRA_FAILED
+
+    # Previous goes back to the very first page of the same list.
+    [back] = bolt.answers(await bolt.click_ephemeral("runs_page_prev", second))
+    assert run_ids(back) == run_ids(first)
+    assert "3 newer runs since this list" in all_text(back)
+
+
+async def test_the_newer_runs_button_shows_a_fresh_first_page(bolt: BoltScenario) -> None:
+    [first] = bolt.answers(await bolt.command("runs site:1001 state:failed"))
+    arrived = [new_failure(bolt, minutes)["id"] for minutes in (1, 2)]
+    [second] = bolt.answers(await bolt.click_ephemeral("runs_page_next", first))
+    newer = button(second, "runs_page_newer")
+    assert newer["value"] == "runs site:1001 state:failed"  # no anchor: the list as it is now
+    [fresh] = bolt.answers(await bolt.click_ephemeral("runs_page_newer", second))
+    assert fresh["replace_original"] is True
+    assert f"Showing 1–10 of {EXTRA_FAILED + 2}" in all_text(fresh)
+    assert run_ids(fresh)[:2] == [arrived[1], arrived[0]]
+    assert "newer run" not in all_text(fresh)
+
+
+async def test_paging_with_nothing_new_costs_few_requests(bolt: BoltScenario) -> None:
+    [first] = bolt.answers(await bolt.command("runs site:1001 state:failed"))
+    assert len(bolt.cde.requests_to("/runs")) == 1
+    [second] = bolt.answers(await bolt.click_ephemeral("runs_page_next", first))
+    assert "newer run" not in all_text(second)
+    # The page itself, and one run to check that the anchor still opens the list.
+    assert len(bolt.cde.requests_to("/runs")) == 3
+    assert bolt.cde.requests_to("/runs")[-1].query["limit"] == "1"
+    [back] = bolt.answers(await bolt.click_ephemeral("runs_page_prev", second))
+    assert run_ids(back) == run_ids(first)
+    assert len(bolt.cde.requests_to("/runs")) == 4  # the first page holds its own anchor
+
+
+async def test_an_api_that_lists_oldest_first_pages_as_before(bolt: BoltScenario) -> None:
+    oldest_first = sorted(bolt.cde.runs, key=lambda run: str(run.get("created-at")))
+    bolt.cde._newest_first = lambda: oldest_first  # type: ignore[method-assign]
+    [first] = bolt.answers(await bolt.command("runs site:1001 state:failed"))
+    next_value = parse(button(first, "runs_page_next")["value"])
+    # The order is not newest first, so there is nothing to anchor on: plain paging.
+    assert isinstance(next_value, ListRuns) and next_value.anchor is None
+    [second] = bolt.answers(await bolt.click_ephemeral("runs_page_next", first))
+    assert f"Showing 11–20 of {EXTRA_FAILED}" in all_text(second)
+    assert len(bolt.cde.requests_to("/runs")) == 2
+
+
+async def test_a_lost_anchor_falls_back_to_the_plain_page_and_says_so(bolt: BoltScenario) -> None:
+    [first] = bolt.answers(await bolt.command("runs site:1001 state:failed"))
+    # The newest run of the list stops matching (say, it was retried and finished), and
+    # another arrives: the total is unchanged, but the anchor is not where it was.
+    bolt.cde.update_run(run_ids(first)[0], state="finished")
+    new_failure(bolt, 1)
+    [second] = bolt.answers(await bolt.click_ephemeral("runs_page_next", first))
+    text = all_text(second)
+    assert f"Showing 11–20 of {EXTRA_FAILED}" in text
+    assert "runs may repeat or be skipped" in text
+    assert "newer run" not in text
+    following = parse(button(second, "runs_page_next")["value"])
+    assert isinstance(following, ListRuns) and following.anchor is None
+
+
+async def test_a_page_past_the_end_says_how_many_and_offers_the_way_back(bolt: BoltScenario) -> None:
+    [answer] = bolt.answers(await bolt.command("runs site:1001 state:failed from:100000"))
+    text = all_text(answer)
+    assert f"There are {EXTRA_FAILED} runs matching" in text
+    assert "`from:100000` is past the end" in text
+    assert "fewer filters" not in text and "runs_share" not in text
+    last = parse(button(answer, "runs_page_last")["value"])
+    assert isinstance(last, ListRuns) and last.offset == 20
+    [page] = bolt.answers(await bolt.click_ephemeral("runs_page_last", answer))
+    assert f"Showing 21–{EXTRA_FAILED} of {EXTRA_FAILED}" in all_text(page)
+    first = parse(button(answer, "runs_page_first")["value"])
+    assert isinstance(first, ListRuns) and first.offset == 0
+
+
+async def test_an_empty_answer_offers_no_share_and_no_paging(bolt: BoltScenario) -> None:
+    [answer] = bolt.answers(await bolt.command("runs site:4242"))
+    text = all_text(answer)
+    assert "No runs match" in text and "Try fewer filters" in text
+    assert "runs_share" not in text and "runs_page" not in text
+
+
+async def test_runs_by_project_points_to_subscribe(bolt: BoltScenario) -> None:
+    sent = await bolt.command("runs project:650")
+    assert "cannot filter by project" in sent.body
+    assert "`/cde subscribe project:650`" in sent.body
+    assert bolt.cde.requests == []

@@ -25,8 +25,9 @@ from bot.cde.errors import (
 )
 from bot.cde.models import Run, RunFilter, RunPage
 from bot.lookups import render
+from bot.lookups.paging import Drift
 from bot.lookups.runs import no_links, web_links
-from bot.query import MAX_LIMIT, Help, ListRuns, QueryError, ShowRun, parse
+from bot.query import MAX_LIMIT, Anchor, Help, ListRuns, QueryError, ShowRun, parse
 from bot.slack.message import MAX_FALLBACK_TEXT, Message
 from tests.helpers.blockkit import walk
 from tests.helpers.fixtures import load_fixture
@@ -176,13 +177,16 @@ def test_runs_list_of_nothing(runs: list[Run]) -> None:
     assert "runs_page_prev" not in buttons(message)
 
 
-def test_runs_list_past_the_end_offers_previous(runs: list[Run]) -> None:
+def test_runs_list_past_the_end_offers_the_way_back(runs: list[Run]) -> None:
     query = ListRuns(offset=50, limit=10)
     message = render.runs_list(make_page([], offset=50, total=4), query)
     check_limits(message)
-    assert "there are 4" in "\n".join(texts(message))
-    assert "runs_page_next" not in buttons(message)
-    assert parse(buttons(message)["runs_page_prev"]["value"]) == ListRuns(offset=40, limit=10)
+    body = "\n".join(texts(message))
+    assert "There are 4 runs; `from:50` is past the end" in body
+    assert "fewer filters" not in body and "No runs at" not in body
+    found = buttons(message)
+    assert set(found) == {"runs_page_last"}  # the last page is the first: one way back
+    assert parse(found["runs_page_last"]["value"]) == ListRuns(offset=0, limit=10)
 
 
 def test_runs_list_fallback_counts_without_names(runs: list[Run]) -> None:
@@ -283,7 +287,7 @@ def test_a_run_with_huge_fields_stays_within_slack_limits(failed_run: Run) -> No
     for text in texts(message):
         assert_escaped(text)
     header = texts(message, "plain_text")[0]
-    assert header.startswith("Run failed: x & y x & y")
+    assert header.startswith("🔴 Failed run on x & y x & y")
 
 
 # ------------------------------------------------------------------------------ pagination
@@ -393,7 +397,7 @@ def test_the_header_is_plain_text() -> None:
     header = message.blocks[0]
     assert header["type"] == "header"
     assert header["text"]["type"] == "plain_text"
-    assert header["text"]["text"] == "Run failed: <!channel>"
+    assert header["text"]["text"] == "🔴 Failed run on <!channel>"
 
 
 # Mostly mrkdwn's control characters and link/mention syntax, plus any other character.
@@ -436,7 +440,7 @@ def test_run_detail_of_a_reference_run(failed_run: Run) -> None:
     for label in ("Started", "Finished", "Created"):
         assert shown[label].startswith("<!date^"), label
     assert shown["Created"].endswith("|2025-01-02 10:00 UTC>")
-    assert texts(message, "plain_text")[0] == "Run failed: Site 2"
+    assert texts(message, "plain_text")[0] == "🔴 Failed run on Site 2"
     assert message.text == f"CDE run {failed_run.id}: failed on Site 2 (exit code 1)"
 
 
@@ -653,3 +657,72 @@ def test_message_refuses_more_than_fifty_blocks() -> None:
     with pytest.raises(ValueError, match="51 blocks"):
         Message("x", [{"type": "divider"}] * 51)
     assert len(Message("x", [{"type": "divider"}] * 50).blocks) == 50
+
+
+# ------------------------------------------------------------------ wording of lists and runs
+
+
+def test_an_empty_list_offers_no_share_and_no_paging() -> None:
+    for query in (ListRuns(RunFilter(site_id=9)), ListRuns(), ListRuns(RunFilter(site_id=9), offset=30)):
+        message = render.runs_list(make_page([], offset=query.offset, total=0), query)
+        check_limits(message)
+        assert buttons(message) == {}, query
+
+
+def test_try_fewer_filters_only_when_filters_matched_nothing() -> None:
+    filtered = "\n".join(texts(render.runs_list(make_page([], total=0), ListRuns(RunFilter(site_id=9)))))
+    assert "No runs match. Try fewer filters" in filtered
+    unfiltered = render.runs_list(make_page([], total=0), ListRuns())
+    assert "fewer filters" not in "\n".join(texts(unfiltered))
+    assert "no runs the bot can see" in "\n".join(texts(unfiltered))
+
+
+def test_past_the_end_names_the_count_and_offers_last_and_first_pages() -> None:
+    query = ListRuns(RunFilter(state="failed"), offset=100000)
+    message = render.runs_list(make_page([], offset=100000, total=37), query)
+    body = "\n".join(texts(message))
+    assert "There are 37 runs matching `state:failed`; `from:100000` is past the end" in body
+    assert "`from:30`" in body
+    assert "fewer filters" not in body and "No runs at" not in body
+    found = buttons(message)
+    assert set(found) == {"runs_page_last", "runs_page_first"}
+    assert parse(found["runs_page_last"]["value"]) == query.page(30)
+    assert parse(found["runs_page_first"]["value"]) == query.page(0)
+    one = render.runs_list(make_page([], offset=5, total=1), ListRuns(offset=5))
+    assert "There is 1 run; `from:5` is past the end" in "\n".join(texts(one))
+
+
+def test_an_anchored_page_counts_newer_runs_and_offers_them(page_of_ten: list[Run]) -> None:
+    anchor = Anchor(RUN_ID, 37)
+    query = ListRuns(RunFilter(site_id=1001), offset=10, anchor=anchor)
+    message = render.runs_list(make_page(page_of_ten, offset=10, total=37), query,
+                               drift=Drift(newer=3))
+    check_limits(message)
+    assert "Showing 11–20 of 37 · 3 newer runs since this list" in "\n".join(texts(message))
+    found = buttons(message)
+    assert parse(found["runs_page_newer"]["value"]) == ListRuns(RunFilter(site_id=1001))
+    assert parse(found["runs_page_next"]["value"]) == query.page(20)
+    assert parse(found["runs_page_prev"]["value"]) == query.page(0)
+    assert parse(found["runs_share"]["value"]) == query
+    quiet = render.runs_list(make_page(page_of_ten, offset=10, total=37), query)
+    assert "runs_page_newer" not in buttons(quiet) and "newer run" not in "\n".join(texts(quiet))
+
+
+def test_a_page_whose_list_moved_says_so(page_of_ten: list[Run]) -> None:
+    message = render.runs_list(make_page(page_of_ten, offset=10, total=37), ListRuns(offset=10),
+                               drift=Drift(moved=True))
+    assert "runs may repeat or be skipped" in "\n".join(texts(message))
+
+
+@pytest.mark.parametrize(("changes", "title"), [
+    ({"state": "failed", "site-name": "Site 2"}, "🔴 Failed run on Site 2"),
+    ({"state": "finished", "site-name": "Site 2"}, "🟢 Finished run on Site 2"),
+    ({"state": "running", "site-name": "Site 2"}, "⚪ Run on Site 2 · running"),
+    ({"state": None, "site-name": None, "site-id": 7}, "⚪ Run on site 7 · no state"),
+    ({"state": "failed", "site-name": None, "site-id": None}, "🔴 Failed run on an unknown site"),
+])
+def test_the_run_title_reads_as_the_runs_state(changes: dict[str, Any], title: str) -> None:
+    message = render.run_detail(make_run(**changes))
+    header = texts(message, "plain_text")[0]
+    assert header == title
+    assert not header.startswith("Run failed")

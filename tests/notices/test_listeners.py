@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.bolt import OPS, BoltScenario, all_text, bolt_scenario
+from tests.standins.slack import BOT_USER_ID, encode_slash_command, slash_command_payload
 
 OTHER = "C0002"
 
@@ -71,7 +72,9 @@ async def test_subscriptions_belong_to_their_channel(bolt: BoltScenario) -> None
 async def test_subscribing_where_the_bot_cannot_post_is_refused(bolt: BoltScenario) -> None:
     bolt.slack.fail_next("chat.postMessage", status=200, error="not_in_channel")
     [answer] = bolt.answers(await bolt.command("subscribe site:1001"))
-    assert "/invite @cde-bot" in all_text(answer)
+    # The bot is named as Slack shows it (its user id from auth.test), never by a fixed name.
+    assert f"Invite <@{BOT_USER_ID}> to this channel first (`/invite`)" in all_text(answer)
+    assert "@cde-bot" not in all_text(answer)
     [listing] = bolt.answers(await bolt.command("subscriptions"))
     assert "follows no failures" in all_text(listing)
 
@@ -152,3 +155,41 @@ async def test_a_mute_choice_the_bot_never_offers_is_refused(bolt: BoltScenario,
     assert await bolt.store.active_mutes(bolt.services.clock()) == []
     stored = await bolt.store.incident(incident.id)
     assert stored == incident
+
+
+async def command_in(bolt: BoltScenario, text: str, *, channel_id: str,
+                     channel_name: str) -> list[dict[str, object]]:
+    """`/cde text` typed in a conversation Slack names `channel_name`; the answers."""
+    url = bolt.slack.new_response_url(channel_id=channel_id, user_id="U0001")
+    payload = slash_command_payload(text, response_url=url, channel_id=channel_id,
+                                    channel_name=channel_name)
+    await bolt.dispatch(encode_slash_command(payload))
+    return bolt.slack.responses(url)
+
+
+@pytest.mark.parametrize(("channel_id", "channel_name"), [
+    ("D0PEOPLE1", "directmessage"),          # a DM between two people
+    ("G0GROUP01", "mpdm-alice--bob--carol-1"),  # a group DM
+    ("C0GROUP02", "mpdm-alice--bob-1"),
+])
+async def test_subscribing_in_a_direct_message_explains_that_notices_need_a_channel(
+    bolt: BoltScenario, channel_id: str, channel_name: str,
+) -> None:
+    # Slack keeps apps out of DMs between people and group DMs: the post is refused.
+    bolt.slack.fail_next("chat.postMessage", status=200, error="channel_not_found")
+    [answer] = await command_in(bolt, "subscribe site:1001", channel_id=channel_id,
+                                channel_name=channel_name)
+    text = all_text(answer)
+    assert "Notices need a channel" in text
+    assert "`/cde subscribe site:1001` in a channel" in text
+    assert "/invite" not in text  # Slack allows no invitation there
+    [listing] = await command_in(bolt, "subscriptions", channel_id=channel_id, channel_name=channel_name)
+    assert "follows no failures" in all_text(listing)
+
+
+async def test_the_bots_own_direct_message_can_be_subscribed(bolt: BoltScenario) -> None:
+    # An app may post in its own DM with a person, so a subscription there stands.
+    answers = await command_in(bolt, "subscribe site:1001", channel_id="D0BOTDM01",
+                               channel_name="directmessage")
+    assert answers == []
+    assert "subscribed this channel" in all_text(bolt.slack.messages("D0BOTDM01"))

@@ -323,7 +323,7 @@ async def test_subscribing_where_the_bot_cannot_post_is_refused(notices: Notices
     slack.fail_next("chat.postMessage", status=200, error="not_in_channel")
     url = await notices.command("subscribe site:1001")
     [answer] = await slack.wait_for_response(url)
-    assert "/invite @cde-bot" in text_of(answer)
+    assert "/invite" in text_of(answer) and "@cde-bot" not in text_of(answer)
     url = await notices.command("subscriptions")
     [listing] = await slack.wait_for_response(url)
     assert "follows no failures" in text_of(listing)

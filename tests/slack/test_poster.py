@@ -209,13 +209,20 @@ async def test_an_ok_answer_without_a_ts_is_unavailable(serve: Callable[[Handler
 
 
 async def test_a_timeout_is_unavailable(serve: Callable[[Handler], Awaitable[str]]) -> None:
+    gave_up = asyncio.Event()
+
     async def answer(request: web.Request) -> web.Response:
-        await asyncio.sleep(5)
+        # Slack answers only once the poster has stopped waiting. The server's shutdown
+        # waits for handlers still running, so the answer is released as the test ends.
+        await gave_up.wait()
         return web.json_response({"ok": True, "ts": "1.0"})
 
     poster = poster_for(await serve(answer), timeout=1)
-    with pytest.raises(SlackUnavailable) as caught:
-        await poster.post("C0001", NOTICE)
+    try:
+        with pytest.raises(SlackUnavailable) as caught:
+            await poster.post("C0001", NOTICE)
+    finally:
+        gave_up.set()
     assert_mapped(caught.value, SlackUnavailable, "TimeoutError")
     assert isinstance(caught.value.__cause__, TimeoutError)
 

@@ -70,6 +70,20 @@ class SlackState:
         """Web API base URL for ``AsyncWebClient(base_url=...)``."""
         return self.url + "api/"
 
+    def reset(self) -> None:
+        """Forget what was seen (Web API calls, messages and threads, response_urls and
+        their posts, Socket Mode messages) and every fault still queued, so a test sharing
+        the stand-in sees only what happens during it. Open WebSockets stay open, and the
+        count of connections made goes on.
+        """
+        self.calls.clear()
+        self.socket_received.clear()
+        self._messages.clear()
+        self._replies.clear()
+        self._response_urls.clear()
+        self._faults.clear()
+        self._notify()
+
     def add_channel(self, channel_id: str, name: str) -> None:
         """Name a channel, for the payloads Slack sends from it."""
         self.channel_names[channel_id] = name

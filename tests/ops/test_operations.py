@@ -1,19 +1,24 @@
-"""End to end: `/readyz`, `/metrics` and JSON logs of the real bot process, in both transports."""
+"""`/readyz`, `/metrics` and JSON logs of the bot served as `cde-bot serve` serves it
+(in the test process), in both transports."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
-from tests.helpers.bot_process import SECRETS, BotProcess, bot_env, stop_cleanly
+from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, CDE_TOKEN, SECRETS, SIGNING_SECRET, bot_env
 from tests.helpers.events import command
+from tests.helpers.sample import sample_runs
+from tests.helpers.served_bot import ServedBot, settings_from, stop_cleanly
 from tests.helpers.waiting import until
 from tests.standins.slack import SlackStandIn
 
@@ -22,17 +27,30 @@ FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 STALE_SECONDS = 3
 
 
-async def get(bot: BotProcess, path: str) -> tuple[int, str]:
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    async with SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN,
+                            signing_secret=SIGNING_SECRET) as standin:
+        yield standin
+
+
+@pytest.fixture
+async def cde() -> AsyncIterator[SampleCdeApi]:
+    async with SampleCdeApi(sample_runs(), token=CDE_TOKEN) as api:
+        yield api
+
+
+async def get(bot: ServedBot, path: str) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session, session.get(f"{bot.url}{path}") as response:
         return response.status, await response.text()
 
 
-async def readyz(bot: BotProcess) -> tuple[int, dict[str, Any]]:
+async def readyz(bot: ServedBot) -> tuple[int, dict[str, Any]]:
     status, body = await get(bot, "/readyz")
     return status, json.loads(body)
 
 
-async def scrape(bot: BotProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+async def scrape(bot: ServedBot) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     status, text = await get(bot, "/metrics")
     assert status == 200
     return {
@@ -46,16 +64,24 @@ def metric(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
     return scraped.get((name, frozenset(labels.items())), 0.0)
 
 
-def start_bot(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, *, socket_mode: bool) -> BotProcess:
+async def start_bot(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    *, socket_mode: bool) -> ServedBot:
     env = bot_env(slack, cde, socket_mode=socket_mode, database=tmp_path / "bot.db") | {
         "CDE_POLL_INTERVAL": "1",
         "CDE_POLL_STALE_SECONDS": str(STALE_SECONDS),
         "LOG_FORMAT": "json",
     }
-    return BotProcess(env, tmp_path / "bot.log")
+    bot = ServedBot(settings_from(env, monkeypatch))
+    bot.start()
+    try:
+        await bot.wait_ready()
+    except BaseException:
+        await bot.stop()
+        raise
+    return bot
 
 
-def check_json_log(bot: BotProcess) -> list[dict[str, Any]]:
+def check_json_log(bot: ServedBot) -> list[dict[str, Any]]:
     """Every line of the bot's output is one JSON object, and none holds a secret."""
     text = bot.log()
     assert text, "the bot logged nothing"
@@ -73,9 +99,8 @@ def check_json_log(bot: BotProcess) -> list[dict[str, Any]]:
 
 
 async def test_http_mode_ready_metrics_stale_polls_and_json_logs(
-        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
-    bot = start_bot(slack, cde, tmp_path, socket_mode=False)
-    await bot.start()
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bot = await start_bot(slack, cde, tmp_path, monkeypatch, socket_mode=False)
     try:
         status, body = await readyz(bot)
         assert status == 200, body
@@ -140,9 +165,9 @@ async def test_http_mode_ready_metrics_stale_polls_and_json_logs(
     assert any(e["message"].startswith("poll failed") for e in entries)
 
 
-async def test_socket_mode_ready_and_metrics(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
-    bot = start_bot(slack, cde, tmp_path, socket_mode=True)
-    await bot.start()
+async def test_socket_mode_ready_and_metrics(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    bot = await start_bot(slack, cde, tmp_path, monkeypatch, socket_mode=True)
     try:
         await slack.wait_connected()
         status, body = await readyz(bot)
