@@ -39,6 +39,7 @@ async def test_check_passes_in_http_mode(slack: SlackStandIn, cde: SampleCdeApi,
                                          monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     env = bot_env(slack, cde, socket_mode=False, database=tmp_path / "bot.db")
+    (tmp_path / "bot.db").touch()  # check opens the database, it never creates one
     code, output = await run_check(env, monkeypatch, capsys)
     assert code == 0, output
     assert all(line.startswith("✓ ") for line in output.splitlines()), output
@@ -49,6 +50,7 @@ async def test_check_fails_with_the_fix(slack: SlackStandIn, cde: SampleCdeApi, 
                                         monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     env = bot_env(slack, cde, socket_mode=True, database=tmp_path / "bot.db")
+    (tmp_path / "bot.db").touch()
     env["CDE_API_TOKEN"] = "cde-revoked-token-000000"
     code, output = await run_check(env, monkeypatch, capsys)
     assert code == 1, output
@@ -84,7 +86,7 @@ async def test_check_reports_bad_settings(monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     code, output = await run_check({"SLACK_BOT_TOKEN": "not-a-token", "LOG_LEVEL": "LOUD"},
                                    monkeypatch, capsys)
-    assert code == 1, output
+    assert code == 2, output  # bad settings: the same status as serve and console give
     assert output.startswith("✗ Settings — ")
     for name in ("SLACK_BOT_TOKEN", "CDE_API_TOKEN", "LOG_LEVEL", "SLACK_SIGNING_SECRET"):
         assert f"  - {name}:" in output
