@@ -34,7 +34,7 @@ from bot.slack.app import Services, build_app, register
 from bot.slack.client import web_client
 from bot.slack.poster import SlackPoster
 from bot.store.sql import SqlStore, store_from_url
-from tests.helpers.sample import sample_runs
+from tests.helpers.sample import FAILED_RUN, sample_runs
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,
@@ -48,7 +48,6 @@ BOT_TOKEN = "xoxb-in-process-bot-token-0123"
 SIGNING_SECRET = "in-process-signing-secret-0123"
 CDE_TOKEN = "cde-in-process-token-0123"
 OPS = "C0001"
-FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 # A click on a button of an ephemeral answer carries this container, as Slack sends it.
 EPHEMERAL = {"type": "message", "message_ts": "1700000000.000001", "channel_id": OPS,
              "is_ephemeral": True}
