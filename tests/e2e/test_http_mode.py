@@ -8,7 +8,6 @@ one that stops its bot.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ import pytest_asyncio
 from bot.demo.api import SampleCdeApi
 from tests.helpers.bot_process import BotProcess, SharedBot, bot_env, stop_cleanly
 from tests.helpers.events import command, post
+from tests.helpers.sample import FAILED_RUN
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,
@@ -30,8 +30,6 @@ from tests.standins.slack import (
     encode_slash_command,
     slash_command_payload,
 )
-
-FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -76,6 +74,20 @@ def all_text(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False)
 
 
+async def test_auth_test_is_called_once_at_start_up_and_never_for_a_command(
+    shared_http_bot: SharedBot, slack: SlackStandIn
+) -> None:
+    # Start-up hands its `auth.test` answer to Bolt (`prime_authorization`): without it Bolt
+    # would call `auth.test` before its first listener, inside the 3-second ack budget. Bolt
+    # keeps the answer of its first call, so this test comes first in the module: after
+    # another test's command it would pass whether start-up had primed Bolt or not.
+    assert len(shared_http_bot.start_up_calls_to("auth.test")) == 1
+    status, _, url = await command(shared_http_bot.process, slack, "runs site:1002 state:failed")
+    assert status == 200
+    await slack.wait_for_response(url)
+    assert slack.calls_to("auth.test") == []
+
+
 async def test_runs_lookup_answers_through_response_url(http_bot: BotProcess, slack: SlackStandIn,
                                                          cde: SampleCdeApi) -> None:
     status, body, url = await command(http_bot, slack, "runs site:1002 state:failed")
@@ -98,10 +110,16 @@ async def test_forged_signature_is_refused(http_bot: BotProcess, slack: SlackSta
     stale = int(time.time()) - 600
     status, _, url2 = await command(http_bot, slack, "runs", timestamp=stale)
     assert status == 401
-    await asyncio.sleep(0.5)
+    # A signed command after them: once its answer is in, the bot has handled the refused
+    # ones too, sent earlier, and anything they had started would have shown.
+    status, _, signed = await command(http_bot, slack, "runs site:1002 state:failed")
+    assert status == 200
+    await slack.wait_for_response(signed)
     assert slack.response_posts(url) == [] and slack.response_posts(url2) == []
-    # No lookup was made: the only requests are the 1-run ones of the start-up check and idle polls.
-    assert [r for r in cde.requests if r.query != {"from": "0", "limit": "1"}] == []
+    # No lookup was made for them: beside the 1-run requests of the start-up check and idle
+    # polls, the only request is the signed command's.
+    [lookup] = [r for r in cde.requests if r.query != {"from": "0", "limit": "1"}]
+    assert lookup.query == {"site-id": "1002", "state": "failed", "from": "0", "limit": "10"}
 
 
 async def test_ack_within_three_seconds_while_the_api_is_slow(http_bot: BotProcess, slack: SlackStandIn,

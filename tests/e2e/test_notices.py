@@ -2,9 +2,9 @@
 every second and posts a notice to the Slack stand-in; a restarted bot neither repeats it
 nor misses what failed while it was down.
 
-The notice in HTTP mode is shown by tests/e2e/test_operations.py; repeats, recoveries,
-digests, rate limits, outages and the notice buttons in process by
-tests/test_notice_scenarios.py, with the same parts and polls run by the test.
+The notice in HTTP mode is shown by tests/ops/test_operations.py (the bot served in the
+test process); repeats, recoveries, digests, rate limits, outages and the notice buttons in
+process by tests/notices/test_scenarios.py, with the same parts and polls run by the test.
 """
 
 from __future__ import annotations

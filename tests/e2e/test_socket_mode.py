@@ -11,10 +11,8 @@ import pytest
 
 from bot.demo.api import SampleCdeApi
 from tests.helpers.bot_process import APP_TOKEN, BotProcess, SharedBot
-from tests.helpers.sample import EXTRA_FAILED
+from tests.helpers.sample import EXTRA_FAILED, FAILED_RUN
 from tests.standins.slack import SlackStandIn, block_kit_errors
-
-FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

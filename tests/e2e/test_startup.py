@@ -1,7 +1,7 @@
 """Starting and stopping the real bot: a failed start is an exit status and one line,
 signals stop it cleanly, and work under way is finished first.
 
-Why a start fails, case by case, is tested in the test process: tests/test_serve_startup.py.
+Why a start fails, case by case, is tested in the test process: tests/test_server.py.
 """
 
 from __future__ import annotations

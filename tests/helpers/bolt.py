@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ from bot.slack.app import Services, build_app, register
 from bot.slack.client import web_client
 from bot.slack.poster import SlackPoster
 from bot.store.sql import SqlStore, store_from_url
-from tests.helpers.sample import sample_runs
+from tests.helpers.sample import FAILED_RUN, sample_runs
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,
@@ -48,7 +48,6 @@ BOT_TOKEN = "xoxb-in-process-bot-token-0123"
 SIGNING_SECRET = "in-process-signing-secret-0123"
 CDE_TOKEN = "cde-in-process-token-0123"
 OPS = "C0001"
-FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 # A click on a button of an ephemeral answer carries this container, as Slack sends it.
 EPHEMERAL = {"type": "message", "message_ts": "1700000000.000001", "channel_id": OPS,
              "is_ephemeral": True}
@@ -85,12 +84,12 @@ class BoltScenario:
     async def dispatch(self, body: bytes, *, secret: str = SIGNING_SECRET,
                        timestamp: int | None = None) -> BoltResponse:
         """Sign `body` as Slack would, dispatch it, and wait for the listener it started."""
-        headers: dict[str, str | Sequence[str]] = {"content-type": ["application/x-www-form-urlencoded"]} | {
-            name.lower(): [value] for name, value in sign_request(secret, body, timestamp).items()
-        }
-        before = asyncio.all_tasks()
-        response = await self.app.async_dispatch(AsyncBoltRequest(body=body.decode(), headers=headers))
-        await _listeners_done(before)
+        headers: dict[str, str | Sequence[str]] = {"content-type": ["application/x-www-form-urlencoded"]}
+        signature = sign_request(secret, body, timestamp)
+        headers.update((name.lower(), [value]) for name, value in signature.items())
+        with _tasks_created() as created:
+            response = await self.app.async_dispatch(AsyncBoltRequest(body=body.decode(), headers=headers))
+        await _listeners_done(response, created)
         return response
 
     async def command(self, text: str, *, channel: str = OPS, user: str = "U0001",
@@ -140,12 +139,48 @@ class BoltScenario:
         return self.slack.responses(sent.response_url)
 
 
-async def _listeners_done(before: set[asyncio.Task[Any]]) -> None:
+# The name of the coroutine Bolt runs a listener in once it has acked (a private function
+# nested in `AsyncioListenerRunner.run`: Bolt offers no public way to wait for a listener).
+BOLT_LISTENER_TASK = "run_ack_function_asynchronously"
+
+
+@contextlib.contextmanager
+def _tasks_created() -> Iterator[list[asyncio.Task[Any]]]:
+    """Every task the running loop creates inside the block, finished ones included
+    (`asyncio.all_tasks()` forgets a listener that was quicker than Bolt's ack polling).
+    """
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    created: list[asyncio.Task[Any]] = []
+
+    def record(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        task = (previous(loop, coro, **kwargs) if previous is not None
+                else asyncio.Task(coro, loop=loop, **kwargs))
+        assert isinstance(task, asyncio.Task)
+        created.append(task)
+        return task
+
+    loop.set_task_factory(record)
+    try:
+        yield created
+    finally:
+        loop.set_task_factory(previous)
+
+
+async def _listeners_done(response: BoltResponse, created: list[asyncio.Task[Any]]) -> None:
     # With process_before_response=False Bolt acks first and runs the listener (and on
     # failure the error handler) in a task of its own; wait for those tasks, and only
     # those: the stand-ins' connection tasks live on.
-    started = [task for task in asyncio.all_tasks() - before
-               if task.get_coro().__name__ == "run_ack_function_asynchronously"]  # type: ignore[union-attr]
+    started = [task for task in created if task.get_coro().__name__ == BOLT_LISTENER_TASK]  # type: ignore[union-attr]
+    if response.status == 200 and not started:
+        # Every request a scenario sends that Bolt acks with 200 went to a listener. No task
+        # of that name means Bolt renamed its runner's coroutine: fail here, or every
+        # scenario would read the stand-ins before its listener had run and race it.
+        raise AssertionError(
+            f"Bolt acked with 200 but started no {BOLT_LISTENER_TASK!r} task (its tasks: "
+            f"{sorted({task.get_coro().__qualname__ for task in created})}); "  # type: ignore[union-attr]
+            "tests/helpers/bolt.py must learn how this Bolt version runs a listener"
+        )
     if started:
         await asyncio.wait_for(asyncio.gather(*started), LISTENER_TIMEOUT)
 

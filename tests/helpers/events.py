@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from bot.slack.client import EVENTS_PATH
 from tests.helpers.bot_process import SIGNING_SECRET
 from tests.standins.slack import SlackStandIn, encode_slash_command, sign_request, slash_command_payload
 
@@ -25,7 +26,7 @@ async def post(bot: Served, body: bytes, *, secret: str = SIGNING_SECRET,
                **sign_request(secret, body, timestamp)}
     started = time.monotonic()
     async with aiohttp.ClientSession() as session, session.post(
-        f"{bot.url}/slack/events", data=body, headers=headers
+        f"{bot.url}{EVENTS_PATH}", data=body, headers=headers
     ) as response:
         return response.status, await response.text(), time.monotonic() - started
 

@@ -10,6 +10,8 @@ from bot.demo.runs import make_run
 from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET
 from tests.standins.slack import SlackStandIn
 
+# The reference runs' one failed run, at site 1002.
+FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 # Site 1001 gets 23 more failed runs, so that a filtered list has three pages of ten.
 EXTRA_FAILED = 23
 

@@ -13,13 +13,12 @@ from bot.demo.api import Fault
 from bot.demo.runs import make_run
 from bot.query import ListRuns, parse
 from tests.helpers.bolt import (
-    FAILED_RUN,
     BoltScenario,
     all_text,
     bolt_scenario,
     button,
 )
-from tests.helpers.sample import EXTRA_FAILED
+from tests.helpers.sample import EXTRA_FAILED, FAILED_RUN
 from tests.standins.slack import block_kit_errors
 
 

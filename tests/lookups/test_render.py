@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from typing import Any
 
@@ -28,10 +27,9 @@ from bot.lookups import render
 from bot.lookups.paging import Drift
 from bot.lookups.runs import no_links, web_links
 from bot.query import MAX_LIMIT, Anchor, Help, ListRuns, QueryError, ShowRun, parse
-from bot.slack.message import MAX_FALLBACK_TEXT, Message
-from tests.helpers.blockkit import walk
+from bot.slack.message import Message
+from tests.helpers.blockkit import assert_escaped, assert_fits, buttons, walk
 from tests.helpers.fixtures import load_fixture
-from tests.standins.slack import block_kit_errors
 
 RUN_ID = "019e16f3-bfc3-7993-bd03-ad2089ed3b04"
 CONNECTOR_ID = "019e16f3-bfa8-7390-9e63-3354f9aa2939"
@@ -44,10 +42,6 @@ def texts(message: Message, kind: str = "mrkdwn") -> list[str]:
     return [obj["text"] for obj in walk(message.blocks) if obj.get("type") == kind and "text" in obj]
 
 
-def buttons(message: Message) -> dict[str, dict[str, Any]]:
-    return {obj["action_id"]: obj for obj in walk(message.blocks) if obj.get("type") == "button"}
-
-
 def fields_of(message: Message) -> dict[str, str]:
     """`*Label*\\nvalue` fields of section blocks, as label -> value."""
     result = {}
@@ -56,54 +50,6 @@ def fields_of(message: Message) -> dict[str, str]:
             label, _, value = item["text"].partition("\n")
             result[label.strip("*")] = value
     return result
-
-
-def check_limits(message: Message) -> None:
-    """Slack's Block Kit limits (tests/standins/slack/blockkit.py plus the ones it leaves out)."""
-    assert isinstance(message.text, str)
-    assert message.text.strip(), "the fallback text must not be empty"
-    assert len(message.text) <= MAX_FALLBACK_TEXT
-    assert block_kit_errors(message.blocks) == []
-    assert 1 <= len(message.blocks) <= 50
-    for block in message.blocks:
-        kind = block["type"]
-        if kind == "section":
-            if "text" in block:
-                assert 1 <= len(block["text"]["text"]) <= 3000
-            fields = block.get("fields") or []
-            assert len(fields) <= 10
-            assert all(len(f["text"]) <= 2000 for f in fields)
-            assert "text" in block or fields
-        elif kind == "header":
-            assert block["text"]["type"] == "plain_text"
-            assert 1 <= len(block["text"]["text"]) <= 150
-        elif kind == "context":
-            elements = block.get("elements") or []
-            assert 1 <= len(elements) <= 10
-            assert all(len(e.get("text", "")) <= 3000 for e in elements)
-        elif kind == "actions":
-            assert 1 <= len(block.get("elements") or []) <= 25, "an actions block needs elements"
-    for button in buttons(message).values():
-        assert len(button["text"]["text"]) <= 75
-        assert len(button.get("value", "")) <= 2000
-        assert len(button.get("url", "")) <= 3000
-        assert len(button["action_id"]) <= 255
-    json.dumps(message.as_kwargs())  # what is sent to Slack must be JSON
-
-
-# Tokens the renderer itself writes into mrkdwn; anything else with < or > is raw outside text.
-OWN_TOKENS = re.compile(
-    r"<!date\^-?\d+\^\{date_short_pretty\} \{time\}\|[^<>|]*>"
-    r"|<@[^<>|]*>"
-    r"|<https?://[^<>|\s]*\|[^<>|]*>"
-)
-
-
-def assert_escaped(text: str) -> None:
-    rest = OWN_TOKENS.sub("", text)
-    assert "<" not in rest, text
-    assert ">" not in rest, text
-    assert rest.count("&") == len(re.findall(r"&(amp|lt|gt);", rest)), text
 
 
 def make_run(body: dict[str, Any] | None = None, **changes: Any) -> Run:
@@ -138,7 +84,7 @@ def test_runs_list_of_the_reference_page(runs_list_body: dict[str, Any]) -> None
     page = RunPage.model_validate(runs_list_body)
     query = ListRuns(RunFilter(site_id=1001))
     message = render.runs_list(page, query)
-    check_limits(message)
+    assert_fits(message)
     body = "\n".join(texts(message))
     assert "`site:1001`" in body
     assert "Showing 1–4 of 4" in body
@@ -168,7 +114,7 @@ def test_runs_list_shows_date_tokens_and_durations(runs: list[Run]) -> None:
 
 def test_runs_list_of_nothing(runs: list[Run]) -> None:
     message = render.runs_list(make_page([], total=0), ListRuns(RunFilter(state="failed")))
-    check_limits(message)
+    assert_fits(message)
     body = "\n".join(texts(message))
     assert "No runs match" in body
     assert "/cde help" in body
@@ -180,7 +126,7 @@ def test_runs_list_of_nothing(runs: list[Run]) -> None:
 def test_runs_list_past_the_end_offers_the_way_back(runs: list[Run]) -> None:
     query = ListRuns(offset=50, limit=10)
     message = render.runs_list(make_page([], offset=50, total=4), query)
-    check_limits(message)
+    assert_fits(message)
     body = "\n".join(texts(message))
     assert "There are 4 runs; `from:50` is past the end" in body
     assert "fewer filters" not in body and "No runs at" not in body
@@ -198,14 +144,14 @@ def test_unknown_state_is_shown_neutrally(runs: list[Run]) -> None:
     running = make_run(runs[0].model_dump(by_alias=True, mode="json"), state="running", **{"exit-code": None,
                        "finished-at": None})
     message = render.runs_list(make_page([running], total=1), ListRuns())
-    check_limits(message)
+    assert_fits(message)
     body = "\n".join(texts(message))
     assert ":white_circle: running" in body
     assert "red_circle" not in body
     assert "failed" not in body
     assert "failed" not in message.text
     detail = render.run_detail(running)
-    check_limits(detail)
+    assert_fits(detail)
     detail_body = "\n".join(texts(detail))
     assert ":white_circle: running" in detail_body
     assert "red_circle" not in detail_body
@@ -224,7 +170,7 @@ def test_unknown_state_with_markup_is_escaped() -> None:
 def test_a_run_with_only_an_id_renders_dashes() -> None:
     run = make_run()
     listing = render.runs_list(make_page([run], total=1), ListRuns())
-    check_limits(listing)
+    assert_fits(listing)
     body = "\n".join(texts(listing))
     assert f"`{RUN_ID}`" in body
     assert "_no state_" in body
@@ -233,7 +179,7 @@ def test_a_run_with_only_an_id_renders_dashes() -> None:
     assert "Started —" in body
 
     detail = render.run_detail(run)
-    check_limits(detail)
+    assert_fits(detail)
     shown = fields_of(detail)
     for label in ("Site", "Project", "Account", "Process", "Exit code", "Started", "Finished", "Duration",
                   "Created", "Docker image", "Container API version", "CLI command", "Registered secrets",
@@ -248,7 +194,7 @@ def test_a_shared_run_with_only_an_id_has_valid_blocks() -> None:
     # Nothing to click: no connector and site, no web link, and already shared. Slack rejects an
     # actions block without elements, so there must be none.
     message = render.run_detail(make_run(), shared_by="U123")
-    check_limits(message)
+    assert_fits(message)
     assert buttons(message) == {}
     assert all(block["type"] != "actions" for block in message.blocks)
 
@@ -265,13 +211,13 @@ def test_a_full_page_of_long_names_stays_within_slack_limits(reference_runs: lis
                            connector_version="1" * 64)
     query = ListRuns(run_filter, offset=20, limit=MAX_LIMIT)
     message = render.runs_list(make_page(runs, offset=20, total=10_000), query)
-    check_limits(message)
+    assert_fits(message)
     assert len(message.blocks) <= 50
     assert {"runs_page_prev", "runs_page_next", "runs_share"} <= set(buttons(message))
     for text in texts(message):
         assert_escaped(text)
     shared = render.runs_list(make_page(runs, offset=20, total=10_000), query, shared_by="U1")
-    check_limits(shared)
+    assert_fits(shared)
 
 
 def test_a_run_with_huge_fields_stays_within_slack_limits(failed_run: Run) -> None:
@@ -283,7 +229,7 @@ def test_a_run_with_huge_fields_stays_within_slack_limits(failed_run: Run) -> No
         "connector-setup-config": {"k" * 50: "<v> & ```" * 100, "n": list(range(2000))},
     }
     message = render.run_detail(make_run(body), links=web_links("https://cde.example.com/runs/{run_id}"))
-    check_limits(message)
+    assert_fits(message)
     for text in texts(message):
         assert_escaped(text)
     header = texts(message, "plain_text")[0]
@@ -301,7 +247,7 @@ def page_of_ten(reference_runs: list[dict[str, Any]]) -> list[Run]:
 def test_first_page_has_next_but_no_previous(page_of_ten: list[Run]) -> None:
     query = ListRuns(RunFilter(state="failed"), offset=0, limit=10)
     message = render.runs_list(make_page(page_of_ten, total=25), query)
-    check_limits(message)
+    assert_fits(message)
     found = buttons(message)
     assert "runs_page_prev" not in found
     assert parse(found["runs_page_next"]["value"]) == ListRuns(RunFilter(state="failed"), offset=10, limit=10)
@@ -347,7 +293,7 @@ def test_without_a_total_there_is_no_next_page(page_of_ten: list[Run]) -> None:
 
 def test_a_shared_list_has_no_share_button_and_says_who_shared(runs: list[Run]) -> None:
     message = render.runs_list(make_page(runs, total=4), ListRuns(), shared_by="U123")
-    check_limits(message)
+    assert_fits(message)
     assert "runs_share" not in buttons(message)
     assert "shared by <@U123>" in "\n".join(texts(message))
 
@@ -417,7 +363,7 @@ def test_any_outside_text_is_escaped_and_within_limits(
                       "cli-command": site, "connector-setup-config": {"x": project}})
     for message in (render.runs_list(make_page([run], total=30), ListRuns(), shared_by=shared_by),
                     render.run_detail(run, shared_by=shared_by)):
-        check_limits(message)
+        assert_fits(message)
         for text in texts(message):
             assert_escaped(text)
         assert_escaped(message.text)
@@ -428,7 +374,7 @@ def test_any_outside_text_is_escaped_and_within_limits(
 
 def test_run_detail_of_a_reference_run(failed_run: Run) -> None:
     message = render.run_detail(failed_run)
-    check_limits(message)
+    assert_fits(message)
     shown = fields_of(message)
     assert shown["Site"] == "Site 2 (1002)"
     assert shown["Project"] == "Project 2 (650)"
@@ -476,7 +422,7 @@ def test_secrets_and_authentications_are_counted_never_shown(failed_run: Run) ->
     run = make_run(failed_run.model_dump(by_alias=True, mode="json"),
                    **{"registered-secrets": secrets, "authentications": auths})
     message = render.run_detail(run)
-    check_limits(message)
+    assert_fits(message)
     sent = json.dumps(message.as_kwargs())
     for secret in ("SECRET-VALUE-ONE", "hunter2-secret", "auth-secret-token", "API_KEY", "access_token"):
         assert secret not in sent
@@ -497,7 +443,7 @@ def test_a_secret_given_as_a_string_is_not_shown() -> None:
 
 def test_setup_config_is_shown_as_escaped_json() -> None:
     message = render.run_detail(make_run(**{"connector-setup-config": {"feed": "<a> & ```b```"}}))
-    check_limits(message)
+    assert_fits(message)
     block = next(t for t in texts(message) if t.startswith("*Connector setup config*"))
     assert '"feed": "&lt;a&gt; &amp; ' in block
     assert block.count("```") == 2
@@ -510,7 +456,7 @@ def test_setup_config_is_shown_as_escaped_json() -> None:
                                                             ("run", False, True), ("bogus", True, True)])
 def test_help_message(topic: str | None, has_runs: bool, has_run: bool) -> None:
     message = render.help_message(Help(topic))
-    check_limits(message)
+    assert_fits(message)
     body = "\n".join(texts(message))
     assert ("*List runs*" in body) is has_runs
     assert ("*Show one run*" in body) is has_run
@@ -530,7 +476,7 @@ def test_query_error(text: str) -> None:
     error = parse(text)
     assert isinstance(error, QueryError)
     message = render.query_error(error)
-    check_limits(message)
+    assert_fits(message)
     body = "\n".join(texts(message))
     assert body.startswith(":warning: ")
     if error.usage:
@@ -551,7 +497,7 @@ def test_query_error_names_the_word() -> None:
 
 def _api_message(error: CdeError, reference: str | None = None) -> tuple[str, str]:
     message = render.api_error(error, reference=reference)
-    check_limits(message)
+    assert_fits(message)
     assert len(message.blocks) == 1
     body = "\n".join(texts(message))
     assert not message.text.startswith(":"), "the fallback has no leading emoji"
@@ -637,7 +583,7 @@ def test_api_error_does_not_echo_internal_exception_text() -> None:
 
 def test_run_not_found() -> None:
     message = render.run_not_found(RUN_ID)
-    check_limits(message)
+    assert_fits(message)
     body = "\n".join(texts(message))
     assert f"`{RUN_ID}`" in body
     assert "/cde runs" in body
@@ -646,7 +592,7 @@ def test_run_not_found() -> None:
 
 def test_internal_error() -> None:
     message = render.internal_error("ref-0042")
-    check_limits(message)
+    assert_fits(message)
     body = "\n".join(texts(message))
     assert "`ref-0042`" in body
     assert "ref-0042" in message.text
@@ -665,7 +611,7 @@ def test_message_refuses_more_than_fifty_blocks() -> None:
 def test_an_empty_list_offers_no_share_and_no_paging() -> None:
     for query in (ListRuns(RunFilter(site_id=9)), ListRuns(), ListRuns(RunFilter(site_id=9), offset=30)):
         message = render.runs_list(make_page([], offset=query.offset, total=0), query)
-        check_limits(message)
+        assert_fits(message)
         assert buttons(message) == {}, query
 
 
@@ -697,7 +643,7 @@ def test_an_anchored_page_counts_newer_runs_and_offers_them(page_of_ten: list[Ru
     query = ListRuns(RunFilter(site_id=1001), offset=10, anchor=anchor)
     message = render.runs_list(make_page(page_of_ten, offset=10, total=37), query,
                                drift=Drift(newer=3))
-    check_limits(message)
+    assert_fits(message)
     assert "Showing 11–20 of 37 · 3 newer runs since this list" in "\n".join(texts(message))
     found = buttons(message)
     assert parse(found["runs_page_newer"]["value"]) == ListRuns(RunFilter(site_id=1001))

@@ -15,8 +15,7 @@ from bot.notices import render as rn
 from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
 from bot.query import ListRuns, Subscribe, parse
 from bot.slack.message import Message
-from tests.helpers.blockkit import walk
-from tests.standins.slack import block_kit_errors
+from tests.helpers.blockkit import assert_escaped, assert_fits, buttons, walk
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CONNECTOR = "019e16f3-bf9c-7485-b60b-ff3407921934"
@@ -30,7 +29,6 @@ NASTY = {
     "account_name": "a & b",
     "connector_version": "<!here>",
 }
-RAW_NASTY = ("<!channel>", "<https://evil", "<!here>", "a & b")
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -68,35 +66,12 @@ def all_text(message: Message) -> str:
     return "\n".join(mrkdwn_texts(message))
 
 
-def buttons(message: Message) -> dict[str, dict[str, Any]]:
-    return {obj["action_id"]: obj for obj in walk(message.blocks) if obj.get("type") == "button"}
-
-
 def selects(message: Message) -> dict[str, dict[str, Any]]:
     return {obj["action_id"]: obj for obj in walk(message.blocks) if obj.get("type") == "static_select"}
 
 
 def interactive(message: Message) -> set[str]:
     return set(buttons(message)) | set(selects(message))
-
-
-# Tokens the bot itself writes; everything else of `<`, `>` and `&` must be escaped.
-_OWN_TOKENS = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|[^<>]*>|<@[^<>]+>")
-_BARE_AMP = re.compile(r"&(?!amp;|lt;|gt;)")
-
-
-def assert_escaped(text: str) -> None:
-    rest = _OWN_TOKENS.sub("", text)
-    assert "<" not in rest and ">" not in rest, text
-    assert not _BARE_AMP.search(rest), text
-    for raw in RAW_NASTY:
-        assert raw not in text, (raw, text)
-
-
-def assert_fits(message: Message) -> None:
-    assert block_kit_errors(message.blocks) == []
-    assert 1 <= len(message.text) <= 4000
-    assert len(message.blocks) <= 50
 
 
 # --------------------------------------------------------------------------- ordinal

@@ -16,12 +16,12 @@ from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
 from tests.helpers.bot_process import SECRETS, bot_env
 from tests.helpers.events import command
+from tests.helpers.sample import FAILED_RUN
 from tests.helpers.served_bot import ServedBot, settings_from, stop_cleanly
 from tests.helpers.waiting import until
 from tests.standins.slack import SlackStandIn
 
 OPS = "C0001"
-FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 STALE_SECONDS = 3
 
 

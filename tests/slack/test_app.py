@@ -8,14 +8,18 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.lookups.service import Lookup, Lookups
 from bot.slack.message import Message
 from tests.helpers.bolt import BoltScenario, all_text, bolt_scenario, with_lookups
+from tests.standins.slack import encode_slash_command, sign_request, slash_command_payload
 
 
 class BrokenLookups(Lookups):
@@ -25,9 +29,16 @@ class BrokenLookups(Lookups):
         pass
 
     async def answer(self, command: Lookup, *, shared_by: str | None = None) -> Message:
-        # Fails after a moment, as a lookup would after its first I/O. (Bolt reads the ack
-        # every 10 ms; a listener failing sooner after its ack, with an error handler that
-        # is as quick, can leave Bolt without the ack it sent.)
+        # Fails after a moment, as a lookup would after its first I/O, and not sooner, for a
+        # race in Bolt (slack-bolt 1.30, AsyncioListenerRunner.run with
+        # process_before_response=False): Bolt runs the listener in a task and reads
+        # `ack.response` every 10 ms to find the ack's answer. When the listener raises, the
+        # runner's task sets `ack.response = None` after the error handler (it passes the
+        # handler no response, the ack being already sent). A listener that acks and fails
+        # before Bolt's next read, with an error handler as quick, leaves Bolt without the
+        # ack it sent: Bolt polls on until its 3-second ack timeout and the HTTP reply is a
+        # 404 "unhandled request". 50 ms is five reads later. The race itself is
+        # `test_bolt_keeps_the_ack_of_a_listener_that_fails_right_after_it` below.
         await asyncio.sleep(0.05)
         raise KeyError("site-name")
 
@@ -102,3 +113,40 @@ async def test_an_error_in_an_ack_answer_is_logged_and_refused(broken: BoltScena
     sent = await broken.command("help")
     assert sent.status == 500
     assert "Unhandled error" in caplog.text
+
+
+async def _one_workspace(**_: object) -> AuthorizeResult:
+    return AuthorizeResult(enterprise_id=None, team_id="T0001", bot_token="xoxb-race",
+                           bot_user_id="U0BOT", bot_id="B0BOT")
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "slack-bolt 1.30 loses the ack of a listener that raises within 10 ms of acking: its "
+    "runner resets ack.response to None after the error handler, and the reply becomes a "
+    "404 after the 3-second ack timeout (see BrokenLookups). Passing means Bolt fixed it: "
+    "drop this mark and BrokenLookups' sleep."))
+async def test_bolt_keeps_the_ack_of_a_listener_that_fails_right_after_it() -> None:
+    # A bare app, not the bot's: the bot's error handler answers on the response_url, and
+    # that I/O lets Bolt read the ack in time, or not. Here nothing awaits I/O between the
+    # ack and the reset, so Bolt's first read, 10 ms on, always comes too late.
+    app = AsyncApp(signing_secret="race-secret", authorize=_one_workspace,
+                   process_before_response=False)
+
+    @app.command("/cde")
+    async def fails_after_acking(ack: AsyncAck) -> None:
+        await ack()
+        raise KeyError("site-name")
+
+    @app.error
+    async def ignore(error: Exception) -> None:
+        pass
+
+    # Bolt offers no ack timeout for commands; 1 s instead of 3 keeps the test short.
+    [listener] = app._async_listeners
+    listener.ack_timeout = 1
+    body = encode_slash_command(slash_command_payload(
+        "runs", response_url="http://127.0.0.1:9/unused", channel_id="C0001", user_id="U0001"))
+    headers: dict[str, str | Sequence[str]] = {"content-type": ["application/x-www-form-urlencoded"]}
+    headers.update((name.lower(), [value]) for name, value in sign_request("race-secret", body).items())
+    response = await app.async_dispatch(AsyncBoltRequest(body=body.decode(), headers=headers))
+    assert response.status == 200, (response.status, response.body)

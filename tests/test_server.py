@@ -1,26 +1,34 @@
-"""What `serve` checks before it is ready: the CDE token like `cde-bot check` (a rejected one
-stops start-up, an unreachable API is a warning), Slack's Web API with retries while it
-cannot be reached (`/healthz` 503 meanwhile), and what an idle poll tells `/readyz`.
+"""bot/server.py, in the test process: what `serve` checks before it is ready and why a
+start fails, case by case (bad settings, rejected tokens, the CDE token checked like
+`cde-bot check`, Slack's Web API waited for while out of reach with `/healthz` 503
+meanwhile), how `cde-bot serve` turns a failed start into its exit status and one line, and
+what an idle poll tells `/readyz`.
+
+The real process's side of this (its signals, and one failed start as the shell sees it)
+is tested in tests/e2e/test_startup.py.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import AsyncIterator
+import socket
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.config import load_settings
+import bot.server
+from bot.__main__ import main
+from bot.config import Settings, load_settings
 from bot.demo.api import SampleCdeApi
 from bot.slack.app import build_app
 from bot.slack.client import web_client
+from tests.helpers import bot_process
 from tests.helpers.bot_in_process import InProcessBot
 from tests.helpers.bot_process import (
-    APP_TOKEN,
     BOT_TOKEN,
     CDE_TOKEN,
     SECRETS,
@@ -28,24 +36,130 @@ from tests.helpers.bot_process import (
     BotProcess,
     bot_env,
     free_port,
-    stop_cleanly,
 )
-from tests.helpers.sample import sample_runs
+from tests.helpers.served_bot import ServedBot, settings_from, stop_cleanly
 from tests.helpers.waiting import until
 from tests.standins.slack import SlackStandIn
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    async with SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN,
-                            signing_secret=SIGNING_SECRET) as standin:
-        yield standin
+async def failed_start(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """Why `serve` gave up, with `env` as its environment."""
+    return str(await ServedBot(settings_from(env, monkeypatch)).failed_start())
+
+
+def test_missing_settings_are_listed_at_once(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "LOUD")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "not-a-token")
+    assert main(["serve", "--host", "127.0.0.1"]) == 2
+    log = capsys.readouterr().err
+    for name in ("SLACK_BOT_TOKEN", "CDE_API_TOKEN", "LOG_LEVEL", "SLACK_SIGNING_SECRET"):
+        assert f"  - {name}:" in log
+    assert "not-a-token" not in log
+    assert "Traceback" not in log
+
+
+async def test_a_rejected_bot_token_stops_start_up(slack: SlackStandIn, cde: SampleCdeApi,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    env = bot_env(slack, cde, socket_mode=False) | {"SLACK_BOT_TOKEN": "xoxb-revoked-0000000"}
+    assert "Slack rejected SLACK_BOT_TOKEN (invalid_auth)" in await failed_start(env, monkeypatch)
+
+
+async def test_a_rejected_app_token_stops_start_up(slack: SlackStandIn, cde: SampleCdeApi,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    env = bot_env(slack, cde, socket_mode=True) | {"SLACK_APP_TOKEN": "xapp-revoked-0000000"}
+    reason = await failed_start(env, monkeypatch)
+    assert "Slack rejected SLACK_APP_TOKEN" in reason and "connections:write" in reason
+
+
+async def test_an_api_url_that_is_not_slack_stops_start_up(slack: SlackStandIn, cde: SampleCdeApi,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CDE stand-in answers /auth.test with a 404 that is not Slack's JSON.
+    env = bot_env(slack, cde, socket_mode=False) | {"SLACK_API_URL": cde.url + "/"}
+    assert "SLACK_API_URL does not answer like Slack's Web API" in await failed_start(env, monkeypatch)
+
+
+async def test_an_unwritable_database_stops_start_up(slack: SlackStandIn, cde: SampleCdeApi,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = bot_env(slack, cde, socket_mode=False, database=blocker / "bot.db")
+    assert "DATABASE_URL" in await failed_start(env, monkeypatch)
+
+
+async def test_a_busy_port_stops_start_up(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as first:  # another process, listening on the bot's port
+        first.bind(("127.0.0.1", 0))
+        first.listen()
+        port = first.getsockname()[1]
+        env = bot_env(slack, cde, socket_mode=False, database=tmp_path / "bot.db") | {"PORT": str(port)}
+        reason = await failed_start(env, monkeypatch)
+    assert f"cannot listen on 127.0.0.1:{port}" in reason and "set PORT to a free port" in reason
+
+
+async def test_a_token_with_a_trailing_newline_works(slack: SlackStandIn, cde: SampleCdeApi,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = bot_env(slack, cde, socket_mode=True, database=tmp_path / "bot.db")
+    env["CDE_API_TOKEN"] = CDE_TOKEN + "\n"
+    served = ServedBot(settings_from(env, monkeypatch))
+    served.start()
+    try:
+        await served.wait_ready()
+        await slack.wait_connected()
+        _, url = await slack.send_slash_command("runs site:1002")
+        [answer] = await slack.wait_for_response(url)
+        assert "Showing 1–1 of 1" in json.dumps(answer, ensure_ascii=False)
+    finally:
+        await stop_cleanly(served)
+
+
+# -- how the command line reports a failed start ------------------------------------------
 
 
 @pytest.fixture
-async def cde() -> AsyncIterator[SampleCdeApi]:
-    async with SampleCdeApi(sample_runs(), token=CDE_TOKEN) as api:
-        yield api
+def valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                        "CDE_API_TOKEN": CDE_TOKEN}.items():
+        monkeypatch.setenv(name, value)
+
+
+def serve_failing_with(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    async def failing(settings: Settings, **_: object) -> None:
+        raise error
+
+    monkeypatch.setattr(bot.server, "serve", failing)
+
+
+@pytest.mark.usefixtures("valid_settings")
+def test_a_failed_start_is_one_line_and_exit_status_1(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    serve_failing_with(monkeypatch, bot.server.StartupError("the reason, and what to do"))
+    assert main(["serve", "--host", "127.0.0.1"]) == 1
+    assert capsys.readouterr().err == "cde-bot cannot start: the reason, and what to do\n"
+
+
+@pytest.mark.usefixtures("valid_settings")
+def test_a_failed_start_is_a_json_line_with_json_logs(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    serve_failing_with(monkeypatch, bot.server.StartupError("the reason"))
+    assert main(["serve"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == logging.getLevelName(logging.CRITICAL)
+    assert entry["message"] == "cde-bot cannot start: the reason"
+
+
+@pytest.mark.usefixtures("valid_settings")
+def test_ctrl_c_during_start_up_exits_0(monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    serve_failing_with(monkeypatch, KeyboardInterrupt())
+    assert main(["serve"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+# -- helpers for the checks at start ---------------------------------------------------------
 
 
 async def healthz(bot: BotProcess) -> int:
@@ -84,7 +198,7 @@ async def test_an_unreachable_cde_api_is_a_warning_and_the_bot_starts(slack: Sla
         [warning] = [line for line in bot.log().splitlines() if "CDE API not checked at start" in line]
         assert " WARNING " in warning and "cannot connect to" in warning and "polls will retry" in warning
     finally:
-        await stop_cleanly(bot)
+        await bot_process.stop_cleanly(bot)
 
 
 # -- Slack's Web API out of reach at start ---------------------------------------------------------
@@ -128,7 +242,7 @@ async def test_http_mode_waits_for_slack_and_then_starts(slack: SlackStandIn, cd
         assert " WARNING " in line and "trying again in 1 s" in line
         assert "cde-bot ready" in log
     finally:
-        await stop_cleanly(bot)
+        await bot_process.stop_cleanly(bot)
         await runner.cleanup()
 
 
@@ -139,7 +253,7 @@ async def test_a_stop_while_waiting_for_slack_is_clean(slack: SlackStandIn, cde:
     bot = BotProcess(env, tmp_path / "bot.log")
     await bot.start(wait_ready=False)
     await until(lambda: "cannot reach Slack's Web API" in bot.log(), "a retry said in the log")
-    await stop_cleanly(bot)
+    await bot_process.stop_cleanly(bot)
     assert "cde-bot ready" not in bot.log()
 
 
