@@ -38,7 +38,8 @@ from bot.ops.check import probe_cde, public_url
 from bot.ops.http import Health, http_app
 from bot.ops.metrics import Metrics
 from bot.ops.readiness import Readiness, stale_after
-from bot.slack.app import Services, build_app, register
+from bot.services import Services
+from bot.slack.app import build_app, register
 from bot.slack.client import TokenCheckFailed, verify_tokens, web_client
 from bot.slack.poster import SlackPoster
 from bot.store.base import Store, StoreError

@@ -7,7 +7,7 @@ ids. Errors are not caught here: `bot.slack.app`'s one error handler answers the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
@@ -18,7 +18,10 @@ from bot.query import COMMAND, ListSubscriptions, Subscribe, Unsubscribe, parse
 from bot.slack import actions
 from bot.slack.message import Message
 from bot.slack.mrkdwn import escape
-from bot.slack.respond import Services, answered, channel_name_of, channel_of, command_name, reply
+from bot.slack.respond import answered, channel_name_of, channel_of, command_name, reply
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 
 def register(app: AsyncApp) -> None:

@@ -23,7 +23,8 @@ from bot.logs import current_reference, new_reference, request_id
 from bot.lookups import listeners as lookup_listeners
 from bot.lookups import render
 from bot.notices import listeners as notice_listeners
-from bot.slack.respond import Services, answered, channel_of, command_name, mark_received, reply
+from bot.services import Services
+from bot.slack.respond import answered, channel_of, command_name, mark_received, reply
 
 __all__ = ["Services", "build_app", "register"]
 

@@ -1,8 +1,5 @@
-"""What every listener shares: the services it calls, how it answers through the
-`response_url`, and how an answer is logged and counted.
-
-Listeners receive `Services` by name: `bot.slack.app.register` puts it into Bolt's request
-context as `services`, and Bolt passes any context key to a listener that names it.
+"""What every listener shares: how it answers through the `response_url`, and how an
+answer is logged and counted.
 """
 
 from __future__ import annotations
@@ -10,18 +7,14 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncRespond
 
-from bot.lookups.service import Lookups
-from bot.notices.oncall import OnCall
-from bot.notices.subscriptions import Subscriptions
-from bot.ops.metrics import Metrics
 from bot.slack.message import Message
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 _received: contextvars.ContextVar[float] = contextvars.ContextVar("received", default=0.0)
@@ -29,17 +22,6 @@ _received: contextvars.ContextVar[float] = contextvars.ContextVar("received", de
 # Metric labels of the sub-commands; anything else typed is counted as asking for help.
 _COMMAND_NAMES = {"runs": "runs", "run": "run", "subscribe": "subscribe", "subscriptions": "subscriptions",
                   "subs": "subscriptions", "unsubscribe": "unsubscribe"}
-
-
-@dataclass(frozen=True)
-class Services:
-    """What the listeners call; each is plain Python, testable without Slack."""
-
-    lookups: Lookups
-    subscriptions: Subscriptions
-    oncall: OnCall
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    metrics: Metrics | None = None
 
 
 def mark_received() -> None:
