@@ -21,9 +21,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings
 from bot.logs import current_reference, new_reference, request_id
 from bot.lookups import listeners as lookup_listeners
-from bot.lookups import render
 from bot.notices import listeners as notice_listeners
 from bot.services import Services
+from bot.slack.message import internal_error
 from bot.slack.respond import answered, channel_of, command_name, mark_received, reply
 
 __all__ = ["Services", "build_app", "register"]
@@ -99,7 +99,7 @@ async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond
     answered(context.get("services"), command_name(str(body.get("text", ""))) if "command" in body
              else "button", "internal_error")
     if respond is not None and respond.response_url:
-        await reply(respond, render.internal_error(reference), replace_original=False)
+        await reply(respond, internal_error(reference), replace_original=False)
 
 
 def _kind(body: dict[str, Any]) -> str:
