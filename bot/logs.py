@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -128,3 +129,17 @@ def current_reference() -> str:
     """
     current = request_id.get()
     return current if current != "-" else new_reference()
+
+
+def public_url(url: str) -> str:
+    """`url` without user info, query or fragment, any of which may carry a credential."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        path = "" if parts.path == "/" else parts.path
+        return urlunsplit((parts.scheme, netloc, path, "", ""))
+    except ValueError:
+        return "(unparseable URL)"

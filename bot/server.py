@@ -28,15 +28,16 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.cde.client import DEFAULT_RETRY, CdeClient
 from bot.config import Settings
+from bot.logs import public_url
 from bot.lookups.runs import web_links
 from bot.lookups.service import Lookups
 from bot.notices.oncall import OnCall
 from bot.notices.poller import Poller, PollerConfig, PollReport
 from bot.notices.scheduler import PollScheduler
 from bot.notices.subscriptions import Subscriptions
-from bot.ops.check import probe_cde, public_url
 from bot.ops.http import Health, http_app
 from bot.ops.metrics import Metrics
+from bot.ops.probe import probe_cde
 from bot.ops.readiness import Readiness, stale_after
 from bot.services import Services
 from bot.slack.app import build_app, register
@@ -218,13 +219,13 @@ async def _check_cde(settings: Settings) -> None:
     """The CDE check of `cde-bot check`: a rejected token stops start-up; an API that cannot
     be asked now is only a warning, as every poll tries again."""
     probe = await probe_cde(settings)
-    if probe.error is None:
-        log.info("CDE API: %s", probe.result.detail)
+    if probe.ok:
+        log.info("CDE API: %s", probe.detail)
     elif probe.token_rejected:
-        raise StartupError(f"the CDE API refused CDE_API_TOKEN: {probe.result.detail}: {probe.result.fix}")
+        raise StartupError(f"the CDE API refused CDE_API_TOKEN: {probe.detail}: {probe.fix}")
     else:
         log.warning("CDE API not checked at start: %s (%s); starting anyway, polls will retry",
-                    probe.result.detail, probe.result.fix)
+                    probe.detail, probe.fix)
 
 
 async def _shut_down(bot: Bot, scheduler: PollScheduler, socket: AsyncSocketModeHandler | None,
