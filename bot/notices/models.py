@@ -59,6 +59,14 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class NoticeRef:
+    """A posted notice (or digest): the channel it is in and its message's `ts`."""
+
+    channel_id: str
+    message_ts: str
+
+
+@dataclass(frozen=True)
 class Incident:
     """Failures of one connector on one site, told in one channel, until it recovers.
 
