@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from bot.lookups.runs import LinkBuilder, no_links
 from bot.notices import render as render_notices
+from bot.notices.best_effort import best_effort
 from bot.notices.models import Incident, Mute, NoticeRef
 from bot.slack.message import Message
 from bot.slack.poster import SlackError, SlackPoster
@@ -45,18 +46,12 @@ class OnCall:
         """
         key = (incident.channel_id, incident.message_ts)
         async with self._redraw_locks.setdefault(key, asyncio.Lock()):
-            try:
+            # The state is saved and the next change draws it again, so a redraw never fails
+            # the poll or the click.
+            with best_effort(log, "update notice %s in %s", incident.message_ts, incident.channel_id):
                 incident = await self.store.incident(incident.id) or incident
                 await self.poster.update(incident.channel_id, incident.message_ts,
                                          await self.draw(incident, now))
-            except SlackError as exc:
-                log.warning("could not update notice %s in %s: %s", incident.message_ts,
-                            incident.channel_id, exc.code)
-            except Exception:
-                # Anything else (the database, a bug in drawing): the state is saved and the
-                # next change draws it again, so a redraw never fails the poll or the click.
-                log.exception("could not update notice %s in %s", incident.message_ts,
-                              incident.channel_id)
 
     async def acknowledge(self, notice: NoticeRef, user: str, now: datetime) -> list[Incident]:
         """Mark every open incident of this message as taken by `user`; the message's

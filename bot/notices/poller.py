@@ -22,11 +22,11 @@ from bot.cde.models import FAILED, FINISHED, Run, RunFilter
 from bot.cde.scan import SCAN_MAX_PAGES, ScanResult, runs_since
 from bot.notices import outage, triage
 from bot.notices import render as render_notices
+from bot.notices.best_effort import best_effort
 from bot.notices.deliver import Delivery, Outcome
 from bot.notices.models import Incident, Subscription
 from bot.notices.oncall import OnCall
 from bot.slack.message import Message
-from bot.slack.poster import SlackError
 from bot.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -283,14 +283,10 @@ class Poller:
         channel = self.config.admin_channel
         if not channel:
             return True
-        try:
+        # An alert for the admins must never hold up the channels' notices.
+        with best_effort(log, "post in the admin channel %s", channel, level=logging.ERROR) as attempt:
             await self.poster.post(channel, message)
-        except SlackError as exc:
-            log.error("could not post in the admin channel %s: %s", channel, exc.code)
-            return False
-        except Exception:
-            # An alert for the admins must never hold up the channels' notices.
-            log.exception("could not post in the admin channel %s", channel)
+        if attempt.failed:
             return False
         report.count_post("admin")
         return True
