@@ -69,7 +69,7 @@ class Bot:
     cde: CdeClient
     store: Store
     app: AsyncApp
-    notifier: Poller
+    poller: Poller
     health: Health = field(default_factory=Health)
     metrics: Metrics = field(default_factory=Metrics)
     readiness: Readiness | None = None
@@ -88,7 +88,7 @@ class Bot:
         links = web_links(settings.cde_web_url_template)
         poster = SlackPoster(client)
         oncall = OnCall(store, poster, links)
-        notifier = Poller(cde, store, oncall, PollerConfig(
+        poller = Poller(cde, store, oncall, PollerConfig(
             window=timedelta(hours=settings.cde_lookback_hours),
             digest_threshold=settings.notice_digest_threshold,
             outage_alert_after=timedelta(minutes=settings.cde_outage_alert_minutes),
@@ -97,12 +97,12 @@ class Bot:
         app = build_app(settings, client)
         register(app, Services(Lookups(cde, links), Subscriptions(store, poster), oncall,
                                metrics=metrics))
-        return cls(settings, client, cde, store, app, notifier, metrics=metrics)
+        return cls(settings, client, cde, store, app, poller, metrics=metrics)
 
     async def poll_once(self) -> PollReport:
         """One poll, recorded for `/metrics` and `/readyz`; a crash is counted, then raised."""
         try:
-            report = await self.notifier.poll_once()
+            report = await self.poller.poll_once()
         except Exception:
             self.metrics.poll_finished("crashed")
             raise
