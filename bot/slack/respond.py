@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncRespond
 
+from bot.query import canonical_subcommand
 from bot.slack.message import Message
 
 if TYPE_CHECKING:
@@ -19,9 +20,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _received: contextvars.ContextVar[float] = contextvars.ContextVar("received", default=0.0)
 
-# Metric labels of the sub-commands; anything else typed is counted as asking for help.
-_COMMAND_NAMES = {"runs": "runs", "run": "run", "subscribe": "subscribe", "subscriptions": "subscriptions",
-                  "subs": "subscriptions", "unsubscribe": "unsubscribe"}
 
 
 def mark_received() -> None:
@@ -57,9 +55,9 @@ async def reply(respond: AsyncRespond, answer: Message, *, response_type: str = 
 
 
 def command_name(text: str) -> str:
-    """The sub-command `text` asks for, as a metric label (bounded: never the text itself)."""
-    words = text.split()
-    return _COMMAND_NAMES.get(words[0].lower(), "help") if words else "help"
+    """The sub-command `text` asks for, as a metric label (bounded: never the text itself);
+    anything else typed is counted as asking for help."""
+    return canonical_subcommand(text) or "help"
 
 
 def channel_of(body: dict[str, Any]) -> str:
