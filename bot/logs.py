@@ -21,6 +21,9 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
 REDACTED = "[redacted]"
+# Third-party libraries that log every request and scheduled job: `configure` keeps them at
+# WARNING at most.
+NOISY_LOGGERS = ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler")
 
 
 class ContextFilter(logging.Filter):
@@ -114,7 +117,7 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), log_format: str 
     root.setLevel(level)
     # Third-party libraries log every request and scheduled job; the bot logs what matters
     # (each command and poll) itself, and their warnings still come through.
-    for noisy in ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
 
 
