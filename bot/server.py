@@ -110,7 +110,8 @@ class Bot:
         if report.outcome in ("idle", "ok"):
             assert self.readiness is not None
             self.readiness.last_poll_success = now
-        self.metrics.poll_finished(report.outcome, report.notices, at=now)
+        self.metrics.poll_finished(report.outcome, report.notices, at=now,
+                                   incomplete_scans=report.incomplete_scans, post_errors=report.post_errors)
         return report
 
     async def aclose(self) -> None:
