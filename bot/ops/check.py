@@ -29,7 +29,7 @@ from bot.ansi import BOLD, GREEN, RED, RESET, YELLOW
 from bot.cde.client import RetryPolicy
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import public_url, scrub
-from bot.ops.exits import EXIT_FAILED, EXIT_SETTINGS
+from bot.ops.exits import EXIT_FAILED, EXIT_OK, EXIT_SETTINGS
 from bot.ops.probe import probe_cde
 from bot.slack.client import (
     EVENTS_PATH,
@@ -251,7 +251,7 @@ def all_ok(results: Sequence[CheckResult]) -> bool:
 
 
 def main(load: Callable[[], Settings] = load_settings) -> int:
-    """Load settings, run every check, print one line each; 0 when all pass, `EXIT_FAILED`
+    """Load settings, run every check, print one line each; `EXIT_OK` when all pass, `EXIT_FAILED`
     when one fails, `EXIT_SETTINGS` when the settings are invalid."""
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     unicode = _can_print("✓✗–—")
@@ -265,7 +265,7 @@ def main(load: Callable[[], Settings] = load_settings) -> int:
                                                          else "HTTP mode") + ")")]
     results += asyncio.run(run_checks(settings))
     print(format_results(results, color=color, unicode=unicode), flush=True)
-    return 0 if all_ok(results) else EXIT_FAILED
+    return EXIT_OK if all_ok(results) else EXIT_FAILED
 
 
 # -- helpers -----------------------------------------------------------------------------------
