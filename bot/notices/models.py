@@ -43,8 +43,11 @@ class NoticeFilter:
 
     @classmethod
     def from_dict(cls, data: dict[str, str | int]) -> NoticeFilter:
+        """The filter `as_dict` gave (names it does not know are left out)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
+        # Each value is of its field's type: written by `as_dict`, or checked by its query key.
+        values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+        return cls(**values)
 
 
 @dataclass(frozen=True)
