@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Sequence
 
 from bot import __version__
-from bot.ops.exits import EXIT_FAILED, EXIT_SETTINGS
+from bot.ops.exits import EXIT_FAILED, EXIT_OK, EXIT_SETTINGS
 
 HELP_WIDTH = 79
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="check settings and every connection, then exit",
         description="Check the settings, the Slack tokens, the CDE API and the store, one line "
         "each with what to do when one fails. Nothing is posted and no file is created. Exit "
-        f"status: 0 all passed, {EXIT_FAILED} a check failed, {EXIT_SETTINGS} invalid settings.",
+        f"status: {EXIT_OK} all passed, {EXIT_FAILED} a check failed, {EXIT_SETTINGS} invalid settings.",
     )
     for name, text, about in (
         ("console", "talk to the bot in this terminal instead of Slack",
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         # Starting the bot takes a word of its own: a bare `cde-bot` only says what it can do.
         parser.print_help()
-        return 0
+        return EXIT_OK
     if command == "serve":
         return _serve(getattr(args, "host", "0.0.0.0"))
     if command == "check":
@@ -120,7 +120,7 @@ def _serve(host: str) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         pass
-    return 0
+    return EXIT_OK
 
 
 def _console(args: argparse.Namespace, *, demo: bool) -> int:
@@ -142,12 +142,12 @@ def _console(args: argparse.Namespace, *, demo: bool) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(file=sys.stderr)
-        return 0
+        return EXIT_OK
     except BrokenPipeError:
         # The reader went away (`cde-bot demo | head`): stop quietly, and keep Python from
         # complaining while it flushes stdout on exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
 
 
 def _demo_api(host: str, port: int) -> int:
@@ -160,7 +160,7 @@ def _demo_api(host: str, port: int) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         pass
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -270,13 +270,14 @@ class _GivenSettings(Settings):
         return (init_settings,)
 
 
-def load_settings(*, environment: bool = True, **values: object) -> Settings:
+def load_settings(*, environment: bool = True, **values: Any) -> Settings:
     """Read settings from the environment and `.env` (`values` win over them), or with
     `environment=False` from `values` alone; `ConfigError` lists every problem at once.
+    `values` are fields by name, of any type pydantic can validate into the field's.
     """
     try:
         if not environment:
-            return _GivenSettings(**values)  # type: ignore[arg-type]
-        return Settings(**values)  # type: ignore[arg-type]
+            return _GivenSettings(**values)
+        return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc)) from None

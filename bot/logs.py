@@ -15,11 +15,15 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
 REDACTED = "[redacted]"
+# Third-party libraries that log every request and scheduled job: `configure` keeps them at
+# WARNING at most.
+NOISY_LOGGERS = ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler")
 
 
 class ContextFilter(logging.Filter):
@@ -113,7 +117,7 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), log_format: str 
     root.setLevel(level)
     # Third-party libraries log every request and scheduled job; the bot logs what matters
     # (each command and poll) itself, and their warnings still come through.
-    for noisy in ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
 
 
@@ -128,3 +132,17 @@ def current_reference() -> str:
     """
     current = request_id.get()
     return current if current != "-" else new_reference()
+
+
+def public_url(url: str) -> str:
+    """`url` without user info, query or fragment, any of which may carry a credential."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        path = "" if parts.path == "/" else parts.path
+        return urlunsplit((parts.scheme, netloc, path, "", ""))
+    except ValueError:
+        return "(unparseable URL)"

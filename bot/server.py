@@ -28,17 +28,19 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.cde.client import DEFAULT_RETRY, CdeClient
 from bot.config import Settings
+from bot.logs import public_url
 from bot.lookups.runs import web_links
 from bot.lookups.service import Lookups
 from bot.notices.oncall import OnCall
 from bot.notices.poller import Poller, PollerConfig, PollReport
 from bot.notices.scheduler import PollScheduler
 from bot.notices.subscriptions import Subscriptions
-from bot.ops.check import probe_cde, public_url
 from bot.ops.http import Health, http_app
 from bot.ops.metrics import Metrics
+from bot.ops.probe import probe_cde
 from bot.ops.readiness import Readiness, stale_after
-from bot.slack.app import Services, build_app, register
+from bot.services import Services
+from bot.slack.app import build_app, register
 from bot.slack.client import TokenCheckFailed, verify_tokens, web_client
 from bot.slack.poster import SlackPoster
 from bot.store.base import Store, StoreError
@@ -67,7 +69,7 @@ class Bot:
     cde: CdeClient
     store: Store
     app: AsyncApp
-    notifier: Poller
+    poller: Poller
     health: Health = field(default_factory=Health)
     metrics: Metrics = field(default_factory=Metrics)
     readiness: Readiness | None = None
@@ -86,7 +88,7 @@ class Bot:
         links = web_links(settings.cde_web_url_template)
         poster = SlackPoster(client)
         oncall = OnCall(store, poster, links)
-        notifier = Poller(cde, store, oncall, PollerConfig(
+        poller = Poller(cde, store, oncall, PollerConfig(
             window=timedelta(hours=settings.cde_lookback_hours),
             digest_threshold=settings.notice_digest_threshold,
             outage_alert_after=timedelta(minutes=settings.cde_outage_alert_minutes),
@@ -95,12 +97,12 @@ class Bot:
         app = build_app(settings, client)
         register(app, Services(Lookups(cde, links), Subscriptions(store, poster), oncall,
                                metrics=metrics))
-        return cls(settings, client, cde, store, app, notifier, metrics=metrics)
+        return cls(settings, client, cde, store, app, poller, metrics=metrics)
 
     async def poll_once(self) -> PollReport:
         """One poll, recorded for `/metrics` and `/readyz`; a crash is counted, then raised."""
         try:
-            report = await self.notifier.poll_once()
+            report = await self.poller.poll_once()
         except Exception:
             self.metrics.poll_finished("crashed")
             raise
@@ -108,7 +110,8 @@ class Bot:
         if report.outcome in ("idle", "ok"):
             assert self.readiness is not None
             self.readiness.last_poll_success = now
-        self.metrics.poll_finished(report.outcome, report.notices, at=now)
+        self.metrics.poll_finished(report.outcome, report.notices, at=now,
+                                   incomplete_scans=report.incomplete_scans, post_errors=report.post_errors)
         return report
 
     async def aclose(self) -> None:
@@ -217,13 +220,13 @@ async def _check_cde(settings: Settings) -> None:
     """The CDE check of `cde-bot check`: a rejected token stops start-up; an API that cannot
     be asked now is only a warning, as every poll tries again."""
     probe = await probe_cde(settings)
-    if probe.error is None:
-        log.info("CDE API: %s", probe.result.detail)
+    if probe.ok:
+        log.info("CDE API: %s", probe.detail)
     elif probe.token_rejected:
-        raise StartupError(f"the CDE API refused CDE_API_TOKEN: {probe.result.detail}: {probe.result.fix}")
+        raise StartupError(f"the CDE API refused CDE_API_TOKEN: {probe.detail}: {probe.fix}")
     else:
         log.warning("CDE API not checked at start: %s (%s); starting anyway, polls will retry",
-                    probe.result.detail, probe.result.fix)
+                    probe.detail, probe.fix)
 
 
 async def _shut_down(bot: Bot, scheduler: PollScheduler, socket: AsyncSocketModeHandler | None,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.demo.api import SampleCdeApi
+from bot.logs import NOISY_LOGGERS
 from tests.helpers.environment import reset_environment
 from tests.helpers.fixtures import load_fixture
 from tests.helpers.sample import new_cde, new_slack
@@ -33,8 +34,7 @@ def restore_logging() -> Iterator[None]:
     """
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    names = ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler")
-    levels = {name: logging.getLogger(name).level for name in names}
+    levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bot.logs import REDACTED, ContextFilter, SecretFilter, configure, request_id, scrub
+from bot.logs import NOISY_LOGGERS, REDACTED, ContextFilter, SecretFilter, configure, request_id, scrub
 
 SECRET = "xoxb-1111-SECRET-token-abcdef"
 OTHER = "cde-api-SECRET-99"
@@ -164,7 +164,7 @@ def test_configure_sets_the_level_and_one_handler(capsys: pytest.CaptureFixture[
 def test_configure_keeps_noisy_libraries_at_warning_at_most(capsys: pytest.CaptureFixture[str]) -> None:
     configure("DEBUG", secrets=[SECRET])
     assert logging.getLogger().level == logging.DEBUG
-    for name in ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler"):
+    for name in NOISY_LOGGERS:
         assert logging.getLogger(name).level == logging.WARNING
     logging.getLogger("httpx").info(f"HTTP Request: GET https://cde.productsup.com/runs token={SECRET}")
     logging.getLogger("httpx").warning(f"retrying with token={SECRET}")

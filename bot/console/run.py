@@ -78,7 +78,7 @@ async def run_console(options: ConsoleOptions, *, stdin: TextIO = sys.stdin,
         console.bot = bot
         await bot.store.open()
         stack.push_async_callback(bot.aclose)
-        scheduler = PollScheduler(bot.notifier.poll_once, settings.cde_poll_interval)
+        scheduler = PollScheduler(bot.poller.poll_once, settings.cde_poll_interval)
         scheduler.start(first_in=1.0)
         stack.push_async_callback(scheduler.stop)
         if interactive:

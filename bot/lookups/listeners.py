@@ -9,7 +9,7 @@ answers them.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
@@ -17,7 +17,10 @@ from bot.lookups.service import Lookup
 from bot.query import COMMAND, Command, Help, ListRuns, QueryError, ShowRun, parse
 from bot.slack import actions
 from bot.slack.message import Message
-from bot.slack.respond import Services, answered, command_name, reply
+from bot.slack.respond import answered, command_name, reply
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 
 def register(app: AsyncApp) -> None:

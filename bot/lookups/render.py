@@ -352,9 +352,3 @@ def api_error(error: CdeError, *, reference: str | None = None) -> Message:
     else:
         text = f":warning: The CDE lookup failed.{ref}"
     return message(plain(text), [section(text)], escaped=True, error=True)
-
-
-def internal_error(reference: str) -> Message:
-    text = (":boom: Something went wrong in cde-bot; the error is logged. "
-            f"Reference: {code(reference)}.")
-    return message(plain(text), [section(text)], escaped=True, error=True)

@@ -23,6 +23,7 @@ from typing import Any
 from bot.cde.models import Run
 from bot.notices import render as render_notices
 from bot.notices import triage
+from bot.notices.best_effort import best_effort
 from bot.notices.models import Incident, Mute
 from bot.notices.oncall import OnCall
 from bot.slack.poster import ChannelUnavailable, MessageRefused, SlackError
@@ -191,20 +192,14 @@ class Delivery:
 
     async def _end_mute(self, mute: Mute, incident: Incident | None) -> bool:
         """Tell the end of one mute, then forget it (so that it is told once)."""
-        try:
+        # One mute must not keep the others (nor the rest of the poll) from ending; the one
+        # that failed is tried again next poll.
+        with best_effort(log, "tell that a mute in %s ended", mute.channel_id) as attempt:
             if incident is not None:
                 await self.poster.post(mute.channel_id, render_notices.mute_ended(mute.suppressed),
                                        thread_ts=incident.message_ts)
             await self.store.delete_mute(mute.channel_id, mute.site_id, mute.connector_id)
-        except SlackError as exc:
-            log.warning("could not tell that a mute in %s ended: %s", mute.channel_id, exc.code)
-            return False
-        except Exception:
-            # One mute must not keep the others (nor the rest of the poll) from ending;
-            # the one that failed is tried again next poll.
-            log.exception("could not tell that a mute in %s ended", mute.channel_id)
-            return False
-        return True
+        return not attempt.failed
 
 
 def _channel(action: triage.Action) -> str:

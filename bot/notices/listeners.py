@@ -7,18 +7,21 @@ ids. Errors are not caught here: `bot.slack.app`'s one error handler answers the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.notices import render as render_notices
-from bot.notices.models import Incident
+from bot.notices.models import Incident, NoticeRef
 from bot.notices.subscriptions import Conversation
 from bot.query import COMMAND, ListSubscriptions, Subscribe, Unsubscribe, parse
 from bot.slack import actions
 from bot.slack.message import Message
 from bot.slack.mrkdwn import escape
-from bot.slack.respond import Services, answered, channel_name_of, channel_of, command_name, reply
+from bot.slack.respond import answered, channel_name_of, channel_of, command_name, reply
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 
 def register(app: AsyncApp) -> None:
@@ -70,9 +73,8 @@ async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
                       services: Services) -> None:
     """Acknowledge: the clicker takes every open incident of the notice."""
     await ack()
-    channel, ts = _message_of(body)
     user = body["user"]["id"]
-    incidents = await services.oncall.acknowledge(channel, ts, user, services.clock())
+    incidents = await services.oncall.acknowledge(_notice_of(body), user, services.clock())
     if not incidents:
         await reply(respond, _not_tracked(), replace_original=False)
         return
@@ -91,8 +93,7 @@ async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], resp
             ":warning: That mute choice is not one the bot offers."), replace_original=False)
         return
     incident_id, hours = choice
-    channel, ts = _message_of(body)
-    muted = await services.oncall.mute(channel, ts, body["user"]["id"], hours, services.clock(),
+    muted = await services.oncall.mute(_notice_of(body), body["user"]["id"], hours, services.clock(),
                                         incident_id=incident_id)
     if muted is None:
         await reply(respond, _not_tracked(), replace_original=False)
@@ -122,11 +123,11 @@ def _mute_choice(value: str) -> tuple[int | None, int] | None:
     return (int(incident) if incident else None, int(hours))
 
 
-def _message_of(body: dict[str, Any]) -> tuple[str, str]:
-    """The channel and ts of the message whose button was clicked."""
+def _notice_of(body: dict[str, Any]) -> NoticeRef:
+    """The message whose button was clicked."""
     container = body.get("container") or {}
     ts = container.get("message_ts") or (body.get("message") or {}).get("ts", "")
-    return channel_of(body), str(ts)
+    return NoticeRef(channel_of(body), str(ts))
 
 
 def _not_tracked() -> Message:

@@ -43,8 +43,11 @@ class NoticeFilter:
 
     @classmethod
     def from_dict(cls, data: dict[str, str | int]) -> NoticeFilter:
+        """The filter `as_dict` gave (names it does not know are left out)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
+        # Each value is of its field's type: written by `as_dict`, or checked by its query key.
+        values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,14 @@ class Subscription:
     notice_filter: NoticeFilter
     created_by: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class NoticeRef:
+    """A posted notice (or digest): the channel it is in and its message's `ts`."""
+
+    channel_id: str
+    message_ts: str
 
 
 @dataclass(frozen=True)

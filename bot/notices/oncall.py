@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 from bot.lookups.runs import LinkBuilder, no_links
 from bot.notices import render as render_notices
-from bot.notices.models import Incident, Mute
+from bot.notices.best_effort import best_effort
+from bot.notices.models import Incident, Mute, NoticeRef
 from bot.slack.message import Message
 from bot.slack.poster import SlackError, SlackPoster
 from bot.store.base import Store
@@ -45,25 +46,18 @@ class OnCall:
         """
         key = (incident.channel_id, incident.message_ts)
         async with self._redraw_locks.setdefault(key, asyncio.Lock()):
-            try:
+            # The state is saved and the next change draws it again, so a redraw never fails
+            # the poll or the click.
+            with best_effort(log, "update notice %s in %s", incident.message_ts, incident.channel_id):
                 incident = await self.store.incident(incident.id) or incident
                 await self.poster.update(incident.channel_id, incident.message_ts,
                                          await self.draw(incident, now))
-            except SlackError as exc:
-                log.warning("could not update notice %s in %s: %s", incident.message_ts,
-                            incident.channel_id, exc.code)
-            except Exception:
-                # Anything else (the database, a bug in drawing): the state is saved and the
-                # next change draws it again, so a redraw never fails the poll or the click.
-                log.exception("could not update notice %s in %s", incident.message_ts,
-                              incident.channel_id)
 
-    async def acknowledge(self, channel_id: str, message_ts: str, user: str,
-                          now: datetime) -> list[Incident]:
+    async def acknowledge(self, notice: NoticeRef, user: str, now: datetime) -> list[Incident]:
         """Mark every open incident of this message as taken by `user`; the message's
         incidents as they are afterwards (empty when the message is not a tracked notice).
         """
-        incidents = await self.store.incidents_of_message(channel_id, message_ts)
+        incidents = await self.store.incidents_of_message(notice.channel_id, notice.message_ts)
         changed = False
         for incident in incidents:
             if incident.is_open and not incident.acknowledged_by:
@@ -73,15 +67,15 @@ class OnCall:
                 changed = changed or (stored is not None and stored.acknowledged_by == user)
         if changed:
             await self.refresh(incidents[0], now)
-        return await self.store.incidents_of_message(channel_id, message_ts)
+        return await self.store.incidents_of_message(notice.channel_id, notice.message_ts)
 
-    async def mute(self, channel_id: str, message_ts: str, user: str, hours: int, now: datetime,
-                   **pair: int | None) -> Mute | None:
+    async def mute(self, notice: NoticeRef, user: str, hours: int, now: datetime, *,
+                   incident_id: int | None = None) -> Mute | None:
         """Mute (or with 0 hours, unmute) a connector on a site in this channel: the one of
-        this notice, or the digest's pair `incident_id=`. None when there is nothing to mute.
+        this notice, or the digest's pair `incident_id`. None when there is nothing to mute.
         """
-        incident_id = pair.get("incident_id")
-        incidents = await self.store.incidents_of_message(channel_id, message_ts)
+        channel_id = notice.channel_id
+        incidents = await self.store.incidents_of_message(channel_id, notice.message_ts)
         if incident_id is not None:
             incidents = [i for i in incidents if i.id == incident_id]
         if not incidents:
@@ -99,7 +93,7 @@ class OnCall:
         await self.refresh(incident, now)
         try:
             await self.poster.post(channel_id, render_notices.muted_notice_reply(hours, user, until),
-                                   thread_ts=message_ts)
+                                   thread_ts=notice.message_ts)
         except SlackError as exc:
             log.warning("could not reply in %s: %s", channel_id, exc.code)
         return mute

@@ -22,16 +22,15 @@ from bot.cde.models import FAILED, FINISHED, Run, RunFilter
 from bot.cde.scan import SCAN_MAX_PAGES, ScanResult, runs_since
 from bot.notices import outage, triage
 from bot.notices import render as render_notices
+from bot.notices.best_effort import best_effort
 from bot.notices.deliver import Delivery, Outcome
 from bot.notices.models import Incident, Subscription
 from bot.notices.oncall import OnCall
 from bot.slack.message import Message
-from bot.slack.poster import SlackError
 from bot.store.base import Store
 
 log = logging.getLogger(__name__)
 
-NOTHING_SCANNED = ScanResult([], 0, complete=True)
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ class Poller:
         incidents = OpenIncidents(await self.store.open_incidents())
         if not subscriptions and not incidents:
             return await self._idle(report)
-        scan = NOTHING_SCANNED
+        scan: ScanResult | None = None  # no subscription: failed runs are not looked for
         if subscriptions:
             try:
                 scan = await self._scan_failures(now, report)
@@ -148,8 +147,9 @@ class Poller:
             # Only the scan of failed runs tells whether the API is back.
             await self._follow_outage(now, None, report)
         report.outcome = "ok"
-        report.failed_runs_seen = len(scan.runs)
-        facts = await self._facts(now, scan.runs, subscriptions, incidents.now())
+        failed = scan.runs if scan is not None else []
+        report.failed_runs_seen = len(failed)
+        facts = await self._facts(now, failed, subscriptions, incidents.now())
         await self._deliver(triage.plan_failures(facts), facts, report, incidents)
         finished = await self._scan_recoveries(incidents.now(), report)
         await self._deliver(triage.plan_recoveries(incidents.now(), finished, now), facts, report,
@@ -159,9 +159,10 @@ class Poller:
                             report, incidents)
         await self._prune(now, scan)
         log.info(
-            "poll: %d failed runs in window, %d posted, %d updated, %d muted, %d API requests",
+            "poll: %d failed runs in window, %d posted, %d updated, %d muted, %d not carried out, "
+            "%d API requests, %d scans cut short",
             report.failed_runs_seen, report.posted, report.updated, report.suppressed,
-            report.api_requests,
+            report.post_errors, report.api_requests, report.incomplete_scans,
         )
         return report
 
@@ -198,11 +199,15 @@ class Poller:
             report.add(action, outcome)
             incidents.follow(outcome.stored)
 
-    async def _prune(self, now: datetime, scan: ScanResult) -> None:
+    async def _prune(self, now: datetime, scan: ScanResult | None) -> None:
         """Records outlive the window twice over, and those of runs the API still lists are
         kept whatever their age, so no run is ever told twice. After a scan cut short, the
         runs it did not reach may still be listed: nothing is pruned until one reads it all.
+        Without a scan (no subscription) nothing tells which runs are still listed, so
+        nothing is pruned either.
         """
+        if scan is None:
+            return
         if not scan.complete:
             log.warning("nothing pruned this poll: the scan of failed runs did not reach the "
                         "end of the window")
@@ -283,14 +288,10 @@ class Poller:
         channel = self.config.admin_channel
         if not channel:
             return True
-        try:
+        # An alert for the admins must never hold up the channels' notices.
+        with best_effort(log, "post in the admin channel %s", channel, level=logging.ERROR) as attempt:
             await self.poster.post(channel, message)
-        except SlackError as exc:
-            log.error("could not post in the admin channel %s: %s", channel, exc.code)
-            return False
-        except Exception:
-            # An alert for the admins must never hold up the channels' notices.
-            log.exception("could not post in the admin channel %s", channel)
+        if attempt.failed:
             return False
         report.count_post("admin")
         return True

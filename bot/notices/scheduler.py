@@ -21,13 +21,15 @@ JOB_ID = "poll"
 
 
 class PollScheduler:
+    """Runs `poll` every `interval` seconds, counted from the end of the previous poll,
+    until stopped; a poll under way when it stops may finish."""
+
     def __init__(self, poll: Callable[[], Awaitable[object]], interval: float) -> None:
         self._poll = poll
         self._interval = interval
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._current: asyncio.Task[None] | None = None
         self._stopping = False
-        self.polls = 0
 
     def start(self, *, first_in: float = 0.0) -> None:
         """Start polling: the first poll after `first_in` seconds."""
@@ -53,7 +55,6 @@ class PollScheduler:
             # The schedule must outlive any one poll's bug; the traceback goes to the log.
             log.exception("poll crashed; the next one runs as scheduled")
         finally:
-            self.polls += 1
             self._current = None
             self._schedule(self._interval)
 

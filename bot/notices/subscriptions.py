@@ -42,6 +42,11 @@ class Conversation:
 
 
 class Subscriptions:
+    """The subscription sub-commands: follow, list and stop following failed runs in a
+    channel. A subscription holds only once its confirmation is posted in the channel, so
+    one the bot cannot post in is taken back at once.
+    """
+
     def __init__(self, store: Store, poster: SlackPoster) -> None:
         self.store = store
         self.poster = poster

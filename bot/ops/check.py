@@ -13,7 +13,6 @@ every line is scrubbed of the configured secrets as a last line of defence.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -22,36 +21,23 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ansi import BOLD, GREEN, RED, RESET, YELLOW
-from bot.cde.client import CdeClient, RetryPolicy
-from bot.cde.errors import (
-    CdeBadRequest,
-    CdeConnectionError,
-    CdeError,
-    CdeForbidden,
-    CdeNotFound,
-    CdeProtocolError,
-    CdeRateLimited,
-    CdeServerError,
-    CdeTimeout,
-    CdeUnauthorized,
-)
-from bot.config import ConfigError, Settings, description, load_settings
-from bot.logs import scrub
-from bot.ops.exits import EXIT_FAILED, EXIT_SETTINGS
+from bot.cde.client import RetryPolicy
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import public_url, scrub
+from bot.ops.exits import EXIT_FAILED, EXIT_OK, EXIT_SETTINGS
+from bot.ops.probe import probe_cde
 from bot.slack.client import (
     EVENTS_PATH,
-    RATE_LIMITED_FIX,
     TokenCheckFailed,
     verify_app_token,
     verify_bot_token,
     web_client,
 )
-from bot.store.base import StoreError
+from bot.store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -60,26 +46,6 @@ CDE_RETRY = RetryPolicy(attempts=1, deadline=CHECK_TIMEOUT)
 STATE_KEY_PREFIX = "cde-bot-check:"
 MISSING_DATABASE_FIX = ("if the bot has run before, correct DATABASE_URL; on a new install, "
                         "`cde-bot serve` creates the database when it first starts")
-
-CDE_URL_FIX = f"check CDE_API_URL: {description('cde_api_url')}"
-CDE_UNREACHABLE_FIX = "check CDE_API_URL and that this machine can reach it (network, proxy, firewall)"
-# What each CDE API error means here: (error type, detail, fix), the first match wins, so a
-# subclass comes before its base. Details may name {where}, {status}, {seconds}, {cause} and
-# {answer} (the HTTP status when there was one, else the cause).
-CDE_FAILURES: tuple[tuple[type[CdeError], str, str], ...] = (
-    (CdeUnauthorized, "the token was rejected (401)", "set a valid CDE_API_TOKEN"),
-    (CdeForbidden, "the token was accepted, but its account may not list runs (403)",
-     "give the CDE account behind CDE_API_TOKEN access to runs, or use another token"),
-    (CdeNotFound, "no runs endpoint at {where} (404)", CDE_URL_FIX),
-    (CdeBadRequest, "{where} refused a plain request for one run (400)", CDE_URL_FIX),
-    (CdeRateLimited, "the CDE API is rate limiting this token (429)", RATE_LIMITED_FIX),
-    (CdeServerError, "the CDE API is unavailable (HTTP {status})",
-     "try again later; if it persists, ask Productsup about the CDE API"),
-    (CdeTimeout, "no answer from {where} within {seconds:.0f} s", CDE_UNREACHABLE_FIX),
-    (CdeConnectionError, "cannot connect to {where} ({cause})", CDE_UNREACHABLE_FIX),
-    (CdeProtocolError, "{where} does not answer like the CDE API ({answer})", CDE_URL_FIX),
-    (CdeError, "the CDE API failed ({kind})", CDE_URL_FIX),
-)
 
 
 @dataclass(frozen=True)
@@ -193,49 +159,10 @@ def _slack_url(settings: Settings) -> str:
     return public_url(str(settings.slack_api_url))
 
 
-@dataclass(frozen=True)
-class CdeProbe:
-    """What one 1-item request told about the CDE API: the check's result, and the error
-    when there was one (`serve` tells a rejected token apart from an unreachable API)."""
-
-    result: CheckResult
-    error: CdeError | None = None
-
-    @property
-    def token_rejected(self) -> bool:
-        """The API answered and refused the token (401 or 403): no retry will help."""
-        return isinstance(self.error, CdeUnauthorized | CdeForbidden)
-
-
-async def probe_cde(settings: Settings) -> CdeProbe:
-    """One 1-item request to the CDE API: reachable, and the token accepted."""
-    name = "CDE API"
-    where = public_url(str(settings.cde_api_url))
-    try:
-        async with CdeClient(str(settings.cde_api_url), settings.cde_api_token, retry=CDE_RETRY) as cde:
-            page = await cde.list_runs(limit=1)
-    except CdeError as exc:
-        detail, fix = _cde_failure(exc, where)
-        return CdeProbe(_scrubbed(CheckResult(name, False, detail, fix), settings.secrets()), exc)
-    return CdeProbe(CheckResult(name, True,
-                                f"reachable at {where}, token accepted ({page.total} runs visible)"))
-
-
 async def check_cde(settings: Settings) -> CheckResult:
-    """`probe_cde`'s result."""
-    return (await probe_cde(settings)).result
-
-
-def _cde_failure(exc: CdeError, where: str) -> tuple[str, str]:
-    """The detail and fix `CDE_FAILURES` gives for `exc`."""
-    cause = _cause(exc)
-    for kind, detail, fix in CDE_FAILURES:
-        if isinstance(exc, kind):
-            return detail.format(
-                where=where, status=exc.status, seconds=CHECK_TIMEOUT, cause=cause,
-                answer=f"HTTP {exc.status}" if exc.status else cause, kind=type(exc).__name__,
-            ), fix
-    raise AssertionError("CDE_FAILURES ends with CdeError, which matches every CDE error")
+    """One 1-item request to the CDE API (`probe_cde`): reachable, and the token accepted."""
+    probe = await probe_cde(settings, retry=CDE_RETRY)
+    return CheckResult("CDE API", probe.ok, probe.detail, probe.fix)
 
 
 async def check_store(settings: Settings) -> CheckResult:
@@ -271,8 +198,7 @@ async def check_store(settings: Settings) -> CheckResult:
     except StoreError as exc:
         return CheckResult(name, False, str(exc), None)
     finally:
-        with contextlib.suppress(Exception):  # closing must not turn a result into an error
-            await store.close()
+        await _close_quietly(store)
     if read_back != value:
         return CheckResult(name, False, f"{where} did not give back a value just written",
                            "check that nothing else rewrites the bot's state table")
@@ -281,6 +207,15 @@ async def check_store(settings: Settings) -> CheckResult:
     if url is not None and urls.is_sqlite_memory(url):
         detail += "; in memory, so subscriptions and notice state are lost when the bot stops"
     return CheckResult(name, True, detail)
+
+
+async def _close_quietly(store: Store) -> None:
+    """Close the store; failing to must not turn the check's result into an error."""
+    try:
+        await store.close()
+    except Exception:
+        # The result is already known; what went wrong is in the log with LOG_LEVEL=DEBUG.
+        log.debug("could not close the store after its check", exc_info=True)
 
 
 def check_admin_channel(settings: Settings) -> CheckResult:
@@ -323,7 +258,7 @@ def all_ok(results: Sequence[CheckResult]) -> bool:
 
 
 def main(load: Callable[[], Settings] = load_settings) -> int:
-    """Load settings, run every check, print one line each; 0 when all pass, `EXIT_FAILED`
+    """Load settings, run every check, print one line each; `EXIT_OK` when all pass, `EXIT_FAILED`
     when one fails, `EXIT_SETTINGS` when the settings are invalid."""
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     unicode = _can_print("✓✗–—")
@@ -337,7 +272,7 @@ def main(load: Callable[[], Settings] = load_settings) -> int:
                                                          else "HTTP mode") + ")")]
     results += asyncio.run(run_checks(settings))
     print(format_results(results, color=color, unicode=unicode), flush=True)
-    return 0 if all_ok(results) else EXIT_FAILED
+    return EXIT_OK if all_ok(results) else EXIT_FAILED
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -359,29 +294,9 @@ def _can_print(text: str) -> bool:
     return True
 
 
-def _cause(exc: BaseException) -> str:
-    """The class name of what caused `exc` (the transport's error), else of `exc` itself."""
-    return type(exc.__cause__ or exc).__name__
-
-
-def public_url(url: str) -> str:
-    """`url` without user info, query or fragment, any of which may carry a credential."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        path = "" if parts.path == "/" else parts.path
-        return urlunsplit((parts.scheme, netloc, path, "", ""))
-    except ValueError:
-        return "(unparseable URL)"
-
-
 def _scrubbed(result: CheckResult, secrets: Sequence[str]) -> CheckResult:
     fix = scrub(result.fix, secrets) if result.fix is not None else None
     return replace(result, detail=scrub(result.detail, secrets), fix=fix)
 
 
-__all__ = ["CHECK_TIMEOUT", "CdeProbe", "CheckResult", "all_ok", "format_results", "main", "probe_cde",
-           "public_url", "run_checks"]
+__all__ = ["CHECK_TIMEOUT", "CheckResult", "all_ok", "format_results", "main", "run_checks"]

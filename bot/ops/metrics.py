@@ -16,9 +16,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 COMMANDS = ("runs", "run", "help", "subscribe", "subscriptions", "unsubscribe", "button")
 COMMAND_OUTCOMES = ("ok", "user_error", "api_error", "internal_error")
 CDE_ENDPOINTS = ("runs", "run")
-POLL_OUTCOMES = ("idle", "ok", "api_error", "crashed")
+# partial: an ok poll with a scan cut short by its page budget (runs beyond it unseen).
+POLL_OUTCOMES = ("idle", "ok", "partial", "api_error", "crashed")
 # Outcomes that mean the poll did its job (idle: nothing to watch, which is not a failure).
-POLL_SUCCESSES = ("idle", "ok")
+POLL_SUCCESSES = ("idle", "ok", "partial")
 NOTICE_KINDS = ("notice", "repeat", "recovery", "digest", "digest_list", "admin")
 NO_STATUS = "none"  # the status label of a CDE request that got no HTTP answer
 
@@ -62,6 +63,12 @@ class Metrics:
             "cde_bot_notices_posted", "Messages the poller posted to Slack, by kind.",
             ["kind"], registry=self.registry,
         )
+        self._post_errors = Counter(
+            "cde_bot_poll_action_failures",
+            "Notice actions a poll could not carry out (Slack or the store); most are tried again "
+            "next poll.",
+            registry=self.registry,
+        )
         self._rate_limited = Counter(
             "cde_bot_slack_rate_limited", "Slack Web API calls answered with HTTP 429, by method.",
             ["method"], registry=self.registry,
@@ -90,11 +97,17 @@ class Metrics:
             self._cde_errors.labels(error).inc()
 
     def poll_finished(self, outcome: str, notices: Mapping[str, int] | None = None, *,
-                      at: float | None = None) -> None:
+                      at: float | None = None, incomplete_scans: int = 0, post_errors: int = 0) -> None:
         """One poll ended with `outcome`, having posted `notices` (kind -> count); `at` is
-        the Unix time it ended, recorded as the last success when it succeeded.
+        the Unix time it ended, recorded as the last success when it succeeded. An ok poll
+        with `incomplete_scans` is counted as `partial`; `post_errors` counts the actions it
+        could not carry out.
         """
+        if outcome == "ok" and incomplete_scans:
+            outcome = "partial"
         _check("poll outcome", outcome, POLL_OUTCOMES)
+        if post_errors:
+            self._post_errors.inc(post_errors)
         self._polls.labels(outcome).inc()
         for kind, count in (notices or {}).items():
             _check("notice kind", kind, NOTICE_KINDS)

@@ -9,23 +9,24 @@ its traceback and tells the person something short, with a reference to find it 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.logger import get_bolt_logger
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.logs import current_reference, new_reference, request_id
 from bot.lookups import listeners as lookup_listeners
-from bot.lookups import render
 from bot.notices import listeners as notice_listeners
-from bot.slack.respond import Services, answered, channel_of, command_name, mark_received, reply
+from bot.services import Services
+from bot.slack.message import internal_error
+from bot.slack.respond import answered, channel_of, command_name, mark_received, reply
 
-__all__ = ["Services", "build_app", "register"]
+__all__ = ["build_app", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -36,33 +37,33 @@ def build_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
     Socket Mode envelopes, which arrive over our own authenticated WebSocket.
     """
     secret = settings.slack_signing_secret
-    with _hidden_from_bolt("SLACK_BOT_TOKEN"):
-        app = AsyncApp(
-            client=client,
-            signing_secret=secret.get_secret_value() if secret else "",
-            request_verification_enabled=True,
-            process_before_response=False,
-            raise_error_for_unhandled_request=False,
-        )
+    # The logger Bolt's app warns on (adding a filter already there is a no-op).
+    get_bolt_logger(AsyncApp).addFilter(_TOKEN_UNUSED)
+    app = AsyncApp(
+        client=client,
+        signing_secret=secret.get_secret_value() if secret else "",
+        request_verification_enabled=True,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
     app.middleware(tag_request)
     app.error(on_error)
     return app
 
 
-@contextlib.contextmanager
-def _hidden_from_bolt(name: str) -> Iterator[None]:
-    """The environment variable `name` unset for as long as the block runs.
+class _TokenUnusedFilter(logging.Filter):
+    """Drops Bolt's warning that a token goes unused when a client is given as well.
 
-    Bolt reads SLACK_BOT_TOKEN from the environment by itself and, given a client as well,
-    warns on every start that the token goes unused; the client carries that very token
-    (from the settings), so Bolt is built without seeing the variable.
+    Bolt reads SLACK_BOT_TOKEN from the environment by itself and, given a client too, warns
+    on every start that the token goes unused; the client carries that very token (from the
+    settings). Compared with Bolt's own message, so only that warning is dropped.
     """
-    value = os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        if value is not None:
-            os.environ[name] = value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_TOKEN_UNUSED = _TokenUnusedFilter()
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -98,7 +99,7 @@ async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond
     answered(context.get("services"), command_name(str(body.get("text", ""))) if "command" in body
              else "button", "internal_error")
     if respond is not None and respond.response_url:
-        await reply(respond, render.internal_error(reference), replace_original=False)
+        await reply(respond, internal_error(reference), replace_original=False)
 
 
 def _kind(body: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
-from bot.slack.mrkdwn import clip, escape
+from bot.slack.mrkdwn import clip, code, escape
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -83,3 +83,11 @@ def context(*texts: str) -> ContextBlock:
 def plain(text: str) -> str:
     """Fallback text: the message without its leading emoji."""
     return text.split(" ", 1)[1] if text.startswith(":") else text
+
+
+def internal_error(reference: str) -> Message:
+    """What the person is told when handling their request failed unexpectedly: short, with
+    the reference that finds the error in the log."""
+    text = (":boom: Something went wrong in cde-bot; the error is logged. "
+            f"Reference: {code(reference)}.")
+    return message(plain(text), [section(text)], escaped=True, error=True)

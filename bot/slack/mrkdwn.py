@@ -46,8 +46,7 @@ def date(moment: datetime | None, *, missing: str = "—") -> str:
         return missing
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{plain_date(moment)}>"
 
 
 def plain_date(moment: datetime | None, *, missing: str = "—") -> str:

@@ -100,8 +100,11 @@ def mapped_errors() -> Iterator[None]:
         # A timeout or a broken connection left after the client's own retries.
         raise SlackUnavailable(type(exc).__name__) from exc
     except AttributeError as exc:
-        # slack_sdk checks a 200 answer with `data.get("ok")`, which a text/plain body (a
-        # proxy's page, not Slack at all) does not have.
+        # slack_sdk checks a 200 answer with `data.get("ok")`, which the text of a text/plain
+        # body (a proxy's page, not Slack at all) does not have. Any other AttributeError is
+        # a bug, and stays one.
+        if not (isinstance(exc.obj, str) and exc.name == "get"):
+            raise
         raise SlackUnavailable("not_slack_json") from exc
 
 

@@ -1,8 +1,5 @@
-"""What every listener shares: the services it calls, how it answers through the
-`response_url`, and how an answer is logged and counted.
-
-Listeners receive `Services` by name: `bot.slack.app.register` puts it into Bolt's request
-context as `services`, and Bolt passes any context key to a listener that names it.
+"""What every listener shares: how it answers through the `response_url`, and how an
+answer is logged and counted.
 """
 
 from __future__ import annotations
@@ -10,36 +7,19 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncRespond
 
-from bot.lookups.service import Lookups
-from bot.notices.oncall import OnCall
-from bot.notices.subscriptions import Subscriptions
-from bot.ops.metrics import Metrics
+from bot.query import canonical_subcommand
 from bot.slack.message import Message
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 _received: contextvars.ContextVar[float] = contextvars.ContextVar("received", default=0.0)
 
-# Metric labels of the sub-commands; anything else typed is counted as asking for help.
-_COMMAND_NAMES = {"runs": "runs", "run": "run", "subscribe": "subscribe", "subscriptions": "subscriptions",
-                  "subs": "subscriptions", "unsubscribe": "unsubscribe"}
-
-
-@dataclass(frozen=True)
-class Services:
-    """What the listeners call; each is plain Python, testable without Slack."""
-
-    lookups: Lookups
-    subscriptions: Subscriptions
-    oncall: OnCall
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    metrics: Metrics | None = None
 
 
 def mark_received() -> None:
@@ -75,9 +55,9 @@ async def reply(respond: AsyncRespond, answer: Message, *, response_type: str = 
 
 
 def command_name(text: str) -> str:
-    """The sub-command `text` asks for, as a metric label (bounded: never the text itself)."""
-    words = text.split()
-    return _COMMAND_NAMES.get(words[0].lower(), "help") if words else "help"
+    """The sub-command `text` asks for, as a metric label (bounded: never the text itself);
+    anything else typed is counted as asking for help."""
+    return canonical_subcommand(text) or "help"
 
 
 def channel_of(body: dict[str, Any]) -> str:

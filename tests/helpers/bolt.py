@@ -30,7 +30,8 @@ from bot.notices.models import Incident
 from bot.notices.oncall import OnCall
 from bot.notices.subscriptions import Subscriptions
 from bot.ops.metrics import Metrics
-from bot.slack.app import Services, build_app, register
+from bot.services import Services
+from bot.slack.app import build_app, register
 from bot.slack.client import web_client
 from bot.slack.poster import SlackPoster
 from bot.store.sql import SqlStore, store_from_url

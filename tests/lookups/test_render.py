@@ -27,7 +27,7 @@ from bot.lookups import render
 from bot.lookups.paging import Drift
 from bot.lookups.runs import no_links, web_links
 from bot.query import MAX_LIMIT, Anchor, Help, ListRuns, QueryError, ShowRun, parse
-from bot.slack.message import Message
+from bot.slack.message import Message, internal_error
 from tests.helpers.blockkit import assert_escaped, assert_fits, buttons, walk
 from tests.helpers.fixtures import load_fixture
 
@@ -591,7 +591,7 @@ def test_run_not_found() -> None:
 
 
 def test_internal_error() -> None:
-    message = render.internal_error("ref-0042")
+    message = internal_error("ref-0042")
     assert_fits(message)
     body = "\n".join(texts(message))
     assert "`ref-0042`" in body

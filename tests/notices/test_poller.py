@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
-from bot.notices.models import Incident, NoticeFilter, Subscription
+from bot.notices.models import Incident, NoticeFilter, NoticeRef, Subscription
 from bot.notices.oncall import OnCall
 from bot.notices.poller import Poller, PollerConfig, PollReport
 from bot.slack.message import Message
@@ -394,7 +394,7 @@ async def test_an_acknowledge_during_a_repeat_survives_the_poll(world: World) ->
     async def post(channel: str, message: Message, *, thread_ts: str | None = None) -> str:
         ts = await original(channel, message, thread_ts=thread_ts)
         if thread_ts and not acknowledged:  # someone clicks while the repeat is handled
-            acknowledged.extend(await world.oncall.acknowledge(OPS, notice.message_ts, "U0002",
+            acknowledged.extend(await world.oncall.acknowledge(NoticeRef(OPS, notice.message_ts), "U0002",
                                                                 world.clock()))
         return ts
 
@@ -421,7 +421,7 @@ async def test_an_acknowledge_during_the_polls_redraw_is_shown(world: World) -> 
     async def update(channel: str, ts: str, message: Message) -> None:
         if not clicks:  # the poll's redraw, drawn already: a click is handled before it is sent
             clicks.append(asyncio.create_task(
-                world.oncall.acknowledge(OPS, notice.message_ts, "U0002", world.clock())))
+                world.oncall.acknowledge(NoticeRef(OPS, notice.message_ts), "U0002", world.clock())))
             # All of it, unless the click has to wait for this redraw (then it draws after).
             await asyncio.wait(clicks, timeout=1)
             stored = await world.store.incident(notice.id)
@@ -548,7 +548,7 @@ async def _muted_notice(world: World, failures_while_muted: int) -> Incident:
     world.fail(30)
     await world.poll()
     notice = await world.incident()
-    await world.oncall.mute(OPS, notice.message_ts, "U0002", 1, world.clock())
+    await world.oncall.mute(NoticeRef(OPS, notice.message_ts), "U0002", 1, world.clock())
     assert mentions(world.parent(notice.message_ts), "Muted by <@U0002>")
     for _ in range(failures_while_muted):
         world.fail(0)
@@ -575,7 +575,7 @@ async def test_the_end_of_a_mute_is_told_in_the_thread_with_what_it_held_back(wo
 async def test_a_second_mute_tells_only_what_it_held_back(world: World) -> None:
     notice = await _muted_notice(world, 2)
     await world.poll(minutes=61)
-    await world.oncall.mute(OPS, notice.message_ts, "U0002", 1, world.clock())
+    await world.oncall.mute(NoticeRef(OPS, notice.message_ts), "U0002", 1, world.clock())
     world.fail(0)
     assert (await world.poll()).suppressed == 1
     await world.poll(minutes=61)

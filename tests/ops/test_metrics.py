@@ -307,7 +307,7 @@ async def bot() -> AsyncIterator[Bot]:
 async def test_bot_poll_once_feeds_metrics_and_readiness(bot: Bot) -> None:
     ok = PollReport(outcome="ok")
     ok.count_post("notice")
-    bot.notifier = FakeNotifier(ok, RuntimeError("bug"), PollReport(outcome="api_error"))  # type: ignore[assignment]
+    bot.poller = FakeNotifier(ok, RuntimeError("bug"), PollReport(outcome="api_error"))  # type: ignore[assignment]
     assert bot.readiness is not None and bot.readiness.last_poll_success is None
     await bot.poll_once()
     success = bot.readiness.last_poll_success
