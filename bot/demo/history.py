@@ -101,8 +101,9 @@ class DemoHistory:
         self._step += 1
         if step == "random":
             pipeline = self._random.choice([p for p in PIPELINES if p is not FLAKY])
-            state = None
-        else:
-            pipeline, state = FLAKY, step
-        took = self._took(pipeline)
-        return self._run(pipeline, now - took, took, state)
+            took = self._took(pipeline)
+            return self._run(pipeline, now - took, took)
+        # Always the same duration, so that each run of the story starts after the one
+        # before: a recovery is a run that started after the failure.
+        took = timedelta(minutes=FLAKY.minutes)
+        return self._run(FLAKY, now - took, took, step)
