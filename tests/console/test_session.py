@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import time
+from types import SimpleNamespace
+
+import httpx
+from slack_bolt.response import BoltResponse
 
 from bot.console.local_slack import Posted
 from bot.console.session import Console
 from bot.console.terminal import mrkdwn
+from bot.demo.api import SampleCdeApi
 
 
 def notice(ts: str, *, acknowledged: bool = False) -> Posted:
@@ -134,3 +141,41 @@ def test_mrkdwn_for_a_terminal() -> None:
     shown = mrkdwn(text)
     assert "2025-10-29" in shown and "@U1" in shown and "Open (https://x.example/runs/1)" in shown
     assert "<!channel>" in shown and "🔴" in shown and "bold" in shown and "*" not in shown
+
+
+class ListenerApp:
+    """A Bolt app's stand-in: acks at once and answers from tasks of its own (a listener
+    that starts another), while a connection to an HTTP server, opened during the dispatch,
+    stays idle in a client's pool as keep-alive connections do.
+    """
+
+    def __init__(self, console: Console, server: SampleCdeApi, client: httpx.AsyncClient) -> None:
+        self.console, self.server, self.client = console, server, client
+
+    async def async_dispatch(self, request: object) -> BoltResponse:
+        # The server's handler of this connection lives on after the request (keep-alive).
+        await self.client.get(f"{self.server.url}/runs/x")
+
+        async def draw_answer() -> None:
+            await asyncio.sleep(0.3)
+            self.console.show(Posted("ops", "2.0", {"text": "the answer", "blocks": []}, "ephemeral"))
+
+        async def listener() -> None:
+            asyncio.get_running_loop().create_task(draw_answer())
+
+        asyncio.get_running_loop().create_task(listener())
+        return BoltResponse(status=200, body="")
+
+
+async def test_the_console_waits_for_the_commands_work_and_not_for_idle_connections() -> None:
+    out = io.StringIO()
+    console = Console(out, channel="ops")
+    async with SampleCdeApi(token=None) as server, httpx.AsyncClient() as client:
+        console.bot = SimpleNamespace(app=ListenerApp(console, server, client))  # type: ignore[assignment]
+        started = time.monotonic()
+        await asyncio.wait_for(console.command("runs"), 30)
+        took = time.monotonic() - started
+    # The answer drawn by the listener's own task is on screen when the prompt comes back,
+    # and the idle connection (kept 75 s by default) was not waited for.
+    assert "the answer" in out.getvalue()
+    assert took < 5, f"{took:.1f} s"
