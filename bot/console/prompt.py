@@ -85,9 +85,7 @@ class ConsoleCompleter(Completer):
 
 
 async def read_in_terminal(console: Console) -> None:
-    """Prompt for lines and act on them until `quit` or Ctrl-D (Ctrl-C raises
-    KeyboardInterrupt, which leaves too).
-    """
+    """Prompt for lines and act on them until `quit`, Ctrl-D or Ctrl-C."""
     session: PromptSession[str] = PromptSession(
         history=history(), completer=ConsoleCompleter(), complete_while_typing=False)
 
@@ -99,12 +97,16 @@ async def read_in_terminal(console: Console) -> None:
 
     console.clear_screen = clear_screen
     # raw: the console's own colours pass through the proxy untouched.
-    with patch_stdout(raw=True):
-        console.out = sys.stdout  # the proxy, which draws above the line being typed
-        while True:
-            try:
-                line = await session.prompt_async(PROMPT)
-            except EOFError:  # Ctrl-D
-                return
-            if not await console.handle(line):
-                return
+    terminal = console.out
+    try:
+        with patch_stdout(raw=True):
+            console.out = sys.stdout  # the proxy, which draws above the line being typed
+            while True:
+                try:
+                    line = await session.prompt_async(PROMPT)
+                except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C: leave, closing up
+                    return
+                if not await console.handle(line):
+                    return
+    finally:
+        console.out = terminal  # what is drawn while the console closes goes straight out

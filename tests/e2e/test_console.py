@@ -245,3 +245,16 @@ def test_a_live_message_keeps_the_half_typed_line(tmp_path: Path) -> None:
         assert "`site:1002`" in terminal.read_until("Share in channel")
         terminal.type("quit\r")
         terminal.wait_exit(pid)
+
+
+def test_ctrl_c_typed_at_the_prompt_leaves(tmp_path: Path) -> None:
+    """Ctrl-C typed (the line editor reads it as a key, not a signal) leaves too, at once."""
+    with console_in_a_terminal(tmp_path) as (pid, terminal):
+        terminal.read_until(PROMPT)
+        terminal.type("runs li")
+        terminal.read_until("runs li")
+        started = time.monotonic()
+        terminal.type("\x03")
+        status = terminal.wait_exit(pid)
+        assert time.monotonic() - started < 10
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
