@@ -7,9 +7,13 @@ import asyncio
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from bot import __version__
+from bot.ops.exits import EXIT_FAILED, EXIT_SETTINGS
+
+HELP_WIDTH = 79
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,12 +22,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cde-bot {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the bot (Socket Mode or HTTP, by settings)")
+    serve = commands.add_parser(
+        "serve", help="run the bot (Socket Mode or HTTP, by settings)",
+        description=textwrap.fill(
+            "Run the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP (Slack POSTs to "
+            "/slack/events). /healthz, /readyz and /metrics are served on PORT in both modes. "
+            "Settings come from the environment or a .env file in the working directory.", HELP_WIDTH),
+        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", default="0.0.0.0", help="address for the HTTP port (default: all)")
-    commands.add_parser("check", help="check settings and every connection, then exit")
-    for name, text in (("console", "talk to the bot in this terminal instead of Slack"),
-                       ("demo", "the console with a sample CDE API: no Slack, no account, no settings")):
-        console = commands.add_parser(name, help=text)
+    commands.add_parser(
+        "check", help="check settings and every connection, then exit",
+        description="Check the settings, the Slack tokens, the CDE API and the store, one line "
+        "each with what to do when one fails. Nothing is posted and no file is created. Exit "
+        f"status: 0 all passed, {EXIT_FAILED} a check failed, {EXIT_SETTINGS} invalid settings.",
+    )
+    for name, text, about in (
+        ("console", "talk to the bot in this terminal instead of Slack",
+         "Talk to the bot in this terminal instead of Slack: type what you would type after "
+         "/cde. Needs the CDE settings (CDE_API_URL, CDE_API_TOKEN), not Slack's."),
+        ("demo", "the console with a sample CDE API: no Slack, no account, no settings",
+         "The console against an embedded sample CDE API: no Slack, no account, no settings."),
+    ):
+        console = commands.add_parser(name, help=text, description=about)
         if name == "console":
             console.add_argument("--demo", action="store_true",
                                  help="use the embedded sample CDE API instead of CDE_API_URL")
@@ -32,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         console.add_argument("--channel", default="console", help="act in this channel (default: console)")
         console.add_argument("--pace", type=_pace, default=None, metavar="SECONDS",
                              help="the demo's pace: seconds between new sample runs (default: 10)")
-    demo_api = commands.add_parser("demo-api", help="serve the sample CDE API on its own")
+    demo_api = commands.add_parser(
+        "demo-api", help="serve the sample CDE API on its own",
+        description="Serve the demo's sample CDE API on its own, to try a real Slack workspace "
+        "against sample data; it prints the CDE_API_URL and CDE_API_TOKEN to use.",
+    )
     demo_api.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
     demo_api.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     return parser
@@ -48,6 +73,15 @@ def _pace(text: str) -> float:
     return seconds
 
 
+def settings_help() -> str:
+    """Every setting, as `serve --help` lists it: the variable, its default, what it expects."""
+    from bot.config import settings_table
+
+    rows = [textwrap.fill(text, HELP_WIDTH, initial_indent=f"  {name:<25} ",
+                          subsequent_indent=" " * 28) for name, text in settings_table()]
+    return "settings (environment variables or .env):\n" + "\n".join(rows)
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
@@ -55,8 +89,13 @@ def _port(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    command = args.command or "serve"
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command
+    if command is None:
+        # Starting the bot takes a word of its own: a bare `cde-bot` only says what it can do.
+        parser.print_help()
+        return 0
     if command == "serve":
         return _serve(getattr(args, "host", "0.0.0.0"))
     if command == "check":
@@ -67,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _console(args, demo=command == "demo" or args.demo)
     if command == "demo-api":
         return _demo_api(args.host, args.port)
-    return 2
+    return EXIT_SETTINGS
 
 
 def _serve(host: str) -> int:
@@ -80,7 +119,7 @@ def _serve(host: str) -> int:
         settings = load_settings()
     except ConfigError as exc:
         print(f"{exc}\n(To try cde-bot without Slack or settings: `cde-bot demo`.)", file=sys.stderr)
-        return 2
+        return EXIT_SETTINGS
     logs.configure(settings.log_level, settings.secrets(), settings.log_format)
     try:
         asyncio.run(serve(settings, host=host))
@@ -90,7 +129,7 @@ def _serve(host: str) -> int:
             logging.getLogger("bot").critical("cde-bot cannot start: %s", exc)
         else:
             print(f"cde-bot cannot start: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         pass
     return 0
@@ -110,10 +149,10 @@ def _console(args: argparse.Namespace, *, demo: bool) -> int:
         return asyncio.run(run_console(options))
     except ConfigError as exc:
         print(f"{exc}\n(Or try `cde-bot demo`, which needs no settings.)", file=sys.stderr)
-        return 2
+        return EXIT_SETTINGS
     except StoreError as exc:
         print(f"cde-bot console cannot start: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 0
@@ -131,7 +170,7 @@ def _demo_api(host: str, port: int) -> int:
         asyncio.run(serve_demo_api(host, port))
     except OSError as exc:
         print(f"cde-bot demo-api cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         pass
     return 0

@@ -219,6 +219,21 @@ def description(name: str) -> str | None:
     return field.description if field is not None else None
 
 
+def settings_table() -> list[tuple[str, str]]:
+    """Every setting as (variable, what it expects and its default or `required`), in the
+    order `Settings` declares them: what `cde-bot serve --help` lists."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        description = field.description or ""
+        if field.is_required():
+            rows.append((name.upper(), f"required: {description}"))
+        elif field.default is None or "default" in description:
+            rows.append((name.upper(), description))
+        else:
+            rows.append((name.upper(), f"{description} (default {field.default})"))
+    return rows
+
+
 def fix_by_setting(name: str) -> str:
     """`set NAME to <what it expects>`, the fix for a value that was refused."""
     return f"set {name.upper()} to {description(name)}"

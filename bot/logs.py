@@ -115,15 +115,6 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), log_format: str 
     # (each command and poll) itself, and their warnings still come through.
     for noisy in ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
-    bolt = logging.getLogger("slack_bolt.AsyncApp")
-    if _not_unused_token_warning not in bolt.filters:
-        bolt.addFilter(_not_unused_token_warning)
-
-
-def _not_unused_token_warning(record: logging.LogRecord) -> bool:
-    # Bolt reads SLACK_BOT_TOKEN itself and warns that it is unused, although the client it
-    # is given carries that same token.
-    return "token will be unused" not in record.getMessage()
 
 
 def new_reference() -> str:

@@ -34,6 +34,7 @@ from bot.notices.oncall import OnCall
 from bot.notices.poller import Poller, PollerConfig, PollReport
 from bot.notices.scheduler import PollScheduler
 from bot.notices.subscriptions import Subscriptions
+from bot.ops.check import probe_cde, public_url
 from bot.ops.http import Health, http_app
 from bot.ops.metrics import Metrics
 from bot.ops.readiness import Readiness, stale_after
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 # How long shutdown waits for listeners that are still answering: longer than a lookup's
 # retry deadline (bot.cde.client.DEFAULT_RETRY), so an answer under way is not cut off.
 DRAIN_SECONDS = DEFAULT_RETRY.deadline + 5
+# Start-up asks Slack again after 1 s, then twice as long each time, at most every 30 s.
+SLACK_RETRY_FIRST = 1.0
+SLACK_RETRY_MAX = 30.0
 
 
 class StartupError(Exception):
@@ -125,6 +129,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
                 host: str = "0.0.0.0") -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set), then shut down cleanly."""
     stop = stop or asyncio.Event()
+    # From the start: a stop must also end the wait for Slack to become reachable.
+    _on_signals(stop.set)
     bot = Bot.build(settings)
     runner: web.AppRunner | None = None
     socket: AsyncSocketModeHandler | None = None
@@ -134,22 +140,14 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
             await bot.store.open()
         except StoreError as exc:
             raise StartupError(str(exc)) from None
-        app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
-        try:
-            auth = await verify_tokens(bot.client, app_token)
-        except TokenCheckFailed as exc:
-            raise StartupError(str(exc)) from None
+        # Listening first: `/healthz` answers 503 while start-up waits for Slack.
+        runner = await _listen(bot, host)
+        auth = await _verified_identity(bot, stop)
+        if auth is None:
+            return  # stopped while Slack could not be reached
+        await _check_cde(settings)
         prime_authorization(bot.app, auth)
         identity = {"team": str(auth.get("team", "")), "bot_user": str(auth.get("user", ""))}
-        runner = web.AppRunner(http_app(bot), access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, settings.port).start()
-        except OSError as exc:
-            raise StartupError(
-                f"cannot listen on {host}:{settings.port} ({exc.strerror or exc}): another "
-                "process may be using it; stop it, or set PORT to a free port"
-            ) from None
         if settings.socket_mode:
             assert settings.slack_app_token is not None
             socket = AsyncSocketModeHandler(
@@ -164,7 +162,6 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         bot.readiness.started_at = time.time()
         # Polling starts only once Slack is connected, so notices have somewhere to go.
         scheduler.start()
-        _on_signals(stop.set)
         log.info(
             "cde-bot ready as %s in %s (%s mode; port %d)",
             identity["bot_user"], identity["team"], bot.health.details["transport"], settings.port,
@@ -172,17 +169,76 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         await stop.wait()
         log.info("shutting down")
     finally:
-        # One budget for the whole shutdown, so the orchestrator's stop timeout holds.
-        deadline = time.monotonic() + DRAIN_SECONDS
-        bot.health.ready = False
-        await scheduler.stop(grace=DRAIN_SECONDS)
-        if socket is not None:
-            await _close(socket)
-        if runner is not None:
-            await runner.cleanup()
-        await _drain(max(0.0, deadline - time.monotonic()))
-        await bot.aclose()
-        log.info("stopped")
+        await _shut_down(bot, scheduler, socket, runner)
+
+
+async def _listen(bot: Bot, host: str) -> web.AppRunner:
+    """Serve the HTTP endpoints on PORT; a port in use is a start-up error."""
+    runner = web.AppRunner(http_app(bot), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, bot.settings.port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(
+            f"cannot listen on {host}:{bot.settings.port} ({exc.strerror or exc}): another "
+            "process may be using it; stop it, or set PORT to a free port"
+        ) from None
+    return runner
+
+
+async def _verified_identity(bot: Bot, stop: asyncio.Event) -> AsyncSlackResponse | None:
+    """The `auth.test` answer once Slack accepted the tokens; None when stopped first.
+
+    A token Slack rejected is a `StartupError` at once. When Slack cannot be reached (a DNS
+    blip, a network still coming up, a 5xx, a rate limit), start-up says so and tries again
+    with backoff for as long as it takes, as Socket Mode does once connected: exiting would
+    only make the orchestrator restart the bot in a loop, and `/healthz` tells it meanwhile.
+    """
+    settings = bot.settings
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    shown = public_url(str(settings.slack_api_url))
+    delay = SLACK_RETRY_FIRST
+    while not stop.is_set():
+        try:
+            return await verify_tokens(bot.client, app_token)
+        except TokenCheckFailed as exc:
+            if exc.transient is None:
+                raise StartupError(str(exc)) from None
+            log.warning("cannot reach Slack's Web API at %s (%s); trying again in %.0f s "
+                        "(/healthz answers 503 until then)", shown, exc.transient, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, SLACK_RETRY_MAX)
+    return None
+
+
+async def _check_cde(settings: Settings) -> None:
+    """The CDE check of `cde-bot check`: a rejected token stops start-up; an API that cannot
+    be asked now is only a warning, as every poll tries again."""
+    probe = await probe_cde(settings)
+    if probe.error is None:
+        log.info("CDE API: %s", probe.result.detail)
+    elif probe.token_rejected:
+        raise StartupError(f"the CDE API refused CDE_API_TOKEN: {probe.result.detail}: {probe.result.fix}")
+    else:
+        log.warning("CDE API not checked at start: %s (%s); starting anyway, polls will retry",
+                    probe.result.detail, probe.result.fix)
+
+
+async def _shut_down(bot: Bot, scheduler: PollScheduler, socket: AsyncSocketModeHandler | None,
+                     runner: web.AppRunner | None) -> None:
+    # One budget for the whole shutdown, so the orchestrator's stop timeout holds.
+    deadline = time.monotonic() + DRAIN_SECONDS
+    bot.health.ready = False
+    await scheduler.stop(grace=DRAIN_SECONDS)
+    if socket is not None:
+        await _close(socket)
+    if runner is not None:
+        await runner.cleanup()
+    await _drain(max(0.0, deadline - time.monotonic()))
+    await bot.aclose()
+    log.info("stopped")
 
 
 async def _connect(socket: AsyncSocketModeHandler) -> None:

@@ -1,17 +1,21 @@
-"""Shared fixtures: a clean environment for every test, and the API's example payloads."""
+"""Shared fixtures: a clean environment for every test, the API's example payloads, and the
+Slack stand-in and sample CDE API that tests talk to over loopback."""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.demo.api import SampleCdeApi
 from tests.helpers.environment import reset_environment
 from tests.helpers.fixtures import load_fixture
+from tests.helpers.sample import new_cde, new_slack
+from tests.standins.slack import SlackStandIn
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +40,20 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
     for name, saved in levels.items():
         logging.getLogger(name).setLevel(saved)
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    """A Slack stand-in of its own for this test."""
+    async with new_slack() as standin:
+        yield standin
+
+
+@pytest.fixture
+async def cde() -> AsyncIterator[SampleCdeApi]:
+    """The sample CDE API, serving the sample runs, for this test."""
+    async with new_cde() as api:
+        yield api
 
 
 @pytest.fixture

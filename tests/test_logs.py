@@ -174,15 +174,6 @@ def test_configure_keeps_noisy_libraries_at_warning_at_most(capsys: pytest.Captu
     assert SECRET not in err
 
 
-def test_bolts_unused_token_warning_is_dropped(capsys: pytest.CaptureFixture[str]) -> None:
-    configure("INFO")
-    bolt = logging.getLogger("slack_bolt.AsyncApp")
-    bolt.warning("As you gave client as well, token will be unused.")
-    bolt.warning("something else")
-    err = capsys.readouterr().err
-    assert "token will be unused" not in err and "something else" in err
-
-
 def test_configure_twice_does_not_duplicate_lines(capsys: pytest.CaptureFixture[str]) -> None:
     configure("INFO")
     configure("INFO")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,23 +18,9 @@ import bot.server
 from bot.__main__ import main
 from bot.config import Settings
 from bot.demo.api import SampleCdeApi
-from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET, bot_env
-from tests.helpers.sample import sample_runs
+from tests.helpers.bot_process import BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET, bot_env
 from tests.helpers.served_bot import ServedBot, settings_from, stop_cleanly
 from tests.standins.slack import SlackStandIn
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    async with SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN,
-                            signing_secret=SIGNING_SECRET) as standin:
-        yield standin
-
-
-@pytest.fixture
-async def cde() -> AsyncIterator[SampleCdeApi]:
-    async with SampleCdeApi(sample_runs(), token=CDE_TOKEN) as api:
-        yield api
 
 
 async def failed_start(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:

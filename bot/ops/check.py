@@ -1,6 +1,8 @@
 """`cde-bot check`: settings and every connection, checked without starting the bot.
 
-One line per check, with what to do when it fails; exit status 1 when any check fails.
+One line per check, with what to do when it fails; exit status 1 when any check fails, 2
+when the settings are invalid (as for every sub-command). Nothing is posted and no file is
+created.
 Each check is independent (one failing does not stop the others) and bounded in time.
 
 No secret is ever printed: details are built from Slack's error codes, HTTP statuses and
@@ -40,6 +42,7 @@ from bot.cde.errors import (
 )
 from bot.config import ConfigError, Settings, description, load_settings
 from bot.logs import scrub
+from bot.ops.exits import EXIT_FAILED, EXIT_SETTINGS
 from bot.slack.client import (
     EVENTS_PATH,
     RATE_LIMITED_FIX,
@@ -55,6 +58,8 @@ log = logging.getLogger(__name__)
 CHECK_TIMEOUT = 10.0  # seconds each check may take at most
 CDE_RETRY = RetryPolicy(attempts=1, deadline=CHECK_TIMEOUT)
 STATE_KEY_PREFIX = "cde-bot-check:"
+MISSING_DATABASE_FIX = ("if the bot has run before, correct DATABASE_URL; on a new install, "
+                        "`cde-bot serve` creates the database when it first starts")
 
 CDE_URL_FIX = f"check CDE_API_URL: {description('cde_api_url')}"
 CDE_UNREACHABLE_FIX = "check CDE_API_URL and that this machine can reach it (network, proxy, firewall)"
@@ -185,20 +190,40 @@ def _slack_client(settings: Settings) -> AsyncWebClient:
 
 
 def _slack_url(settings: Settings) -> str:
-    return _public_url(str(settings.slack_api_url))
+    return public_url(str(settings.slack_api_url))
 
 
-async def check_cde(settings: Settings) -> CheckResult:
+@dataclass(frozen=True)
+class CdeProbe:
+    """What one 1-item request told about the CDE API: the check's result, and the error
+    when there was one (`serve` tells a rejected token apart from an unreachable API)."""
+
+    result: CheckResult
+    error: CdeError | None = None
+
+    @property
+    def token_rejected(self) -> bool:
+        """The API answered and refused the token (401 or 403): no retry will help."""
+        return isinstance(self.error, CdeUnauthorized | CdeForbidden)
+
+
+async def probe_cde(settings: Settings) -> CdeProbe:
     """One 1-item request to the CDE API: reachable, and the token accepted."""
     name = "CDE API"
-    where = _public_url(str(settings.cde_api_url))
+    where = public_url(str(settings.cde_api_url))
     try:
         async with CdeClient(str(settings.cde_api_url), settings.cde_api_token, retry=CDE_RETRY) as cde:
             page = await cde.list_runs(limit=1)
     except CdeError as exc:
         detail, fix = _cde_failure(exc, where)
-        return CheckResult(name, False, detail, fix)
-    return CheckResult(name, True, f"reachable at {where}, token accepted ({page.total} runs visible)")
+        return CdeProbe(_scrubbed(CheckResult(name, False, detail, fix), settings.secrets()), exc)
+    return CdeProbe(CheckResult(name, True,
+                                f"reachable at {where}, token accepted ({page.total} runs visible)"))
+
+
+async def check_cde(settings: Settings) -> CheckResult:
+    """`probe_cde`'s result."""
+    return (await probe_cde(settings)).result
 
 
 def _cde_failure(exc: CdeError, where: str) -> tuple[str, str]:
@@ -214,20 +239,26 @@ def _cde_failure(exc: CdeError, where: str) -> tuple[str, str]:
 
 
 async def check_store(settings: Settings) -> CheckResult:
-    """Open the store (creating or migrating its schema), write, read back and delete a value."""
+    """Open the store (migrating its schema if need be), write, read back and delete a value.
+
+    A database file that is not there is a failure, and is not created: a mistyped path
+    must not pass for the state the operator expects to find.
+    """
     # SQLAlchemy is slow to import; only here.
     from bot.store import urls
     from bot.store.sql import store_from_url
 
     name = "Store"
     where = urls.public_url(settings.database_url)
+    if urls.sqlite_file_exists(settings.database_url) is False:
+        return CheckResult(name, False, f"DATABASE_URL names a database that does not exist ({where})",
+                           MISSING_DATABASE_FIX)
     try:
         store = store_from_url(settings.database_url)
     except StoreError as exc:
         return CheckResult(name, False, str(exc))  # the message says what to do
     key = f"{STATE_KEY_PREFIX}{uuid.uuid4()}"
     value = datetime.now(UTC).isoformat()
-    existed = urls.sqlite_file_exists(settings.database_url)
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
             await store.open()
@@ -246,9 +277,6 @@ async def check_store(settings: Settings) -> CheckResult:
         return CheckResult(name, False, f"{where} did not give back a value just written",
                            "check that nothing else rewrites the bot's state table")
     detail = f"writable ({where})"
-    if existed is False:
-        # A mistyped path must not pass for the state the operator expects to find.
-        detail += "; it did not exist and was created now: if the bot has run before, check DATABASE_URL"
     url = urls.parse(settings.database_url)
     if url is not None and urls.is_sqlite_memory(url):
         detail += "; in memory, so subscriptions and notice state are lost when the bot stops"
@@ -295,20 +323,21 @@ def all_ok(results: Sequence[CheckResult]) -> bool:
 
 
 def main(load: Callable[[], Settings] = load_settings) -> int:
-    """Load settings, run every check, print one line each; 0 when all pass, else 1."""
+    """Load settings, run every check, print one line each; 0 when all pass, `EXIT_FAILED`
+    when one fails, `EXIT_SETTINGS` when the settings are invalid."""
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     unicode = _can_print("✓✗–—")
     try:
         settings = load()
     except ConfigError as exc:
         print(format_results([CheckResult("Settings", False, str(exc))], color=color, unicode=unicode))
-        return 1
+        return EXIT_SETTINGS
     _quiet_logs(settings)
     results = [CheckResult("Settings", True, "valid (" + ("Socket Mode" if settings.socket_mode
                                                          else "HTTP mode") + ")")]
     results += asyncio.run(run_checks(settings))
     print(format_results(results, color=color, unicode=unicode), flush=True)
-    return 0 if all_ok(results) else 1
+    return 0 if all_ok(results) else EXIT_FAILED
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -335,7 +364,7 @@ def _cause(exc: BaseException) -> str:
     return type(exc.__cause__ or exc).__name__
 
 
-def _public_url(url: str) -> str:
+def public_url(url: str) -> str:
     """`url` without user info, query or fragment, any of which may carry a credential."""
     try:
         parts = urlsplit(url)
@@ -354,4 +383,5 @@ def _scrubbed(result: CheckResult, secrets: Sequence[str]) -> CheckResult:
     return replace(result, detail=scrub(result.detail, secrets), fix=fix)
 
 
-__all__ = ["CHECK_TIMEOUT", "CheckResult", "all_ok", "format_results", "main", "run_checks"]
+__all__ = ["CHECK_TIMEOUT", "CdeProbe", "CheckResult", "all_ok", "format_results", "main", "probe_cde",
+           "public_url", "run_checks"]

@@ -9,8 +9,10 @@ its traceback and tells the person something short, with a reference to find it 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
@@ -34,16 +36,33 @@ def build_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
     Socket Mode envelopes, which arrive over our own authenticated WebSocket.
     """
     secret = settings.slack_signing_secret
-    app = AsyncApp(
-        client=client,
-        signing_secret=secret.get_secret_value() if secret else "",
-        request_verification_enabled=True,
-        process_before_response=False,
-        raise_error_for_unhandled_request=False,
-    )
+    with _hidden_from_bolt("SLACK_BOT_TOKEN"):
+        app = AsyncApp(
+            client=client,
+            signing_secret=secret.get_secret_value() if secret else "",
+            request_verification_enabled=True,
+            process_before_response=False,
+            raise_error_for_unhandled_request=False,
+        )
     app.middleware(tag_request)
     app.error(on_error)
     return app
+
+
+@contextlib.contextmanager
+def _hidden_from_bolt(name: str) -> Iterator[None]:
+    """The environment variable `name` unset for as long as the block runs.
+
+    Bolt reads SLACK_BOT_TOKEN from the environment by itself and, given a client as well,
+    warns on every start that the token goes unused; the client carries that very token
+    (from the settings), so Bolt is built without seeing the variable.
+    """
+    value = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if value is not None:
+            os.environ[name] = value
 
 
 def register(app: AsyncApp, services: Services) -> None:

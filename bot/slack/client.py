@@ -97,10 +97,14 @@ class TokenCheckFailed(Exception):
     may quote a URL or a header); `fix` says what to do.
     """
 
-    def __init__(self, detail: str, fix: str) -> None:
+    def __init__(self, detail: str, fix: str, *, transient: str | None = None) -> None:
         super().__init__(f"{detail}: {fix}")
         self.detail = detail
         self.fix = fix
+        # Set when Slack could not be asked, or answered "not now" (a network error, a timeout,
+        # a 5xx, a rate limit): what went wrong, in a few words. Asking again later may work;
+        # a token Slack rejected stays rejected.
+        self.transient = transient
 
 
 async def verify_tokens(client: AsyncWebClient, app_token: str | None = None, *,
@@ -159,24 +163,32 @@ async def _ask(call: Awaitable[AsyncSlackResponse], setting: str, fix: str,
     except SlackApiError as exc:
         raise _refusal(exc, setting, fix, where) from None
     except TimeoutError:
-        raise TokenCheckFailed(f"no answer from {where.place} within {where.seconds:.0f} s",
-                               UNREACHABLE_SLACK_FIX) from None
-    # ValueError: aiohttp refuses some URLs (credentials in them, say) before connecting.
+        waited = f"within {where.seconds:.0f} s"
+        raise TokenCheckFailed(f"no answer from {where.place} {waited}", UNREACHABLE_SLACK_FIX,
+                               transient=f"no answer {waited}") from None
+    # ValueError: aiohttp refuses some URLs (credentials in them, say) before connecting, and
+    # no retry changes that.
     except (SlackClientError, aiohttp.ClientError, OSError, ValueError) as exc:
-        raise TokenCheckFailed(f"cannot reach Slack's Web API at {where.place} ({type(exc).__name__})",
-                               UNREACHABLE_SLACK_FIX) from None
+        cause = type(exc).__name__
+        raise TokenCheckFailed(f"cannot reach Slack's Web API at {where.place} ({cause})",
+                               UNREACHABLE_SLACK_FIX,
+                               transient=None if isinstance(exc, ValueError) else cause) from None
 
 
 def _refusal(exc: SlackApiError, setting: str, fix: str, where: _Where) -> TokenCheckFailed:
     """What Slack's refusal means for the token, or that this is not Slack at all."""
     data = exc.response.data if exc.response is not None else None
     status = exc.response.status_code if exc.response is not None else None
+    # A 5xx is a server (or a proxy in front of it) having a bad moment, whatever its body.
+    unavailable = f"HTTP {status}" if status is not None and status >= 500 else None
     if not isinstance(data, dict) or "ok" not in data:
         return TokenCheckFailed(
-            f"{where.setting} does not answer like Slack's Web API (HTTP {status})", NOT_SLACK_FIX)
+            f"{where.setting} does not answer like Slack's Web API (HTTP {status})", NOT_SLACK_FIX,
+            transient=unavailable)
     error = str(data.get("error") or "unknown_error")
     if error in BAD_TOKEN_ERRORS:
         return TokenCheckFailed(f"Slack rejected {setting} ({error})", fix)
     if error == "ratelimited":
-        return TokenCheckFailed("Slack is rate limiting this app (ratelimited)", RATE_LIMITED_FIX)
-    return TokenCheckFailed(f"Slack answered {error} (HTTP {status})", fix)
+        return TokenCheckFailed("Slack is rate limiting this app (ratelimited)", RATE_LIMITED_FIX,
+                                transient="rate limited")
+    return TokenCheckFailed(f"Slack answered {error} (HTTP {status})", fix, transient=unavailable)

@@ -80,8 +80,8 @@ def public_url(database_url: str) -> str:
 
 
 def sqlite_file_exists(database_url: str) -> bool | None:
-    """Whether an SQLite database file is there already; None for other databases."""
+    """Whether an SQLite database file is there already; None for other databases, and for
+    SQLite in memory or named by a `file:` URI (whose own `mode=` says what may be created)."""
     url = parse(database_url)
-    if url is None or not url.drivername.startswith("sqlite") or is_sqlite_memory(url):
-        return None
-    return Path(url.database or "").exists()
+    path = sqlite_file(url) if url is not None else None
+    return None if path is None else path.exists()

@@ -17,37 +17,13 @@ import pytest_asyncio
 
 from bot.demo.api import SampleCdeApi
 from tests.helpers.bot_process import (
-    APP_TOKEN,
-    BOT_TOKEN,
-    CDE_TOKEN,
-    SIGNING_SECRET,
     BotProcess,
     SharedBot,
     bot_env,
     stop_cleanly,
 )
-from tests.helpers.sample import sample_runs
+from tests.helpers.sample import new_cde, new_slack
 from tests.standins.slack import SlackStandIn
-
-
-def new_slack() -> SlackStandIn:
-    return SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SIGNING_SECRET)
-
-
-def new_cde() -> SampleCdeApi:
-    return SampleCdeApi(sample_runs(), token=CDE_TOKEN)
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    async with new_slack() as standin:
-        yield standin
-
-
-@pytest.fixture
-async def cde() -> AsyncIterator[SampleCdeApi]:
-    async with new_cde() as api:
-        yield api
 
 
 async def _running_bot(slack: SlackStandIn, cde: SampleCdeApi, directory: Path,

@@ -37,6 +37,7 @@ async def run_check(env: dict[str, str], cwd: Path) -> tuple[int, str]:
 async def test_check_passes_against_working_services(slack: SlackStandIn, cde: SampleCdeApi,
                                                      tmp_path: Path) -> None:
     env = bot_env(slack, cde, socket_mode=True, database=tmp_path / "bot.db")
+    (tmp_path / "bot.db").touch()  # check opens the database, it never creates one
     code, output = await run_check(env, tmp_path)
     assert code == 0, output
     lines = output.splitlines()
@@ -45,6 +46,6 @@ async def test_check_passes_against_working_services(slack: SlackStandIn, cde: S
     ], output
     assert "✓ Slack bot token — workspace Test as @cde-bot" in lines
     assert f"✓ CDE API — reachable at {cde.url}, token accepted (27 runs visible)" in lines
-    assert (tmp_path / "bot.db").exists()
+    assert os.listdir(tmp_path) == ["bot.db"]  # nothing created beside it
     # Nothing was posted anywhere.
     assert slack.calls_to("chat.postMessage") == []

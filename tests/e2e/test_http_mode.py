@@ -20,14 +20,14 @@ import pytest
 import pytest_asyncio
 
 from bot.demo.api import SampleCdeApi
-from tests.helpers.bot_process import SIGNING_SECRET, BotProcess, SharedBot, bot_env, stop_cleanly
+from tests.helpers.bot_process import BotProcess, SharedBot, bot_env, stop_cleanly
+from tests.helpers.events import command, post
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,
     block_kit_errors,
     encode_interaction,
     encode_slash_command,
-    sign_request,
     slash_command_payload,
 )
 
@@ -61,24 +61,6 @@ async def own_http_bot(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -
     await stop_cleanly(bot)
 
 
-async def post(bot: BotProcess, body: bytes, *, secret: str = SIGNING_SECRET,
-               timestamp: int | None = None) -> tuple[int, str, float]:
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               **sign_request(secret, body, timestamp)}
-    started = time.monotonic()
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{bot.url}/slack/events", data=body, headers=headers
-    ) as response:
-        return response.status, await response.text(), time.monotonic() - started
-
-
-async def command(bot: BotProcess, slack: SlackStandIn, text: str, **kwargs: Any) -> tuple[int, str, str]:
-    url = slack.new_response_url(channel_id="C0001")
-    status, body, _ = await post(bot, encode_slash_command(
-        slash_command_payload(text, response_url=url)), **kwargs)
-    return status, body, url
-
-
 EPHEMERAL = {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C0001",
              "is_ephemeral": True}
 
@@ -104,7 +86,8 @@ async def test_runs_lookup_answers_through_response_url(http_bot: BotProcess, sl
     assert "Showing 1–1 of 1" in all_text(answer)
     assert block_kit_errors(answer["blocks"]) == []
     assert answer["text"]
-    [request] = cde.requests_to("/runs")
+    # Beside the 1-run requests of the start-up check and of idle polls, the lookup's one.
+    [request] = [r for r in cde.requests_to("/runs") if r.query.get("limit") != "1"]
     assert request.query == {"site-id": "1002", "state": "failed", "from": "0", "limit": "10"}
 
 
@@ -117,7 +100,8 @@ async def test_forged_signature_is_refused(http_bot: BotProcess, slack: SlackSta
     assert status == 401
     await asyncio.sleep(0.5)
     assert slack.response_posts(url) == [] and slack.response_posts(url2) == []
-    assert cde.requests == []
+    # No lookup was made: the only requests are the 1-run ones of the start-up check and idle polls.
+    assert [r for r in cde.requests if r.query != {"from": "0", "limit": "1"}] == []
 
 
 async def test_ack_within_three_seconds_while_the_api_is_slow(http_bot: BotProcess, slack: SlackStandIn,

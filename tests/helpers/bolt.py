@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,7 +85,7 @@ class BoltScenario:
     async def dispatch(self, body: bytes, *, secret: str = SIGNING_SECRET,
                        timestamp: int | None = None) -> BoltResponse:
         """Sign `body` as Slack would, dispatch it, and wait for the listener it started."""
-        headers = {"content-type": ["application/x-www-form-urlencoded"]} | {
+        headers: dict[str, str | Sequence[str]] = {"content-type": ["application/x-www-form-urlencoded"]} | {
             name.lower(): [value] for name, value in sign_request(secret, body, timestamp).items()
         }
         before = asyncio.all_tasks()

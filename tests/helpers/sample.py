@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.demo.api import reference_runs
+from bot.demo.api import SampleCdeApi, reference_runs
 from bot.demo.runs import make_run
+from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET
+from tests.standins.slack import SlackStandIn
 
 # Site 1001 gets 23 more failed runs, so that a filtered list has three pages of ten.
 EXTRA_FAILED = 23
@@ -20,3 +22,13 @@ def sample_runs() -> list[dict[str, Any]]:
                  created_at=base + timedelta(minutes=7 * i))
         for i in range(EXTRA_FAILED)
     ]
+
+
+def new_slack() -> SlackStandIn:
+    """A Slack stand-in that knows the test bot's tokens and signing secret."""
+    return SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SIGNING_SECRET)
+
+
+def new_cde() -> SampleCdeApi:
+    """The sample CDE API serving `sample_runs()` to the test bot's token."""
+    return SampleCdeApi(sample_runs(), token=CDE_TOKEN)

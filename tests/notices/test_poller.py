@@ -671,12 +671,12 @@ async def test_no_all_clear_while_the_poller_is_idle(make_world: Callable[..., A
         await world.poll()
     assert len(world.top(ADMIN)) == 1
 
-    # Nothing to poll for: the API is not asked, so nothing says it is back.
+    # Nothing to poll for: the API is asked for one run only, to tell readiness whether it
+    # answers, and that probe neither alerts nor gives the all-clear.
     await world.store.remove_subscription(OPS, subscription.id)
-    requests = world.runs_requests()
     for _ in range(3):
-        assert (await world.poll()).outcome == "idle"
-    assert world.runs_requests() == requests
+        report = await world.poll()
+        assert (report.outcome, report.api_requests) == ("api_error", 1)
     assert len(world.top(ADMIN)) == 1
 
     await world.subscribe(site_id=1001)
@@ -684,6 +684,20 @@ async def test_no_all_clear_while_the_poller_is_idle(make_world: Callable[..., A
     world.api_up()
     assert (await world.poll()).outcome == "ok"
     assert texts(world.top(ADMIN))[1:] == ["The CDE API is reachable again after 16m 00s"]
+
+
+async def test_an_idle_poll_asks_for_one_run(world: World) -> None:
+    report = await world.poll()
+    assert (report.outcome, report.api_requests) == ("idle", 1)
+    [request] = world.cde.requests_to("/runs")
+    assert request.query["limit"] == "1"
+
+
+async def test_an_idle_poll_refused_by_the_api_is_not_a_success(world: World) -> None:
+    world.cde.token = "another-token"  # the bot's token is rejected (401)
+    report = await world.poll()
+    assert report.outcome == "api_error" and report.error is not None
+    assert world.top(ADMIN) == []
 
 
 async def test_no_all_clear_while_only_recovery_scans_run_and_fail(

@@ -22,9 +22,7 @@ import pytest
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
 from tests.helpers.bot_in_process import InProcessBot
-from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET
 from tests.helpers.events import post
-from tests.helpers.sample import sample_runs
 from tests.helpers.waiting import until
 from tests.standins.slack import (
     SlackStandIn,
@@ -120,19 +118,6 @@ class Notices:
 
 def text_of(message: Any) -> str:
     return json.dumps(message, ensure_ascii=False)
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    async with SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN,
-                            signing_secret=SIGNING_SECRET) as standin:
-        yield standin
-
-
-@pytest.fixture
-async def cde() -> AsyncIterator[SampleCdeApi]:
-    async with SampleCdeApi(sample_runs(), token=CDE_TOKEN) as api:
-        yield api
 
 
 @pytest.fixture

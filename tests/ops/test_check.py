@@ -5,6 +5,7 @@ sample CDE API), passing and failing one at a time, and never printing a secret.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -63,6 +64,9 @@ def settings_for(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, *, sock
         "cde_api_token": CDE_TOKEN,
         "database_url": f"sqlite+aiosqlite:///{tmp_path}/check.db",
     }
+    if "database_url" not in overrides:
+        # `check` opens a database, it never creates one: the bot has run here before.
+        (tmp_path / "check.db").touch()
     if socket_mode:
         values["slack_app_token"] = APP_TOKEN
     else:
@@ -140,9 +144,7 @@ async def test_all_checks_pass_in_socket_mode(slack: SlackStandIn, cde: SampleCd
     assert results["Slack bot token"].detail == "workspace Test as @cde-bot"
     assert results["Slack transport"].detail == "Socket Mode: app-level token accepted"
     assert results["CDE API"].detail == f"reachable at {cde.url}, token accepted (4 runs visible)"
-    assert results["Store"].detail == (
-        f"writable (sqlite+aiosqlite:///{tmp_path / 'check.db'}); it did not exist and was created "
-        "now: if the bot has run before, check DATABASE_URL")
+    assert results["Store"].detail == f"writable (sqlite+aiosqlite:///{tmp_path / 'check.db'})"
     # One 1-item request; the checks' own state value is gone again.
     [request] = cde.requests_to("/runs")
     assert request.query["limit"] == "1"
@@ -333,7 +335,8 @@ async def test_an_unwritable_database(slack: SlackStandIn, cde: SampleCdeApi, tm
     results = await checked(settings_for(slack, cde, tmp_path,
                                          database_url=f"sqlite+aiosqlite:///{blocker}/bot.db"))
     failed = only_failure(results, "Store")
-    assert "cannot create the directory" in failed.detail and "DATABASE_URL" in failed.detail
+    assert "does not exist" in failed.detail and "DATABASE_URL" in failed.detail
+    assert not blocker.with_name("bot.db").exists()
 
 
 async def test_an_invalid_database_url(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
@@ -434,7 +437,7 @@ def test_main_reports_a_settings_error(capsys: pytest.CaptureFixture[str]) -> No
     def bad() -> Settings:
         raise ConfigError("cde-bot cannot start; fix these settings:\n  - CDE_API_TOKEN: is not set")
 
-    assert main(bad) == 1
+    assert main(bad) == 2  # as for every sub-command: bad settings are not a failed check
     out = capsys.readouterr().out
     assert out.startswith("✗ Settings — cde-bot cannot start")
     assert "  - CDE_API_TOKEN: is not set" in out
@@ -447,6 +450,7 @@ def test_main_fails_when_a_check_fails(capsys: pytest.CaptureFixture[str], tmp_p
         slack_api_url=f"http://127.0.0.1:{port}/api/", cde_api_url=f"http://127.0.0.1:{port}",
         cde_api_token=CDE_TOKEN, database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db",
     )
+    (tmp_path / "x.db").touch()
     assert main(lambda: settings) == 1
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
@@ -458,12 +462,23 @@ def test_main_fails_when_a_check_fails(capsys: pytest.CaptureFixture[str], tmp_p
     assert_no_secret(captured.out + captured.err)
 
 
-async def test_an_existing_database_is_not_flagged_as_new(slack: SlackStandIn, cde: SampleCdeApi,
-                                                          tmp_path: Path) -> None:
+async def test_a_missing_database_is_an_error_and_is_not_created(slack: SlackStandIn, cde: SampleCdeApi,
+                                                                 tmp_path: Path) -> None:
+    mistyped = tmp_path / "cde-bot.bd"
+    results = await checked(settings_for(slack, cde, tmp_path, database_url=f"sqlite+aiosqlite:///{mistyped}"))
+    failed = only_failure(results, "Store")
+    assert failed.detail == f"DATABASE_URL names a database that does not exist (sqlite+aiosqlite:///{mistyped})"
+    assert failed.fix is not None and "correct DATABASE_URL" in failed.fix and "cde-bot serve" in failed.fix
+    assert os.listdir(tmp_path) == []
+
+
+async def test_an_existing_database_is_checked_and_left_as_it_was(slack: SlackStandIn, cde: SampleCdeApi,
+                                                                  tmp_path: Path) -> None:
     settings = settings_for(slack, cde, tmp_path)
-    await checked(settings)  # creates it
+    await checked(settings)
     results = await checked(settings)
     assert results["Store"].detail == f"writable (sqlite+aiosqlite:///{tmp_path / 'check.db'})"
+    assert os.listdir(tmp_path) == ["check.db"]
 
 
 async def test_missing_scopes_are_named_with_the_fix(slack: SlackStandIn, cde: SampleCdeApi,

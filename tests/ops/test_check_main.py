@@ -6,29 +6,14 @@ settings. tests/e2e/test_check.py runs it once as a separate process.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.demo.api import SampleCdeApi
 from bot.ops.check import main
-from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, CDE_TOKEN, SECRETS, SIGNING_SECRET, bot_env
-from tests.helpers.sample import sample_runs
+from tests.helpers.bot_process import SECRETS, bot_env
 from tests.standins.slack import SlackStandIn
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    async with SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN,
-                            signing_secret=SIGNING_SECRET) as standin:
-        yield standin
-
-
-@pytest.fixture
-async def cde() -> AsyncIterator[SampleCdeApi]:
-    async with SampleCdeApi(sample_runs(), token=CDE_TOKEN) as api:
-        yield api
 
 
 async def run_check(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
@@ -54,6 +39,7 @@ async def test_check_passes_in_http_mode(slack: SlackStandIn, cde: SampleCdeApi,
                                          monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     env = bot_env(slack, cde, socket_mode=False, database=tmp_path / "bot.db")
+    (tmp_path / "bot.db").touch()  # check opens the database, it never creates one
     code, output = await run_check(env, monkeypatch, capsys)
     assert code == 0, output
     assert all(line.startswith("✓ ") for line in output.splitlines()), output
@@ -64,6 +50,7 @@ async def test_check_fails_with_the_fix(slack: SlackStandIn, cde: SampleCdeApi, 
                                         monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     env = bot_env(slack, cde, socket_mode=True, database=tmp_path / "bot.db")
+    (tmp_path / "bot.db").touch()
     env["CDE_API_TOKEN"] = "cde-revoked-token-000000"
     code, output = await run_check(env, monkeypatch, capsys)
     assert code == 1, output
@@ -99,7 +86,7 @@ async def test_check_reports_bad_settings(monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     code, output = await run_check({"SLACK_BOT_TOKEN": "not-a-token", "LOG_LEVEL": "LOUD"},
                                    monkeypatch, capsys)
-    assert code == 1, output
+    assert code == 2, output  # bad settings: the same status as serve and console give
     assert output.startswith("✗ Settings — ")
     for name in ("SLACK_BOT_TOKEN", "CDE_API_TOKEN", "LOG_LEVEL", "SLACK_SIGNING_SECRET"):
         assert f"  - {name}:" in output

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
-from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, CDE_TOKEN, SECRETS, SIGNING_SECRET, bot_env
+from tests.helpers.bot_process import SECRETS, bot_env
 from tests.helpers.events import command
-from tests.helpers.sample import sample_runs
 from tests.helpers.served_bot import ServedBot, settings_from, stop_cleanly
 from tests.helpers.waiting import until
 from tests.standins.slack import SlackStandIn
@@ -25,19 +23,6 @@ from tests.standins.slack import SlackStandIn
 OPS = "C0001"
 FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 STALE_SECONDS = 3
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    async with SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN,
-                            signing_secret=SIGNING_SECRET) as standin:
-        yield standin
-
-
-@pytest.fixture
-async def cde() -> AsyncIterator[SampleCdeApi]:
-    async with SampleCdeApi(sample_runs(), token=CDE_TOKEN) as api:
-        yield api
 
 
 async def get(bot: ServedBot, path: str) -> tuple[int, str]:
@@ -185,7 +170,11 @@ async def test_socket_mode_ready_and_metrics(slack: SlackStandIn, cde: SampleCde
 
         scraped = await until(counted, "the command and a poll to be counted")
         assert metric(scraped, "cde_bot_commands_total", command="help", outcome="user_error") == 1
-        assert metric(scraped, "cde_bot_cde_request_seconds_count", endpoint="runs", status="200") == 1
+        # The lookup's request, and one 1-run request per idle poll.
+        idle_polls = metric(scraped, "cde_bot_polls_total", outcome="idle")
+        answered = metric(scraped, "cde_bot_cde_request_seconds_count", endpoint="runs", status="200")
+        assert answered >= 1 + idle_polls
+        assert len([r for r in cde.requests_to("/runs") if r.query.get("site-id") == "1002"]) == 1
     finally:
         await stop_cleanly(bot)
     check_json_log(bot)
