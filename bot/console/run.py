@@ -23,7 +23,7 @@ from bot.server import Bot
 # The demo's pace: a new run every DEMO_PACE seconds (`cde-bot demo --pace`), and a poll
 # as often, but at most every DEMO_POLL_SECONDS and at least every second.
 DEMO_PACE = 10.0
-DEMO_POLL_SECONDS = 10.0
+DEMO_POLL_SECONDS = 5.0
 MIN_POLL_SECONDS = 1.0
 
 BANNER = """cde-bot console{demo}. Type what you would after /cde in Slack:

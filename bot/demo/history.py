@@ -49,8 +49,9 @@ PIPELINES = (
 FLAKY = PIPELINES[2]
 # What the flaky pipeline does on each tick ("random": another pipeline runs instead): it
 # fails on the third tick, again on the fourth and recovers on the fifth, then the story
-# starts over twelve ticks later. At the demo's pace (a run every 10 s) that leaves half a
-# minute to subscribe, and shows the notice, its repeat and the recovery within a minute.
+# starts over twelve ticks later. At the demo's pace (a run every 10 s, a poll every 5 s) that
+# leaves half a minute to subscribe, and shows the notice, its repeat and the recovery
+# within a minute.
 STORY = ("random", "random", "failed", "failed", "finished", *("random",) * 7)
 
 
