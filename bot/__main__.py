@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         console.add_argument("--json", action="store_true", help="print Block Kit JSON instead of text")
         console.add_argument("--user", default="you", help="act as this Slack user (default: you)")
         console.add_argument("--channel", default="console", help="act in this channel (default: console)")
+        console.add_argument("--pace", type=_pace, default=None, metavar="SECONDS",
+                             help="the demo's pace: seconds between new sample runs (default: 10)")
     demo_api = commands.add_parser(
         "demo-api", help="serve the sample CDE API on its own",
         description="Serve the demo's sample CDE API on its own, to try a real Slack workspace "
@@ -59,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo_api.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
     demo_api.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     return parser
+
+
+def _pace(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0.1 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pace (seconds between runs, 0.1 to 3600)")
+    return seconds
 
 
 def settings_help() -> str:
@@ -132,7 +144,8 @@ def _console(args: argparse.Namespace, *, demo: bool) -> int:
     # The console's own output is the conversation; only problems are logged.
     logs.configure("WARNING")
     try:
-        options = ConsoleOptions(demo=demo, json_output=args.json, user=args.user, channel=args.channel)
+        options = ConsoleOptions(demo=demo, json_output=args.json, user=args.user, channel=args.channel,
+                                 **({"pace": args.pace} if args.pace is not None else {}))
         return asyncio.run(run_console(options))
     except ConfigError as exc:
         print(f"{exc}\n(Or try `cde-bot demo`, which needs no settings.)", file=sys.stderr)

@@ -44,7 +44,8 @@ class LocalSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/respond/{key}", self._respond)
-        # Short keep-alive: the console waits for a command's work to end, connections too.
+        # Short keep-alive: the bot's Slack clients open a session per call, so an idle
+        # connection is a leftover, not one about to be used again.
         self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=0.2)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()

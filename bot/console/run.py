@@ -13,20 +13,31 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.config import load_settings
+from bot.console.prompt import read_in_terminal
 from bot.console.session import Console
 from bot.demo.api import DEMO_TOKEN, SampleCdeApi, keep_producing, reference_runs
 from bot.demo.history import DemoHistory
 from bot.notices.scheduler import PollScheduler
 from bot.server import Bot
 
+# The demo's pace: a new run every DEMO_PACE seconds (`cde-bot demo --pace`), and a poll
+# as often, but at most every DEMO_POLL_SECONDS and at least every second.
+DEMO_PACE = 10.0
 DEMO_POLL_SECONDS = 5.0
-DEMO_NEW_RUN_SECONDS = 3.0
+MIN_POLL_SECONDS = 1.0
 
 BANNER = """cde-bot console{demo}. Type what you would after /cde in Slack:
   runs state:failed · run <id> · subscribe all (then `confirm`) · subscriptions · help
-Press buttons with `press N` (or `next`, `prev`, `share`, `ack`, `mute 4`, `recent`, `confirm`);
-`wait 10` lets the poller work for 10 s; `quit` leaves.
+Buttons: `press N` presses [N]; a menu's choice by its place: `press N 2`. Shortcuts: `next`,
+`prev`, `share`, `ack`, `mute 4h` (hours), `unmute`, `recent`, `confirm`.
+`show N` draws message N in full again (updates are one line); `wait 10` lets the poller work
+for 10 s; `clear` or Ctrl-L clears the screen; Tab completes; `quit` or Ctrl-D leaves.
 """
+
+
+def demo_poll_seconds(pace: float) -> float:
+    """How often the demo polls at `pace`: as often as runs come, within bounds."""
+    return max(MIN_POLL_SECONDS, min(DEMO_POLL_SECONDS, pace))
 
 
 @dataclass(frozen=True)
@@ -38,13 +49,19 @@ class ConsoleOptions:
     json_output: bool
     user: str
     channel: str
+    pace: float = DEMO_PACE  # seconds between the demo's new runs
 
 
-async def run_console(options: ConsoleOptions, *, stdin: TextIO = sys.stdin,
-                      stdout: TextIO = sys.stdout) -> int:
-    """Run the console until the input ends or `quit`; the exit status."""
+async def run_console(options: ConsoleOptions, *, stdin: TextIO | None = None,
+                      stdout: TextIO | None = None) -> int:
+    """Run the console until the input ends or `quit`; the exit status. A terminal gets
+    line editing; lines piped in are read as they come.
+    """
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
     demo = options.demo
-    interactive = stdin.isatty()
+    # Line editing needs a terminal at both ends; otherwise lines are read as a script.
+    interactive = stdin.isatty() and stdout.isatty()
     color = interactive and stdout.isatty() and "NO_COLOR" not in os.environ
     console = Console(stdout, channel=options.channel, user=options.user,
                       json_output=options.json_output, color=color)
@@ -67,10 +84,10 @@ async def run_console(options: ConsoleOptions, *, stdin: TextIO = sys.stdin,
             api = SampleCdeApi(reference_runs() + history.past(), token=DEMO_TOKEN)
             await api.start()
             stack.push_async_callback(api.stop)
-            producer = asyncio.create_task(keep_producing(api, history, DEMO_NEW_RUN_SECONDS))
+            producer = asyncio.create_task(keep_producing(api, history, options.pace))
             stack.callback(producer.cancel)
             overrides |= {"cde_api_url": api.url, "cde_api_token": DEMO_TOKEN,
-                          "cde_poll_interval": DEMO_POLL_SECONDS}
+                          "cde_poll_interval": demo_poll_seconds(options.pace)}
         # The demo takes nothing from the environment: it must run anywhere, and never
         # mix an operator's production settings (links, say) into sample data.
         settings = load_settings(environment=not demo, **overrides)
@@ -82,24 +99,23 @@ async def run_console(options: ConsoleOptions, *, stdin: TextIO = sys.stdin,
         scheduler.start(first_in=1.0)
         stack.push_async_callback(scheduler.stop)
         if interactive:
-            console.say(BANNER.format(demo=f" (demo: sample CDE API at {settings.cde_api_url})"
+            pace = f", a new run every {options.pace:g} s" if demo else ""
+            console.say(BANNER.format(demo=f" (demo: sample CDE API at {settings.cde_api_url}{pace})"
                                       if demo else ""))
-        await _read_lines(console, stdin, interactive)
+            await read_in_terminal(console)
+        else:
+            await _read_lines(console, stdin)
     return 0
 
 
-async def _read_lines(console: Console, stdin: TextIO, interactive: bool) -> None:
+async def _read_lines(console: Console, stdin: TextIO) -> None:
+    """Lines piped in (a script, a transcript), acted on one after the other."""
     lines = _lines_of(stdin)
     while True:
-        if interactive:
-            console.prompt = "cde> "
-            console.out.write(console.prompt)
-            console.out.flush()
         line = await lines.get()
-        console.prompt = ""
         if line is None:  # end of input
             return
-        if not interactive and line.strip():
+        if line.strip():
             # A transcript of a script reads like the session it stands for.
             console.note(f"cde> {line.rstrip()}")
         if not await console.handle(line):

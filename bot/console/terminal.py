@@ -5,7 +5,7 @@ message's buttons, numbered so they can be pressed from the console.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,6 +45,8 @@ class Control:
 class Drawn:
     text: str
     controls: list[Control] = field(default_factory=list)
+    # The lines that say something (not the rows of controls), to tell what an update changed.
+    content: list[str] = field(default_factory=list)
 
 
 def mrkdwn(text: str, *, color: bool = False) -> str:
@@ -67,23 +69,29 @@ def _local(timestamp: int, fallback: str) -> str:
         return fallback
 
 
-def draw(message: dict[str, Any], numbers: Iterator[int], *, color: bool = False) -> Drawn:
-    """The message as lines of text, and its controls numbered from `numbers`."""
+def draw(message: dict[str, Any], numbers: Callable[[str], int], *, color: bool = False) -> Drawn:
+    """The message as lines of text, and its controls numbered by `numbers` (given each
+    control's action id, so that a message drawn again can keep its controls' numbers).
+    """
     lines: list[str] = []
+    content: list[str] = []
     controls: list[Control] = []
     blocks = message.get("blocks") or []
     if not blocks and message.get("text"):
         lines.append(mrkdwn(message["text"], color=color))
+        content.extend(lines)
     for block in blocks:
         kind = block.get("type")
         if kind == "actions":
-            row = [_control(element, next(numbers), block.get("block_id"))
+            row = [_control(element, numbers(element.get("action_id", "")), block.get("block_id"))
                    for element in block.get("elements", [])]
             controls.extend(row)
             lines.append("  ".join(_label(control) for control in row))
         elif kind in _DRAWERS:
-            lines.extend(_DRAWERS[kind](block, color))
-    return Drawn("\n".join(lines), controls)
+            drawn = _DRAWERS[kind](block, color)
+            lines.extend(drawn)
+            content.extend(drawn)
+    return Drawn("\n".join(lines), controls, content)
 
 
 def _header(block: dict[str, Any], color: bool) -> list[str]:
@@ -126,7 +134,9 @@ def _control(element: dict[str, Any], number: int, block_id: str | None) -> Cont
 def _label(control: Control) -> str:
     text = f"[{control.number}] {control.label}"
     if control.options:
-        text += " (" + ", ".join(f"{i}: {label}" for i, (label, _) in enumerate(control.options, 1)) + ")"
+        # Choices by their place only, so that a number never means two things.
+        choices = ", ".join(f"{i} = {label}" for i, (label, _) in enumerate(control.options, 1))
+        text += f" (press {control.number} <1-{len(control.options)}>: {choices})"
     if control.url:
         text += f" → {control.url}"
     return text

@@ -23,6 +23,7 @@ MAX_LIMIT = 1000
 MAX_RUNS = 20_000
 # Requests kept for tests to inspect; older ones are dropped so a long run stays small.
 MAX_RECORDED = 10_000
+KEEPALIVE_SECONDS = 10.0
 FILTERS = ("id", "connector-id", "connector-version", "site-id", "state", "process-id")
 _UUID_FILTERS = ("id", "connector-id", "process-id")
 
@@ -100,7 +101,9 @@ class SampleCdeApi:
         return application
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        # Idle connections are kept KEEPALIVE_SECONDS (aiohttp's default is 75 s): longer
+        # than httpx keeps them (5 s), so a client never sends on a connection being closed.
+        self._runner = web.AppRunner(self.web_app(), access_log=None, keepalive_timeout=KEEPALIVE_SECONDS)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()

@@ -47,9 +47,12 @@ PIPELINES = (
 
 
 FLAKY = PIPELINES[2]
-# What the flaky pipeline does on each tick ("random": another pipeline runs instead).
-STORY = ("failed", "random", "failed", "random", "finished", "random", "random", "random",
-         "random", "random")
+# What the flaky pipeline does on each tick ("random": another pipeline runs instead): it
+# fails on the third tick, again on the fourth and recovers on the fifth, then the story
+# starts over twelve ticks later. At the demo's pace (a run every 10 s, a poll every 5 s) that
+# leaves half a minute to subscribe, and shows the notice, its repeat and the recovery
+# within a minute.
+STORY = ("random", "random", "failed", "failed", "finished", *("random",) * 7)
 
 
 class DemoHistory:
@@ -91,16 +94,17 @@ class DemoHistory:
     def tick(self, now: datetime | None = None) -> dict[str, Any]:
         """One new run that has just ended.
 
-        The flaky pipeline follows a script, so that a demo shows a notice, a repeat in its
-        thread and a recovery within its first minute; the others run at random.
+        The flaky pipeline follows a script (STORY), so that a demo shows a notice, a repeat
+        in its thread and a recovery within its first minute; the others run at random.
         """
         now = now or datetime.now(UTC)
         step = STORY[self._step % len(STORY)]
         self._step += 1
         if step == "random":
             pipeline = self._random.choice([p for p in PIPELINES if p is not FLAKY])
-            state = None
-        else:
-            pipeline, state = FLAKY, step
-        took = self._took(pipeline)
-        return self._run(pipeline, now - took, took, state)
+            took = self._took(pipeline)
+            return self._run(pipeline, now - took, took)
+        # Always the same duration, so that each run of the story starts after the one
+        # before: a recovery is a run that started after the failure.
+        took = timedelta(minutes=FLAKY.minutes)
+        return self._run(FLAKY, now - took, took, step)

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import io
 import json
+import re
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
@@ -36,16 +38,16 @@ async def cde() -> AsyncIterator[SampleCdeApi]:
         yield api
 
 
-async def run_script(script: str, *, json_output: bool = False,
-                     user: str = "you", channel: str = "console") -> tuple[int, str]:
+async def run_script(script: str, *, json_output: bool = False, user: str = "you",
+                     channel: str = "console", demo: bool = False, pace: float = 1.0) -> tuple[int, str]:
     """The console's exit status and output for `script` piped in (not a terminal).
 
-    On an event loop of its own, as in its own process: the console waits for every task
-    a command starts, and the stand-ins' tasks on the test's loop are none of its work.
+    On an event loop of its own, as in its own process; `demo` serves the sample API on
+    that loop, a new run every `pace` seconds.
     """
     logs.configure("WARNING")  # as `cde-bot console` does: only problems are logged
     out = io.StringIO()
-    options = ConsoleOptions(demo=False, json_output=json_output, user=user, channel=channel)
+    options = ConsoleOptions(demo=demo, json_output=json_output, user=user, channel=channel, pace=pace)
     session = run_console(options, stdin=io.StringIO(script), stdout=out)
     code = await asyncio.wait_for(in_a_thread(lambda: asyncio.run(session)), 60)
     return code, out.getvalue()
@@ -87,7 +89,7 @@ async def test_console_answers_commands_and_button_presses(
     err = capsys.readouterr().err
     assert code == 0, err
     assert "Showing 1–5 of 23" in out
-    assert "── #console · replaces the answer above ──" in out and "Showing 6–10 of 23" in out
+    assert "── #console · message 1 · replaces the answer above ──" in out and "Showing 6–10 of 23" in out
     assert "[1] Next ▶" in out
     assert "FAILED RUN ON SITE 2" in out and "Exit code: 1" in out
     assert "`site:abc`: site must be a site id" in out
@@ -109,6 +111,36 @@ async def test_console_json_prints_block_kit(cde: SampleCdeApi, monkeypatch: pyt
     assert [m["how"] for m in messages] == ["ephemeral", "post"]
     assert messages[0]["blocks"][0]["type"] == "section" and messages[0]["channel"] == "ops"
     assert "shared by <@U0ALICE>" in json.dumps(messages[1])
+
+
+async def test_the_demo_answers_lookups_and_presses_at_once() -> None:
+    """The README's steps, piped into the demo: no pause after a lookup or a press. (The
+    console once waited 60 s after each: the demo API's idle keep-alive connections, on the
+    same loop, counted as the command's work.)
+    """
+    started = time.monotonic()
+    code, out = await run_script("runs state:failed limit:2\nnext\nprev\nrun " + FAILED_RUN + "\n",
+                                 demo=True, pace=30)
+    took = time.monotonic() - started
+    assert code == 0
+    assert "Showing 1–2 of" in out and "Showing 3–4 of" in out and "FAILED RUN ON SITE 2" in out
+    # Four commands, each a second or two at most on a busy machine; 60 s each before.
+    assert took < 20, f"{took:.1f} s"
+
+
+async def test_a_notice_updated_on_every_failure_is_drawn_once_then_one_line_each() -> None:
+    # A run a second: the flaky connector fails at 3 s and 4 s and recovers at 5 s.
+    script = "subscribe all\nconfirm\nwait 9\n"
+    code, out = await run_script(script, demo=True, pace=1)
+    assert code == 0
+    # The flaky connector's notice: drawn in full once, its updates one line each.
+    [number] = re.findall(r"── #console · message (\d+) ──\n🔴 Failed: connector "
+                          r"`019e16f3-bf9c-7485-b60b-ff3407921934` v1\.0\.1 on Site 2", out)
+    assert out.count(f"── #console · message {number} ──") == 1
+    updates = re.findall(rf"── #console · message {number} updated: (.*) · `show {number}` ──\n", out)
+    assert "Failed 2 times" in out
+    assert any("Recovered" in update for update in updates), out
+    assert f"reply in the thread of message {number}" in out
 
 
 def test_console_without_settings_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
