@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -88,8 +88,8 @@ async def test_unsigned_junk_is_refused_quietly(bot: InProcessBot, caplog: pytes
 
 
 @pytest.mark.parametrize("timestamp", ["soon", "", "1e9", "-5", "١٧٠٠٠٠٠٠٠٠", "9" * 40])
-async def test_a_timestamp_that_is_not_a_number_is_refused(bot: InProcessBot, caplog: pytest.LogCaptureFixture,
-                                                           timestamp: str) -> None:
+async def test_a_timestamp_that_is_not_a_number_is_refused(
+        bot: InProcessBot, caplog: pytest.LogCaptureFixture, timestamp: str) -> None:
     body = forged_command()
     signature = sign_request(SIGNING_SECRET, body)["X-Slack-Signature"]
     headers = FORM | {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature}
@@ -136,7 +136,7 @@ async def test_forged_and_stale_requests_leave_no_body_in_the_log(bot: InProcess
 async def test_bolts_own_refusal_logs_no_body(bot: InProcessBot, caplog: pytest.LogCaptureFixture) -> None:
     """Should a forged request reach Bolt's own check, its body stays out of the log."""
     body = forged_command().decode()
-    headers = FORM | sign_request("not-the-signing-secret", body.encode())
+    headers: dict[str, str | Sequence[str]] = {**FORM, **sign_request("forged", body.encode())}
     response = await bot.bot.app.async_dispatch(AsyncBoltRequest(body=body, headers=headers))
     assert response.status == 401
     assert TOKEN not in caplog.text and "secret-hook" not in caplog.text
