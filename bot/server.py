@@ -18,7 +18,6 @@ from datetime import timedelta
 from typing import cast
 
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.authorization.async_single_team_authorization import (
     AsyncSingleTeamAuthorization,
@@ -43,6 +42,7 @@ from bot.services import Services
 from bot.slack.app import build_app, register
 from bot.slack.client import TokenCheckFailed, verify_tokens, web_client
 from bot.slack.poster import SlackPoster
+from bot.slack.socket_mode import AckingSocketModeHandler
 from bot.store.base import Store, StoreError
 from bot.store.sql import store_from_url
 
@@ -136,7 +136,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
     _on_signals(stop.set)
     bot = Bot.build(settings)
     runner: web.AppRunner | None = None
-    socket: AsyncSocketModeHandler | None = None
+    socket: AckingSocketModeHandler | None = None
     scheduler = PollScheduler(bot.poll_once, settings.cde_poll_interval)
     try:
         try:
@@ -153,7 +153,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         identity = {"team": str(auth.get("team", "")), "bot_user": str(auth.get("user", ""))}
         if settings.socket_mode:
             assert settings.slack_app_token is not None
-            socket = AsyncSocketModeHandler(
+            socket = AckingSocketModeHandler(
                 bot.app, settings.slack_app_token.get_secret_value(), web_client=bot.client
             )
             await _connect(socket)
@@ -229,7 +229,7 @@ async def _check_cde(settings: Settings) -> None:
                     probe.detail, probe.fix)
 
 
-async def _shut_down(bot: Bot, scheduler: PollScheduler, socket: AsyncSocketModeHandler | None,
+async def _shut_down(bot: Bot, scheduler: PollScheduler, socket: AckingSocketModeHandler | None,
                      runner: web.AppRunner | None) -> None:
     # One budget for the whole shutdown, so the orchestrator's stop timeout holds.
     deadline = time.monotonic() + DRAIN_SECONDS
@@ -244,13 +244,13 @@ async def _shut_down(bot: Bot, scheduler: PollScheduler, socket: AsyncSocketMode
     log.info("stopped")
 
 
-async def _connect(socket: AsyncSocketModeHandler) -> None:
+async def _connect(socket: AckingSocketModeHandler) -> None:
     # slack_bolt leaves connect_async and close_async unannotated; both return None.
     connect = cast(Callable[[], Awaitable[None]], socket.connect_async)
     await connect()
 
 
-async def _close(socket: AsyncSocketModeHandler) -> None:
+async def _close(socket: AckingSocketModeHandler) -> None:
     close = cast(Callable[[], Awaitable[None]], socket.close_async)
     await close()
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.config import Settings
 from bot.ops.metrics import Metrics
 from bot.ops.readiness import Check, Readiness
 from bot.slack.client import EVENTS_PATH
+from bot.slack.gate import MAX_BODY_BYTES, SignedRequests
 from bot.store.base import Store
 
 
@@ -52,7 +52,8 @@ def http_app(bot: Served) -> web.Application:
     """The aiohttp application: `/healthz`, `/readyz` and `/metrics` always,
     `/slack/events` in HTTP mode.
     """
-    application = web.Application()
+    # Every endpoint but `/slack/events` is a GET; Slack's POSTs are small (a 413 beyond).
+    application = web.Application(client_max_size=MAX_BODY_BYTES)
 
     async def healthz(request: web.Request) -> web.Response:
         status = 200 if bot.health.ready else 503
@@ -74,10 +75,7 @@ def http_app(bot: Served) -> web.Application:
     application.router.add_get("/readyz", readyz)
     application.router.add_get("/metrics", metrics)
     if not bot.settings.socket_mode:
-
-        async def events(request: web.Request) -> web.Response:
-            bolt_response = await bot.app.async_dispatch(await to_bolt_request(request))
-            return await to_aiohttp_response(bolt_response)
-
-        application.router.add_post(EVENTS_PATH, events)
+        secret = bot.settings.slack_signing_secret
+        door = SignedRequests(bot.app, secret.get_secret_value() if secret else "")
+        application.router.add_post(EVENTS_PATH, door.handle)
     return application

@@ -16,6 +16,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.logger import get_bolt_logger
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.middleware.request_verification import RequestVerification
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
@@ -23,6 +24,7 @@ from bot.logs import current_reference, new_reference, request_id
 from bot.lookups import listeners as lookup_listeners
 from bot.notices import listeners as notice_listeners
 from bot.services import Services
+from bot.slack.gate import BoltLogRedaction
 from bot.slack.message import internal_error
 from bot.slack.respond import answered, channel_of, command_name, mark_received, reply
 
@@ -39,6 +41,9 @@ def build_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
     secret = settings.slack_signing_secret
     # The logger Bolt's app warns on (adding a filter already there is a no-op).
     get_bolt_logger(AsyncApp).addFilter(_TOKEN_UNUSED)
+    # Bolt logs request bodies (Slack's verification token, `response_url`) on these two.
+    for logger in (get_bolt_logger(AsyncApp), get_bolt_logger(RequestVerification)):
+        logger.addFilter(_REDACTION)
     app = AsyncApp(
         client=client,
         signing_secret=secret.get_secret_value() if secret else "",
@@ -64,6 +69,7 @@ class _TokenUnusedFilter(logging.Filter):
 
 
 _TOKEN_UNUSED = _TokenUnusedFilter()
+_REDACTION = BoltLogRedaction()
 
 
 def register(app: AsyncApp, services: Services) -> None:

@@ -73,3 +73,21 @@ async def test_next_click_replaces_the_list(socket_bot: BotProcess, slack: Slack
     [second] = await slack.wait_for_response(click_url)
     assert second["replace_original"] is True
     assert f"Showing 6–10 of {EXTRA_FAILED}" in json.dumps(second, ensure_ascii=False)
+
+
+async def test_envelopes_no_listener_takes_are_acked(socket_bot: BotProcess, slack: SlackStandIn) -> None:
+    await slack.wait_connected()
+    event = {"type": "event_callback", "team_id": "T0001", "api_app_id": "A0001",
+             "event": {"type": "app_mention", "user": "U0001", "channel": "C0001", "text": "hi",
+                       "ts": "1700000000.000100"}, "event_id": "Ev0001", "event_time": 1700000000}
+    shortcut = {"type": "shortcut", "callback_id": "no_such_shortcut", "trigger_id": "1.2.abc",
+                "team": {"id": "T0001"}, "user": {"id": "U0001"}}
+    unknown_action = {"type": "block_actions", "team": {"id": "T0001"}, "user": {"id": "U0001"},
+                      "actions": [{"action_id": "no_such_button", "type": "button"}]}
+    for type_, payload in (("events_api", event), ("interactive", shortcut), ("interactive", unknown_action)):
+        result = await slack.send_envelope(type_, payload)
+        assert result.ack_seconds < 3.0
+        assert result.ack_payload is None
+    # Still serving as before.
+    _, url = await slack.send_slash_command("runs site:1002")
+    assert await slack.wait_for_response(url)
