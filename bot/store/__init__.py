@@ -1,5 +1,5 @@
 """Persistence: the interface in `base`, an SQLAlchemy implementation in `sql`."""
 
-from bot.store.base import SCHEMA_VERSION, SchemaTooNewError, Store, StoreError
+from bot.store.base import SchemaTooNewError, Store, StoreError
 
-__all__ = ["SCHEMA_VERSION", "SchemaTooNewError", "Store", "StoreError"]
+__all__ = ["SchemaTooNewError", "Store", "StoreError"]

@@ -12,8 +12,6 @@ from datetime import datetime
 
 from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
 
-SCHEMA_VERSION = 1
-
 
 class StoreError(Exception):
     """The database could not be used; the message says what went wrong and how to fix it."""
@@ -28,7 +26,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def open(self) -> None:
-        """Connect and create or migrate the schema to `SCHEMA_VERSION`."""
+        """Connect and create or migrate the schema to the version this cde-bot writes."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 
-from bot.store.base import SCHEMA_VERSION, SchemaTooNewError, StoreError
+from bot.store.base import SchemaTooNewError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -155,41 +155,47 @@ state_table = Table(
     Column("value", Text, nullable=False),
 )
 
-# Future schema changes go here: MIGRATIONS[n] takes a database at version n - 1 to version n
-# (within the transaction `open()` runs it in), and SCHEMA_VERSION in base.py becomes n.
-# Write them with portable SQLAlchemy constructs (or branch on `conn.dialect.name`).
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+# Schema changes, oldest first: MIGRATIONS[i] takes a database at version i + 1 to version
+# i + 2 (within the transaction `open()` runs it in). Append new ones; never reorder or
+# remove one that has shipped. Write them with portable SQLAlchemy constructs (or branch on
+# `conn.dialect.name`).
+MIGRATIONS: list[Callable[[Connection], None]] = []
+
+
+def schema_version() -> int:
+    """The version this cde-bot writes: the first schema plus one per migration."""
+    return 1 + len(MIGRATIONS)
 
 
 def create_or_migrate(conn: Connection, where: str) -> None:
-    """Create the schema in an empty database, or bring an older one up to `SCHEMA_VERSION`.
+    """Create the schema in an empty database, or bring an older one up to `schema_version()`.
 
     `where` names the database in messages. Raises `SchemaTooNewError` for a database written
-    by a newer cde-bot, and `StoreError` when a migration is missing.
+    by a newer cde-bot.
     """
+    target = schema_version()
     found = _stored_version(conn)
     if found is None:
         metadata.create_all(conn)
-        conn.execute(insert(schema_version_table).values(id=1, version=SCHEMA_VERSION))
-        logger.info("created schema version %d in %s", SCHEMA_VERSION, where)
+        conn.execute(insert(schema_version_table).values(id=1, version=target))
+        logger.info("created schema version %d in %s", target, where)
         return
-    if found > SCHEMA_VERSION:
+    if found > target:
         raise SchemaTooNewError(
             f"{where} has schema version {found}, but this cde-bot knows only up to "
-            f"version {SCHEMA_VERSION}: it was written by a newer cde-bot. Upgrade cde-bot, "
+            f"version {target}: it was written by a newer cde-bot. Upgrade cde-bot, "
             "or point DATABASE_URL at another database."
         )
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        migrate = MIGRATIONS.get(version)
-        if migrate is None:
-            raise StoreError(f"no migration from schema version {version - 1} to {version}")
-        migrate(conn)
+    if found < 1:
+        raise StoreError(f"{where} has schema version {found}, which no cde-bot ever wrote")
+    for version in range(found + 1, target + 1):
+        MIGRATIONS[version - 2](conn)
         logger.info("migrated %s to schema version %d", where, version)
-    if found < SCHEMA_VERSION:
+    if found < target:
         conn.execute(
             update(schema_version_table)
             .where(schema_version_table.c.id == 1)
-            .values(version=SCHEMA_VERSION)
+            .values(version=target)
         )
 
 

@@ -15,7 +15,8 @@ from sqlalchemy.exc import StatementError
 
 from bot.notices.models import Incident, Mute, NoticeFilter
 from bot.store import schema, sql
-from bot.store.base import SCHEMA_VERSION, SchemaTooNewError, StoreError
+from bot.store.base import SchemaTooNewError, StoreError
+from bot.store.schema import schema_version
 from bot.store.sql import SqlStore, store_from_url
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -62,7 +63,7 @@ def make_incident(channel_id: str = "C1", message_ts: str = "1.1", **changes: ob
 
 async def test_open_creates_directory_file_and_version(store: SqlStore, db_path: Path) -> None:
     assert is_file(db_path)
-    assert stored_version(db_path) == SCHEMA_VERSION
+    assert stored_version(db_path) == schema_version()
     assert await store.ping() is True
 
 
@@ -91,7 +92,7 @@ async def test_reopening_keeps_data_and_version(db_path: Path) -> None:
         assert await second.get_state("last_poll") == "x"
     finally:
         await second.close()
-    assert stored_version(db_path) == SCHEMA_VERSION
+    assert stored_version(db_path) == schema_version()
 
 
 async def test_newer_schema_is_refused(db_path: Path) -> None:
@@ -99,7 +100,7 @@ async def test_newer_schema_is_refused(db_path: Path) -> None:
     await first.open()
     await first.close()
     with sqlite3.connect(db_path) as conn:
-        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+        conn.execute("UPDATE schema_version SET version = ?", (schema_version() + 1,))
 
     newer = SqlStore(url_of(db_path))
     with pytest.raises(SchemaTooNewError, match="newer cde-bot") as caught:
@@ -117,26 +118,27 @@ async def test_older_schema_is_migrated(db_path: Path, monkeypatch: pytest.Monke
     def add_notes(conn: Connection) -> None:
         conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY)"))
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(schema, "MIGRATIONS", {SCHEMA_VERSION + 1: add_notes})
+    before = schema_version()
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, add_notes])
     migrated = SqlStore(url_of(db_path))
     await migrated.open()
     await migrated.close()
-    assert stored_version(db_path) == SCHEMA_VERSION + 1
+    assert stored_version(db_path) == before + 1
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM notes").fetchone()[0] == 0
 
 
-async def test_missing_migration_is_an_error(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_version_no_cde_bot_wrote_is_an_error(db_path: Path) -> None:
     first = SqlStore(url_of(db_path))
     await first.open()
     await first.close()
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE schema_version SET version = 0")
     later = SqlStore(url_of(db_path))
-    with pytest.raises(StoreError, match="no migration"):
+    with pytest.raises(StoreError, match="version 0, which no cde-bot ever wrote"):
         await later.open()
     await later.close()
-    assert stored_version(db_path) == SCHEMA_VERSION
+    assert stored_version(db_path) == 0
 
 
 async def test_path_under_a_regular_file_gives_a_helpful_error(tmp_path: Path) -> None:
