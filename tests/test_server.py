@@ -293,6 +293,8 @@ async def test_an_idle_poll_the_api_refused_is_not_a_successful_poll(
         cde.token = CDE_TOKEN
         await bot.poll()
         assert (await readiness.checks(bot.bot.store))["poll"].ok
-        assert [r.query["limit"] for r in cde.requests_to("/runs")] == ["1", "1"]
+        # One scan of failed runs per idle poll.
+        assert [(r.query.get("state"), r.query["limit"]) for r in cde.requests_to("/runs")] \
+            == [("failed", "100"), ("failed", "100")]
     finally:
         await bot.stop()

@@ -59,6 +59,11 @@ class Subscription:
     notice_filter: NoticeFilter
     created_by: str
     created_at: datetime
+    # What the bot had seen when the channel subscribed: the time (on the bot's clock) of the
+    # last scan of failed runs before then. A failure first seen after it is news to the
+    # channel. None when no scan had been recorded yet (a new database, or a subscription
+    # older than this record): then the CDE's failure time is compared with `created_at`.
+    seen_until: datetime | None = None
 
 
 @dataclass(frozen=True)

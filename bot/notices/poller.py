@@ -134,7 +134,7 @@ class Poller:
         subscriptions = await self.store.subscriptions()
         incidents = OpenIncidents(await self.store.open_incidents())
         if not subscriptions and not incidents:
-            return await self._idle(report)
+            return await self._idle(now, report)
         scan: ScanResult | None = None  # no subscription: failed runs are not looked for
         if subscriptions:
             try:
@@ -149,7 +149,7 @@ class Poller:
         report.outcome = "ok"
         failed = scan.runs if scan is not None else []
         report.failed_runs_seen = len(failed)
-        facts = await self._facts(now, failed, subscriptions, incidents.now())
+        facts = await self._facts(now, scan, subscriptions, incidents.now())
         await self._deliver(triage.plan_failures(facts), facts, report, incidents)
         finished = await self._scan_recoveries(incidents.now(), report)
         await self._deliver(triage.plan_recoveries(incidents.now(), finished, now), facts, report,
@@ -166,30 +166,37 @@ class Poller:
         )
         return report
 
-    async def _idle(self, report: PollReport) -> PollReport:
-        """Nothing to look for, yet one 1-item request: an idle poll counts as a success (for
-        `/readyz` and the metrics) only when the API still answers and takes the token. The
-        outage record is left alone: only the scan of failed runs tells whether the API is
-        down or back, so the admins hear neither from an idle bot.
+    async def _idle(self, now: datetime, report: PollReport) -> PollReport:
+        """Nothing to tell, yet the failed runs are scanned and recorded as seen, so that the
+        first subscription knows what the bot had seen when it was made (on the bot's own
+        clock, see `triage.is_news`). An idle poll counts as a success (for `/readyz` and the
+        metrics) only when the API answers and takes the token. The outage record is left
+        alone, so the admins hear nothing from an idle bot.
         """
-        report.api_requests += 1
         try:
-            await self.cde.list_runs(limit=1)
+            scan = await self._scan_failures(now, report)
         except CdeError as exc:
             report.outcome, report.error = "api_error", str(exc)
             log.warning("idle poll: the CDE API failed, will retry next poll: %s", exc)
+            return report
+        report.failed_runs_seen = len(scan.runs)
+        await self.store.first_seen((run.id for run in scan.runs), now)
         return report
 
-    async def _facts(self, now: datetime, failed: list[Run], subscriptions: list[Subscription],
+    async def _facts(self, now: datetime, scan: ScanResult | None,
+                     subscriptions: list[Subscription],
                      open_incidents: list[Incident]) -> triage.PollFacts:
-        unfinished = [run.id for run in failed if run.failed and run.finished_at is None]
+        failed = scan.runs if scan is not None else []
+        # Only a scan tells what the bot has seen; without one, nothing is recorded.
+        first_seen = await self.store.first_seen((run.id for run in failed), now) \
+            if scan is not None else {}
         announced = await self.store.announced(run.id for run in failed)
         mutes = await self.store.active_mutes(now)
         return triage.PollFacts(
             now=now, window=self.config.window, failed_runs=failed, subscriptions=subscriptions,
             announced=announced, open_incidents=open_incidents, mutes=mutes,
             digest_threshold=self.config.digest_threshold,
-            first_seen=await self.store.first_seen(unfinished, now),
+            first_seen=first_seen,
         )
 
     async def _deliver(self, actions: Iterable[triage.Action], facts: triage.PollFacts,

@@ -1,7 +1,8 @@
 """Deciding what to tell whom after a poll (pure: facts in, actions out).
 
-A failed run is *new* for a channel when the channel has a matching subscription that
-existed before the run failed, and the run has not been told there yet. New failures of a
+A failed run is *new* for a channel when the channel has a matching subscription that the
+bot had not seen the failure by when the channel subscribed (see `is_news`), and the run
+has not been told there yet. New failures of a
 connector on a site that already has an open incident in that channel are *repeats* and go
 into that incident's thread; a muted one is only counted. When more than `digest_threshold`
 new failures hit one channel in one poll, they are told in one digest instead.
@@ -38,6 +39,10 @@ def failed_at(run: Run, default: datetime) -> datetime:
 
 
 When = Callable[[Run], datetime]
+
+# What the bot had seen is taken as the present only when its last scan was this recent
+# when the channel subscribed (see `is_news`). Polls run far more often than that.
+RECENT_SCAN = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -100,33 +105,50 @@ class PollFacts:
     open_incidents: list[Incident]
     mutes: list[Mute]
     digest_threshold: int = 5
-    # When the bot first saw each failed run that has no `finished-at`.
+    # When the bot first saw each failed run (on its own clock).
     first_seen: dict[str, datetime] = field(default_factory=dict)
 
     def when(self, run: Run) -> datetime:
         return failed_at(run, self.first_seen.get(run.id, self.now))
 
 
+def is_news(subscription: Subscription, run: Run, facts: PollFacts) -> bool:
+    """Whether a failure is news to a subscription: the bot had not seen it by the time the
+    channel subscribed. Both times are the bot's own, so a CDE clock that is off cannot
+    hide a failure (polls scan failed runs even when no one subscribes, to know this).
+
+    Only when the bot had not scanned recently before the subscription (a new database
+    before its first poll, an API down for long) is the CDE's failure time compared with
+    the subscription's as well, from the second it was made (the API's times have whole
+    seconds): a failure the bot saw before it is never news to it.
+    """
+    seen_until = subscription.seen_until
+    if seen_until is not None and facts.first_seen.get(run.id, facts.now) <= seen_until:
+        return False
+    if seen_until is not None and seen_until >= subscription.created_at - RECENT_SCAN:
+        return True
+    return facts.when(run) >= subscription.created_at.replace(microsecond=0)
+
+
 def new_failures(facts: PollFacts) -> dict[str, list[Run]]:
     """Per channel, the failed runs to tell there, oldest failure first."""
     cutoff = facts.now - facts.window
-    # Channels that follow the same filter share one match per run; a subscription counts
-    # from the second it was made (the API's times have whole seconds).
-    followers: dict[NoticeFilter, list[tuple[str, datetime]]] = defaultdict(list)
+    # Channels that follow the same filter share one match per run.
+    followers: dict[NoticeFilter, list[Subscription]] = defaultdict(list)
     for sub in facts.subscriptions:
-        followers[sub.notice_filter].append((sub.channel_id, sub.created_at.replace(microsecond=0)))
+        followers[sub.notice_filter].append(sub)
     by_channel: dict[str, dict[str, Run]] = defaultdict(dict)
     for run in facts.failed_runs:
         when = facts.when(run)
         # The window is on creation; a run without a creation time is judged by its failure.
         if not run.failed or (run.created_at or when) < cutoff:
             continue
-        for notice_filter, channels in followers.items():
+        for notice_filter, subs in followers.items():
             if not notice_filter.matches(run):
                 continue
-            for channel, since in channels:
-                # A run that had already failed when the subscription was made is not news to it.
-                if when >= since and (channel, run.id) not in facts.announced:
+            for sub in subs:
+                channel = sub.channel_id
+                if (channel, run.id) not in facts.announced and is_news(sub, run, facts):
                     by_channel[channel][run.id] = run
     return {
         channel: sorted(runs.values(), key=lambda r: (facts.when(r), r.id))

@@ -73,8 +73,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def first_seen(self, run_ids: Iterable[str], now: datetime) -> dict[str, datetime]:
-        """When the bot first saw each run, recording `now` for runs it never saw. A failed
-        run whose `finished-at` is null failed, as far as anyone can tell, when first seen.
+        """When the bot first saw each failed run, recording `now` for runs it never saw,
+        and `now` as what the bot has seen: a subscription made from here on counts as news
+        only failures first seen after `now` (see `Subscription.seen_until`). A failed run
+        whose `finished-at` is null failed, as far as anyone can tell, when first seen.
         """
 
     @abc.abstractmethod

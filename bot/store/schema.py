@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 
@@ -87,6 +88,7 @@ subscriptions_table = Table(
     Column("filter_key", String(1024), nullable=False),
     Column("created_by", String(255), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("seen_until", UtcDateTime, nullable=True),
     UniqueConstraint("channel_id", "filter_key"),
     # Never reuse a removed subscription's id: users remove subscriptions by id.
     sqlite_autoincrement=True,
@@ -159,7 +161,14 @@ state_table = Table(
 # i + 2 (within the transaction `open()` runs it in). Append new ones; never reorder or
 # remove one that has shipped. Write them with portable SQLAlchemy constructs (or branch on
 # `conn.dialect.name`).
-MIGRATIONS: list[Callable[[Connection], None]] = []
+def _add_subscriptions_seen_until(conn: Connection) -> None:
+    column_type = UtcDateTime().compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE subscriptions ADD COLUMN seen_until {column_type}"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _add_subscriptions_seen_until,
+]
 
 
 def schema_version() -> int:

@@ -46,6 +46,9 @@ IN_CHUNK = 500
 _NO_SITE = -1
 _NO_CONNECTOR = ""
 
+# The state key of the last scan of failed runs: what the bot has seen (see `first_seen`).
+SEEN_UNTIL_KEY = "failures_seen_until"
+
 _INCIDENT_FIELDS = tuple(f.name for f in dataclasses.fields(Incident) if f.name != "id")
 
 
@@ -66,6 +69,10 @@ def _mute_key(site_id: int | None, connector_id: str | None) -> tuple[int, str]:
 def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _as_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def store_from_url(url: str) -> SqlStore:
@@ -119,9 +126,15 @@ class SqlStore(Store):
     async def add_subscription(
         self, channel_id: str, notice_filter: NoticeFilter, created_by: str, now: datetime
     ) -> Subscription | None:
-        """The new subscription, or None when the channel already has this same filter."""
+        """The new subscription, or None when the channel already has this same filter.
+
+        It records what the bot had seen of failed runs by then, in the same transaction,
+        so that no scan can fall between the two.
+        """
         try:
             async with self._transaction(write=True) as conn:
+                seen_until = _as_time(await conn.scalar(
+                    select(state_table.c.value).where(state_table.c.key == SEEN_UNTIL_KEY)))
                 result = await conn.execute(
                     insert(subscriptions_table).values(
                         channel_id=channel_id,
@@ -129,6 +142,7 @@ class SqlStore(Store):
                         filter_key=_filter_key(notice_filter),
                         created_by=created_by,
                         created_at=now,
+                        seen_until=seen_until,
                     )
                 )
                 new_id = _new_id(result)
@@ -136,7 +150,7 @@ class SqlStore(Store):
             return None
         return Subscription(
             id=new_id, channel_id=channel_id, notice_filter=notice_filter,
-            created_by=created_by, created_at=now.astimezone(UTC),
+            created_by=created_by, created_at=now.astimezone(UTC), seen_until=seen_until,
         )
 
     async def subscriptions(self, channel_id: str | None = None) -> list[Subscription]:
@@ -152,6 +166,7 @@ class SqlStore(Store):
                 id=row["id"], channel_id=row["channel_id"],
                 notice_filter=NoticeFilter.from_dict(row["filter"]),
                 created_by=row["created_by"], created_at=row["created_at"],
+                seen_until=row["seen_until"],
             )
             for row in rows
         ]
@@ -229,16 +244,22 @@ class SqlStore(Store):
         return result.rowcount
 
     async def first_seen(self, run_ids: Iterable[str], now: datetime) -> dict[str, datetime]:
-        """When each run was first seen, recording `now` for the ones never seen before."""
+        """When each run was first seen, recording `now` for the ones never seen before, and
+        `now` as what the bot has seen.
+        """
         wanted = list(dict.fromkeys(run_ids))
-        if not wanted:
-            return {}
         t = first_seen_table
         seen: dict[str, datetime] = {}
+        state = state_table
 
         async def attempt() -> None:
             seen.clear()
             async with self._transaction(write=True) as conn:
+                moment = {"value": now.astimezone(UTC).isoformat()}
+                result = await conn.execute(
+                    update(state).where(state.c.key == SEEN_UNTIL_KEY).values(**moment))
+                if result.rowcount == 0:
+                    await conn.execute(insert(state).values(key=SEEN_UNTIL_KEY, **moment))
                 for chunk in _chunks(wanted):
                     rows = await conn.execute(select(t.c.run_id, t.c.seen_at).where(t.c.run_id.in_(chunk)))
                     seen.update({row.run_id: row.seen_at for row in rows})

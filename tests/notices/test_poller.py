@@ -671,12 +671,11 @@ async def test_no_all_clear_while_the_poller_is_idle(make_world: Callable[..., A
         await world.poll()
     assert len(world.top(ADMIN)) == 1
 
-    # Nothing to poll for: the API is asked for one run only, to tell readiness whether it
-    # answers, and that probe neither alerts nor gives the all-clear.
+    # Nothing to tell: the failed runs are still scanned (to know what the bot has seen),
+    # and that scan neither alerts nor gives the all-clear.
     await world.store.remove_subscription(OPS, subscription.id)
     for _ in range(3):
-        report = await world.poll()
-        assert (report.outcome, report.api_requests) == ("api_error", 1)
+        assert (await world.poll()).outcome == "api_error"
     assert len(world.top(ADMIN)) == 1
 
     await world.subscribe(site_id=1001)
@@ -686,11 +685,62 @@ async def test_no_all_clear_while_the_poller_is_idle(make_world: Callable[..., A
     assert texts(world.top(ADMIN))[1:] == ["The CDE API is reachable again after 16m 00s"]
 
 
-async def test_an_idle_poll_asks_for_one_run(world: World) -> None:
+async def test_an_idle_poll_scans_failed_runs_once_and_tells_nothing(world: World) -> None:
+    world.fail(3)
     report = await world.poll()
-    assert (report.outcome, report.api_requests) == ("idle", 1)
+    assert (report.outcome, report.api_requests, report.failed_runs_seen) == ("idle", 1, 1)
     [request] = world.cde.requests_to("/runs")
-    assert request.query["limit"] == "1"
+    assert request.query["state"] == "failed"
+    assert world.posts() == 0
+
+
+async def subscribe_now(world: World, channel: str = OPS, **filters: Any) -> Subscription:
+    made = await world.store.add_subscription(channel, NoticeFilter(**filters), "U0001",
+                                              world.clock())
+    assert made is not None
+    return made
+
+
+@pytest.mark.parametrize("cde_behind", [timedelta(0), timedelta(seconds=90), timedelta(hours=2)])
+async def test_news_is_what_the_bot_had_not_seen_whatever_the_cde_clock(
+    world: World, cde_behind: timedelta,
+) -> None:
+    """The CDE's times are off by `cde_behind`: a failure after the subscription looks older
+    than it, one before it looks older still. Neither clock comparison decides."""
+    world.fail(3 + cde_behind.total_seconds() / 60, run_id="run-before-1")
+    await world.poll()  # an idle poll: the bot sees "run-before-1"
+    await subscribe_now(world)
+    world.clock.advance(seconds=5)
+    world.fail(cde_behind.total_seconds() / 60, run_id="run-after-1")
+    await world.poll()
+    [notice] = world.top()
+    assert "run-after-1" in json.dumps(notice) and "run-before-1" not in json.dumps(notice)
+    await world.poll()
+    assert len(world.top()) == 1
+
+
+async def test_a_failure_seen_before_the_subscription_is_never_news_to_it(world: World) -> None:
+    # The API's clock runs ahead: the old failure looks as if it happened after subscribing.
+    world.fail(-30, run_id="run-seen-1")
+    await world.poll()
+    await subscribe_now(world)
+    for _ in range(3):
+        await world.poll()
+    assert world.top() == []
+
+
+async def test_a_subscription_before_any_scan_compares_the_failure_times(
+    make_world: Callable[..., Awaitable[World]],
+) -> None:
+    """No scan recorded yet (a new database): the CDE's failure time is all there is."""
+    world = await make_world()
+    world.fail(10, run_id="run-old-1")
+    await subscribe_now(world)
+    world.clock.advance(seconds=5)
+    world.fail(0, run_id="run-new-1")
+    await world.poll()
+    [notice] = world.top()
+    assert "run-new-1" in json.dumps(notice) and "run-old-1" not in json.dumps(notice)
 
 
 async def test_an_idle_poll_refused_by_the_api_is_not_a_success(world: World) -> None:

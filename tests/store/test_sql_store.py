@@ -128,6 +128,39 @@ async def test_older_schema_is_migrated(db_path: Path, monkeypatch: pytest.Monke
         assert conn.execute("SELECT count(*) FROM notes").fetchone()[0] == 0
 
 
+SCHEMA_V1 = Path(__file__).with_name("schema_v1.sql")
+
+
+def version_1_database(path: Path) -> None:
+    """A database as cde-bot wrote it at schema version 1, with a subscription in it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_V1.read_text())
+        conn.execute(
+            "INSERT INTO subscriptions (channel_id, filter, filter_key, created_by, created_at)"
+            " VALUES ('C1', '{\"site_id\": 1001}', '{\"site_id\":1001}', 'U1',"
+            " '2026-01-02 03:04:05.000000')")
+    conn.close()
+
+
+async def test_a_version_1_database_is_migrated_with_its_data(db_path: Path) -> None:
+    version_1_database(db_path)
+    store = SqlStore(url_of(db_path))
+    await store.open()
+    try:
+        [subscription] = await store.subscriptions()
+        assert subscription.notice_filter == NoticeFilter(site_id=1001)
+        assert subscription.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        assert subscription.seen_until is None  # made before the bot recorded what it saw
+        now = datetime(2026, 1, 3, tzinfo=UTC)
+        await store.first_seen(["run-1"], now)
+        later = await store.add_subscription("C2", NoticeFilter(), "U2", now + timedelta(seconds=1))
+        assert later is not None and later.seen_until == now
+    finally:
+        await store.close()
+    assert stored_version(db_path) == schema_version()
+
+
 async def test_a_version_no_cde_bot_wrote_is_an_error(db_path: Path) -> None:
     first = SqlStore(url_of(db_path))
     await first.open()
