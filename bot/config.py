@@ -193,16 +193,29 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     def secrets(self) -> list[str]:
-        """Every value that must never be shown: the tokens, and the database password."""
-        values = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
-                  self.cde_api_token)
-        secrets = [v.get_secret_value() for v in values if v is not None]
-        password = urlsplit(self.database_url).password
-        if not password:
-            return secrets
-        # A password with reserved characters is %-escaped in the URL; drivers and their
-        # messages see it unescaped, so both forms are secret.
-        return list(dict.fromkeys([*secrets, password, unquote(password)]))
+        """Every value that must never be shown: each `SecretStr` setting, and the password
+        of any URL setting (DATABASE_URL, or credentials written into an API URL). Derived
+        from the fields, so that a secret setting added later is kept secret too.
+        """
+        secrets: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                secrets.append(value.get_secret_value())
+            elif isinstance(value, str | AnyHttpUrl):
+                secrets += _url_password(str(value))
+        return list(dict.fromkeys(s for s in secrets if s))
+
+
+def _url_password(url: str) -> list[str]:
+    """The password in `url`, if any. A password with reserved characters is %-escaped in
+    the URL; drivers and their messages see it unescaped, so both forms are secret.
+    """
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password, unquote(password)] if password else []
 
 
 def _is_set(value: object) -> bool:

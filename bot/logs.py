@@ -2,6 +2,9 @@
 a secret. Secrets are scrubbed from every record as a last line of defence; code should
 not log them in the first place.
 
+The filter sits on the root handler, so every record of every logger (slack_sdk's and
+Bolt's request dumps at DEBUG included) is redacted before it is written.
+
 Lines are human-readable by default; `LOG_FORMAT=json` writes one JSON object per line
 instead, for log collectors. Both formats see the same scrubbed records.
 """
@@ -9,7 +12,6 @@ instead, for log collectors. Both formats see the same scrubbed records.
 from __future__ import annotations
 
 import contextvars
-import functools
 import json
 import logging
 import uuid
@@ -17,10 +19,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
+from bot.redact import REDACTED as REDACTED
+from bot.redact import mask_hooks, redactor
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
-REDACTED = "[redacted]"
 # Third-party libraries that log every request and scheduled job: `configure` keeps them at
 # WARNING at most.
 NOISY_LOGGERS = ("httpx", "httpcore", "slack_sdk", "aiohttp.access", "apscheduler")
@@ -34,46 +38,37 @@ class ContextFilter(logging.Filter):
         return True
 
 
-# Shorter values would redact ordinary words; real tokens and passwords are long.
-MIN_SECRET_LENGTH = 6
-
-
-@functools.lru_cache(maxsize=16)
-def _redactable(secrets: tuple[str, ...]) -> tuple[str, ...]:
-    # A secret may also show up quoted by repr() (escapes) or trimmed, so those forms are
-    # redacted too; longest first, so that no secret is left half-redacted by its prefix.
-    forms = {form for s in secrets for form in (s, s.strip(), repr(s)[1:-1])}
-    return tuple(sorted({f for f in forms if len(f) >= MIN_SECRET_LENGTH}, key=len, reverse=True))
-
-
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value (of at least `MIN_SECRET_LENGTH` characters, also as
-    repr() or trimmed shows it) replaced by `[redacted]`.
+    """`text` with every secret value replaced by `[redacted]`, in each form and by the
+    length rules of `bot.redact`.
     """
-    for secret in _redactable(tuple(secrets)):
-        text = text.replace(secret, REDACTED)
-    return text
+    return redactor(tuple(secrets)).text(text)
 
 
 class SecretFilter(logging.Filter):
-    """Replaces any configured secret value in a record's text with `[redacted]`."""
+    """Redacts a record as its handler will write it: the message with its arguments, the
+    exception's text and the stack. Every configured secret becomes `[redacted]` (see
+    `bot.redact`), and so does any Slack `response_url` (which lets anyone post in the
+    channel), even in the request and response dumps slack_sdk and Bolt log at DEBUG.
+    """
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = tuple(secrets)
+        self._redactor = redactor(tuple(secrets))
+
+    def _clean(self, text: str) -> str:
+        return mask_hooks(self._redactor.text(text))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _redactable(self._secrets):
-            return True
         message = record.getMessage()
-        scrubbed = scrub(message, self._secrets)
+        scrubbed = self._clean(message)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = scrub(record.exc_text, self._secrets)
+            record.exc_text = self._clean(record.exc_text)
         if record.stack_info:
-            record.stack_info = scrub(record.stack_info, self._secrets)
-        if scrubbed != message or record.args:
+            record.stack_info = self._clean(record.stack_info)
+        if scrubbed != message:
             record.msg, record.args = scrubbed, None
         return True
 
@@ -119,6 +114,14 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), log_format: str 
     # (each command and poll) itself, and their warnings still come through.
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+def redact_handlers(secrets: Iterable[str]) -> None:
+    """Redact `secrets` on every handler the root logger has now, for a front end that set
+    up logging before its settings were known (the console).
+    """
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SecretFilter(secrets))
 
 
 def new_reference() -> str:

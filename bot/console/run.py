@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from bot import logs
 from bot.config import load_settings
 from bot.console.prompt import read_in_terminal
 from bot.console.session import Console
 from bot.demo.api import DEMO_TOKEN, SampleCdeApi, keep_producing, reference_runs
 from bot.demo.history import DemoHistory
 from bot.notices.scheduler import PollScheduler
+from bot.redact import for_settings
 from bot.server import Bot
 
 # The demo's pace: a new run every DEMO_PACE seconds (`cde-bot demo --pace`), and a poll
@@ -91,6 +93,8 @@ async def run_console(options: ConsoleOptions, *, stdin: TextIO | None = None,
         # The demo takes nothing from the environment: it must run anywhere, and never
         # mix an operator's production settings (links, say) into sample data.
         settings = load_settings(environment=not demo, **overrides)
+        console.screen.redactor = for_settings(settings)
+        logs.redact_handlers(settings.secrets())
         bot = Bot.build(settings)
         console.bot = bot
         await bot.store.open()

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from bot.console.local_slack import Posted
 from bot.console.terminal import Control, Drawn, draw
+from bot.redact import Redactor
 
 # How much of what changed a one-line update shows.
 MAX_CHANGE = 200
@@ -39,6 +40,9 @@ class Screen:
         self.out = out
         self.json_output = json_output
         self.color = color
+        # Everything the console writes passes through it; `run_console` gives it the
+        # settings' secrets once they are known.
+        self.redactor = Redactor(())
         self.controls: dict[int, tuple[Control, Shown]] = {}
         # Numbers of buttons an update took away, and the message they were on.
         self.gone: dict[int, Shown] = {}
@@ -50,7 +54,7 @@ class Screen:
     # -- writing ---------------------------------------------------------------------------
 
     def say(self, text: str) -> None:
-        self.out.write(text + "\n")
+        self.out.write(self.redactor.text(text) + "\n")
         self.out.flush()
 
     def note(self, text: str) -> None:
@@ -58,7 +62,7 @@ class Screen:
         --json, so that stdout stays pure JSON.
         """
         if self.json_output:
-            sys.stderr.write(text + "\n")
+            sys.stderr.write(self.redactor.text(text) + "\n")
             sys.stderr.flush()
         else:
             self.say(text)

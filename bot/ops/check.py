@@ -27,9 +27,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.ansi import BOLD, GREEN, RED, RESET, YELLOW
 from bot.cde.client import RetryPolicy
 from bot.config import ConfigError, Settings, load_settings
-from bot.logs import public_url, scrub
+from bot.logs import public_url
 from bot.ops.exits import EXIT_FAILED, EXIT_OK, EXIT_SETTINGS
 from bot.ops.probe import probe_cde
+from bot.redact import Redactor, for_settings
 from bot.slack.client import (
     EVENTS_PATH,
     TokenCheckFailed,
@@ -74,8 +75,8 @@ async def run_checks(settings: Settings) -> list[CheckResult]:
     results = list(await asyncio.gather(*(_guarded(name, check) for name, check in checks)))
     if settings.slack_admin_channel is not None:
         results.append(check_admin_channel(settings))
-    secrets = settings.secrets()
-    return [_scrubbed(result, secrets) for result in results]
+    redactor = for_settings(settings)
+    return [_scrubbed(result, redactor) for result in results]
 
 
 async def _guarded(name: str, check: Callable[[], Awaitable[CheckResult]]) -> CheckResult:
@@ -271,7 +272,8 @@ def main(load: Callable[[], Settings] = load_settings) -> int:
     results = [CheckResult("Settings", True, "valid (" + ("Socket Mode" if settings.socket_mode
                                                          else "HTTP mode") + ")")]
     results += asyncio.run(run_checks(settings))
-    print(format_results(results, color=color, unicode=unicode), flush=True)
+    # Each result is redacted already; the printed text once more, as the last exit.
+    print(for_settings(settings).text(format_results(results, color=color, unicode=unicode)), flush=True)
     return EXIT_OK if all_ok(results) else EXIT_FAILED
 
 
@@ -294,9 +296,9 @@ def _can_print(text: str) -> bool:
     return True
 
 
-def _scrubbed(result: CheckResult, secrets: Sequence[str]) -> CheckResult:
-    fix = scrub(result.fix, secrets) if result.fix is not None else None
-    return replace(result, detail=scrub(result.detail, secrets), fix=fix)
+def _scrubbed(result: CheckResult, redactor: Redactor) -> CheckResult:
+    fix = redactor.text(result.fix) if result.fix is not None else None
+    return replace(result, name=redactor.text(result.name), detail=redactor.text(result.detail), fix=fix)
 
 
 __all__ = ["CHECK_TIMEOUT", "CheckResult", "all_ok", "format_results", "main", "run_checks"]

@@ -1,5 +1,8 @@
 """The bot's HTTP endpoints: `/healthz`, `/readyz` and `/metrics` in both modes, for the
 orchestrator and for monitoring, and in HTTP mode `/slack/events`, where Slack POSTs.
+
+Every answer is redacted of the configured secrets on its way out (`redacting`): a readiness
+detail or an ack's content quoting a CDE error never shows the token.
 """
 
 from __future__ import annotations
@@ -8,11 +11,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from slack_bolt.async_app import AsyncApp
 
 from bot.config import Settings
 from bot.ops.metrics import Metrics
 from bot.ops.readiness import Check, Readiness
+from bot.redact import Redactor, for_settings
 from bot.slack.client import EVENTS_PATH
 from bot.slack.gate import MAX_BODY_BYTES, SignedRequests
 from bot.store.base import Store
@@ -53,7 +58,8 @@ def http_app(bot: Served) -> web.Application:
     `/slack/events` in HTTP mode.
     """
     # Every endpoint but `/slack/events` is a GET; Slack's POSTs are small (a 413 beyond).
-    application = web.Application(client_max_size=MAX_BODY_BYTES)
+    application = web.Application(client_max_size=MAX_BODY_BYTES,
+                                  middlewares=[redacting(for_settings(bot.settings))])
 
     async def healthz(request: web.Request) -> web.Response:
         status = 200 if bot.health.ready else 503
@@ -79,3 +85,20 @@ def http_app(bot: Served) -> web.Application:
         door = SignedRequests(bot.app, secret.get_secret_value() if secret else "")
         application.router.add_post(EVENTS_PATH, door.handle)
     return application
+
+
+def redacting(redactor: Redactor) -> Middleware:
+    """Middleware: each answer's body with every configured secret redacted."""
+
+    @web.middleware
+    async def redact(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if isinstance(response, web.Response) and isinstance(response.body, bytes) and redactor:
+            # surrogateescape: a body that is not UTF-8 goes out byte for byte as it came.
+            text = response.body.decode("utf-8", "surrogateescape")
+            clean = redactor.text(text)
+            if clean != text:
+                response.body = clean.encode("utf-8", "surrogateescape")
+        return response
+
+    return redact

@@ -26,7 +26,14 @@ from bot.notices import listeners as notice_listeners
 from bot.services import Services
 from bot.slack.gate import BoltLogRedaction
 from bot.slack.message import internal_error
-from bot.slack.respond import answered, channel_of, command_name, mark_received, reply
+from bot.slack.respond import (
+    answered,
+    channel_of,
+    command_name,
+    mark_received,
+    redact_answers,
+    reply,
+)
 
 __all__ = ["build_app", "register"]
 
@@ -52,6 +59,7 @@ def build_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
         raise_error_for_unhandled_request=False,
     )
     app.middleware(tag_request)
+    app.middleware(redact_answers)
     app.error(on_error)
     return app
 

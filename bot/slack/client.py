@@ -2,6 +2,7 @@
 
 `SLACK_API_URL` is honoured everywhere (Web API calls and Socket Mode's
 `apps.connections.open`), so the bot runs against Slack, GovSlack or a local stand-in.
+Every call the client makes is redacted of the configured secrets (`RedactingWebClient`).
 Start-up and `cde-bot check` verify the tokens with the same calls and say the same things
 when Slack refuses them.
 """
@@ -24,8 +25,10 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from typing_extensions import override
 
 from bot.config import Settings, fix_by_setting
+from bot.redact import Redactor, for_settings
 
 WEB_API_TIMEOUT = 15  # seconds per call
 RATE_LIMIT_RETRIES = 5  # each waits as long as Slack's Retry-After says
@@ -45,12 +48,14 @@ BAD_TOKEN_ERRORS = frozenset({
 })
 
 
-def web_client(settings: Settings, *, on_rate_limited: Callable[[str], None] | None = None) -> AsyncWebClient:
-    """An `AsyncWebClient` with the bot token that retries connection errors and 429s;
+def web_client(settings: Settings, *,
+               on_rate_limited: Callable[[str], None] | None = None) -> RedactingWebClient:
+    """A `RedactingWebClient` with the bot token that retries connection errors and 429s;
     `on_rate_limited` is told the API method of each 429 (for metrics).
     """
     base_url = str(settings.slack_api_url)
-    return AsyncWebClient(
+    return RedactingWebClient(
+        for_settings(settings),
         token=settings.slack_bot_token.get_secret_value(),
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         timeout=WEB_API_TIMEOUT,
@@ -59,6 +64,45 @@ def web_client(settings: Settings, *, on_rate_limited: Callable[[str], None] | N
             CountingRateLimitHandler(on_rate_limited, max_retry_count=RATE_LIMIT_RETRIES),
         ],
     )
+
+
+# The parameters that carry a credential to Slack on purpose (`apps.connections.open` sends
+# the app-level token as `token`); everything else the bot sends is redacted.
+CREDENTIAL_PARAMS = frozenset({"token", "client_id", "client_secret"})
+
+
+class RedactingWebClient(AsyncWebClient):
+    """slack_sdk's `AsyncWebClient` that redacts every configured secret from whatever a
+    call sends: every method (chat.postMessage, chat.update, chat.postEphemeral, views.*,
+    Bolt's `say()`, ...) ends in `api_call`, so each text, block and metadata string is
+    redacted there, in the parameters, the form data and the JSON body alike.
+    """
+
+    def __init__(self, redactor: Redactor, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.redactor = redactor
+
+    @override
+    async def api_call(
+        self, api_method: str, *, http_verb: str = "POST", files: dict[str, Any] | None = None,
+        data: dict[str, Any] | aiohttp.FormData | None = None, params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None, headers: dict[str, Any] | None = None,
+        auth: dict[str, Any] | None = None,
+    ) -> AsyncSlackResponse:
+        keep = CREDENTIAL_PARAMS
+        return await super().api_call(
+            api_method, http_verb=http_verb, files=files,
+            data=self.redactor.value(data, keep=keep) if isinstance(data, dict) else data,
+            params=self.redactor.value(params, keep=keep), json=self.redactor.value(json, keep=keep),
+            headers=headers, auth=auth,
+        )
+
+
+def redactor_of(client: AsyncWebClient) -> Redactor:
+    """The redactor a client applies, for the exits that do not go through it (acks over
+    Socket Mode); none for a plain `AsyncWebClient`.
+    """
+    return client.redactor if isinstance(client, RedactingWebClient) else Redactor(())
 
 
 class CountingRateLimitHandler(AsyncRateLimitErrorRetryHandler):

@@ -1,5 +1,9 @@
 """What every listener shares: how it answers through the `response_url`, and how an
 answer is logged and counted.
+
+Every answer through the `response_url` is redacted of the configured secrets: the
+`redact_answers` middleware gives each request a `RedactingRespond` in place of Bolt's
+`respond`, so a listener cannot send a secret there even by calling `respond()` itself.
 """
 
 from __future__ import annotations
@@ -7,11 +11,18 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncRespond
+from slack_bolt.async_app import AsyncBoltContext, AsyncRespond
+from slack_sdk.models.attachments import Attachment
+from slack_sdk.models.blocks import Block
+from slack_sdk.webhook import WebhookResponse
+from typing_extensions import override
 
 from bot.query import canonical_subcommand
+from bot.redact import Redactor
+from bot.slack.client import redactor_of
 from bot.slack.message import Message
 
 if TYPE_CHECKING:
@@ -19,6 +30,48 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _received: contextvars.ContextVar[float] = contextvars.ContextVar("received", default=0.0)
+
+
+class RedactingRespond(AsyncRespond):
+    """Bolt's `respond()`, with every string of the answer (text, blocks, attachments,
+    metadata) redacted before it is sent to the `response_url`.
+    """
+
+    def __init__(self, redactor: Redactor, *, response_url: str | None, **kwargs: Any) -> None:
+        super().__init__(response_url=response_url, **kwargs)
+        self.redactor = redactor
+
+    @override
+    async def __call__(  # the same parameters as Bolt's, each redacted
+        self, text: str | dict[Any, Any] = "", blocks: Sequence[dict[Any, Any] | Block] | None = None,
+        attachments: Sequence[dict[Any, Any] | Attachment] | None = None,
+        response_type: str | None = None, replace_original: bool | None = None,
+        delete_original: bool | None = None, unfurl_links: bool | None = None,
+        unfurl_media: bool | None = None, thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> WebhookResponse:
+        clean = self.redactor.value
+        return await super().__call__(
+            clean(text), blocks=clean(_plain(blocks)), attachments=clean(_plain(attachments)),
+            response_type=response_type, replace_original=replace_original,
+            delete_original=delete_original, unfurl_links=unfurl_links, unfurl_media=unfurl_media,
+            thread_ts=thread_ts, metadata=clean(metadata))
+
+
+def _plain(items: Sequence[dict[Any, Any] | Block | Attachment] | None) -> list[Any] | None:
+    """Block Kit objects as the dicts they stand for, so that their strings can be redacted."""
+    if items is None:
+        return None
+    return [item if isinstance(item, dict) else item.to_dict() for item in items]
+
+
+async def redact_answers(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
+    """Middleware: the request's `respond` redacts what it sends, with the client's redactor."""
+    if context.response_url is not None:
+        client = context.client
+        context["respond"] = RedactingRespond(redactor_of(client), response_url=context.response_url,
+                                              proxy=client.proxy, ssl=client.ssl)
+    await next()
 
 
 

@@ -17,6 +17,8 @@ from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
+from bot.slack.client import redactor_of
+
 __all__ = ["AckingSocketModeHandler"]
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,9 @@ class AckingSocketModeHandler(AsyncSocketModeHandler):
         start = time()
         bolt_response = await run_async_bolt_app(self.app, req)
         if bolt_response.status == 200:
+            # An ack's content goes over the socket, not through the Web API client: it is
+            # redacted here, with the same redactor.
+            bolt_response.body = redactor_of(self.app.client).text(bolt_response.body)
             await send_async_response(client, req, bolt_response, start)
             return
         log.debug("acked a %s envelope no listener took (Bolt answered %d)", req.type, bolt_response.status)

@@ -1,0 +1,170 @@
+"""Secrets kept in: one `Redactor`, built once from the settings, that every exit of the
+bot passes its text through (Slack Web API calls, `response_url` answers, the HTTP answers,
+the log, `cde-bot check`, the console).
+
+Whatever the source of a string (an error the CDE API echoed, a run's field, an exception),
+a configured secret in it is replaced by `[redacted]`, in the forms it takes on the way:
+
+- as it is, and trimmed;
+- escaped, character by character, as a URL (`%2F`, any case, `+` for a space), as JSON or
+  repr() (`\\"`, `\\/`, `\\u0026`, `\\t`), or as mrkdwn and HTML (`&amp;`, `&lt;`, `&gt;`);
+- in base64 (standard or URL-safe alphabet, at any offset: `Basic` credentials, a header
+  echoed encoded), for secrets of `MIN_ANYWHERE` characters or more.
+
+How long a secret must be, so that a short one never blanks ordinary words:
+
+- shorter than `MIN_SECRET_LENGTH` (6): never redacted; no real token is that short;
+- `MIN_SECRET_LENGTH` to `MIN_ANYWHERE - 1` (6 to 11): redacted only as a whole word (not
+  inside a longer run of letters and digits), in its plain and URL-escaped forms;
+- `MIN_ANYWHERE` (12) and longer: redacted wherever it appears, in every form above.
+
+Slack's `response_url` is no configured secret, but whoever has it may post in the channel
+for half an hour: `mask_hooks` (used by the log) keeps only the host of a Slack hooks URL, and
+hides the value of any `response_url` field or parameter.
+
+Everything is one compiled alternation, built once per set of secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+REDACTED = "[redacted]"
+MIN_SECRET_LENGTH = 6
+MIN_ANYWHERE = 12
+# Characters a URL carries as they are (RFC 3986 "unreserved"); any other may be %-escaped.
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_ENTITIES = {"&": ("&amp;",), "<": ("&lt;",), ">": ("&gt;",), '"': ("&quot;",), "'": ("&#39;", "&#x27;")}
+_WORD_EDGE_BEFORE = r"(?<![A-Za-z0-9])"
+_WORD_EDGE_AFTER = r"(?![A-Za-z0-9])"
+
+# Slack's hooks hosts (commercial and GovSlack): a response_url or an incoming webhook.
+_HOOKS = re.compile(r"(https?:(?:\\?/){2}hooks\.slack(?:-gov)?\.com)((?:\\?/|%2[fF])[^\s\"'<>|,)\]}]*)")
+# `response_url` as a JSON or repr() key, a form field or a keyword: its value is hidden.
+_RESPONSE_URL = re.compile(
+    r"""(response_url\\?["']?\s*(?:[:=]|%3[aAdD])\s*\\?["']?)([^\s"'\\,&}\])]+)""")
+
+
+def _hex_case(code: int) -> str:
+    """`%2F` as a pattern that matches either case of its hex digits."""
+    return "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{code:02X}")
+
+
+def _character(char: str) -> str:
+    """A pattern for one character of a secret, as it is or escaped on its way out."""
+    if char in _UNRESERVED:
+        return re.escape(char)
+    code = ord(char)
+    forms = [re.escape(char), re.escape(repr(char)[1:-1]), re.escape("\\" + char)]
+    forms += [re.escape(entity) for entity in _ENTITIES.get(char, ())]
+    if code < 0x80:
+        forms += ["%" + _hex_case(code), r"\\u00" + _hex_case(code)]
+    if char == " ":
+        forms.append(r"\+")
+    unique = list(dict.fromkeys(forms))
+    return unique[0] if len(unique) == 1 else "(?:" + "|".join(unique) + ")"
+
+
+def _escaped(secret: str) -> str:
+    return "".join(_character(char) for char in secret)
+
+
+def _plain_or_url(secret: str) -> str:
+    """A short secret as it is, or %-escaped: the forms a whole word takes."""
+    return "".join(re.escape(c) if c in _UNRESERVED else f"(?:{re.escape(c)}|%{_hex_case(ord(c))})"
+                   for c in secret)
+
+
+def _base64_cores(secret: str) -> list[str]:
+    """The part of any base64 text holding `secret` that does not depend on its neighbours:
+    for each of the three offsets the secret may start at, the characters fully made of it.
+    """
+    raw = secret.encode()
+    cores = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        # Characters carrying the padding bytes at the start, and the last (partial) group.
+        start = -(-offset * 4 // 3)
+        end = (offset + len(raw)) // 3 * 4
+        core = encoded[start:end]
+        if len(core) >= MIN_ANYWHERE:
+            cores += [core, core.replace("+", "-").replace("/", "_")]
+    return cores
+
+
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    forms = {form for secret in secrets for form in (secret, secret.strip())}
+    alternatives: list[tuple[int, str]] = []
+    for form in forms:
+        if len(form) >= MIN_ANYWHERE:
+            alternatives.append((len(form), _escaped(form)))
+            alternatives += [(len(core), re.escape(core)) for core in _base64_cores(form)]
+        elif len(form) >= MIN_SECRET_LENGTH:
+            alternatives.append((len(form), _WORD_EDGE_BEFORE + _plain_or_url(form) + _WORD_EDGE_AFTER))
+    if not alternatives:
+        return None
+    # Longest first, so that no secret is left half-redacted by another that is its prefix.
+    alternatives.sort(key=lambda item: item[0], reverse=True)
+    return re.compile("|".join(dict.fromkeys(pattern for _, pattern in alternatives)))
+
+
+class Redactor:
+    """Replaces every configured secret in text, or in every string of a JSON-like value."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self.secrets = tuple(dict.fromkeys(s for s in secrets if s))
+        self._pattern = _compiled(self.secrets)
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def text(self, text: str) -> str:
+        """`text` with each secret, in any of its forms, replaced by `[redacted]`."""
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(REDACTED, text)
+
+    def value(self, value: Any, *, keep: frozenset[str] = frozenset()) -> Any:
+        """`value` with every string in it redacted, through dicts, lists and tuples (keys
+        too); the top-level keys in `keep` are left as they are. Anything else is unchanged.
+        """
+        if self._pattern is None:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.value(k): v if k in keep else self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.value(item) for item in value)
+        return value
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    return _pattern(secrets)
+
+
+@functools.lru_cache(maxsize=32)
+def redactor(secrets: tuple[str, ...]) -> Redactor:
+    """The `Redactor` of `secrets`, built once."""
+    return Redactor(secrets)
+
+
+def mask_hooks(text: str) -> str:
+    """`text` without the path of any Slack hooks URL nor the value of a `response_url`."""
+    if "hooks.slack" not in text and "response_url" not in text:
+        return text
+    text = _HOOKS.sub(lambda m: f"{m.group(1)}/{REDACTED}", text)
+    return _RESPONSE_URL.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def for_settings(settings: Settings) -> Redactor:
+    """The `Redactor` of every secret the settings hold (`Settings.secrets`)."""
+    return redactor(tuple(settings.secrets()))

@@ -1,0 +1,103 @@
+"""bot/redact.py: each configured secret is redacted in every form it takes on its way out,
+short values never blank ordinary words, and Slack's response_url is masked in the log."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from bot.config import load_settings
+from bot.redact import REDACTED, Redactor, for_settings, mask_hooks
+from bot.slack.mrkdwn import escape
+
+TOKEN = "cde-t0ken/with+odd&chars<\"'>-0123"
+PLAIN = "xoxb-1111-2222-abcdefABCDEF"
+
+
+@pytest.mark.parametrize("shown", [
+    TOKEN,
+    f"Authorization: Bearer {TOKEN}",
+    quote(TOKEN, safe=""),
+    quote(TOKEN, safe="").lower(),
+    quote(TOKEN),
+    quote_plus(TOKEN),
+    json.dumps(TOKEN),
+    json.dumps(TOKEN).replace("/", "\\/"),
+    json.dumps(TOKEN).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"),
+    repr(TOKEN),
+    escape(TOKEN),
+    "&lt;" + TOKEN.replace("&", "&amp;") + "&gt;",
+])
+def test_a_secret_is_redacted_in_every_escaped_form(shown: str) -> None:
+    redacted = Redactor([TOKEN]).text(f"the API said: {shown}.")
+    assert REDACTED in redacted
+    # Nothing long of the secret is left: no run of 6 of its characters.
+    for start in range(len(TOKEN) - 6):
+        assert TOKEN[start:start + 6] not in redacted, redacted
+
+
+@pytest.mark.parametrize("offset", ["", "u", "us", "user:"])
+@pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode])
+def test_a_secret_is_redacted_inside_base64_at_any_offset(offset: str, encode: object) -> None:
+    assert callable(encode)
+    encoded = encode(f"{offset}{PLAIN}:tail".encode()).decode()
+    redacted = Redactor([PLAIN]).text(f"Basic {encoded}")
+    assert REDACTED in redacted
+    # What is left carries the neighbours and at most two bytes of the secret at each edge.
+    core = len(encoded) - 4 * ((len(PLAIN) - 4) // 3)
+    assert len(redacted.replace(REDACTED, "")) <= len("Basic ") + core
+
+
+def test_a_whole_string_is_redacted_through_json_like_values() -> None:
+    value = {"text": f"t {PLAIN}", "blocks": [{"text": {"text": PLAIN}}], "n": 3,
+             "metadata": {"event_payload": {PLAIN: (PLAIN, None)}}, "token": PLAIN}
+    clean = Redactor([PLAIN]).value(value, keep=frozenset({"token"}))
+    assert clean["token"] == PLAIN  # the credential the call is made with stays
+    del clean["token"]
+    assert PLAIN not in json.dumps(clean)
+    assert clean["blocks"][0]["text"]["text"] == REDACTED and clean["n"] == 3
+    assert clean["metadata"]["event_payload"] == {REDACTED: (REDACTED, None)}
+
+
+def test_short_secrets_are_redacted_as_whole_words_only() -> None:
+    redactor = Redactor(["failed", "abc", "p4ss-w0rd"])
+    assert redactor.text("the state is failed") == f"the state is {REDACTED}"
+    assert redactor.text("unfailed failedly abc") == "unfailed failedly abc"  # too short or inside a word
+    assert redactor.text("password=p4ss-w0rd;") == f"password={REDACTED};"
+    assert redactor.text("xp4ss-w0rdx") == "xp4ss-w0rdx"
+    assert Redactor(["", "x"]).text("x marks the spot") == "x marks the spot"
+    assert not Redactor(["abcde"])
+
+
+def test_longer_secrets_win_over_their_prefixes() -> None:
+    redactor = Redactor([PLAIN[:14], PLAIN])
+    assert redactor.text(f"{PLAIN} and {PLAIN[:14]}") == f"{REDACTED} and {REDACTED}"
+
+
+def test_the_secrets_come_from_every_secret_setting_and_url_password() -> None:
+    settings = load_settings(
+        environment=False, slack_bot_token=PLAIN, slack_signing_secret="signing-secret-0123",
+        slack_app_token="xapp-1-app-token-0123", cde_api_token=TOKEN,
+        cde_api_url="https://cde-user:api%2Fpassword-9@cde.example.com",
+        database_url="postgresql+asyncpg://bot:db%40password-1@db/cde",
+    )
+    secrets = set(settings.secrets())
+    assert {PLAIN, "signing-secret-0123", "xapp-1-app-token-0123", TOKEN, "db%40password-1",
+            "db@password-1", "api%2Fpassword-9", "api/password-9"} <= secrets
+    text = for_settings(settings).text(" ".join(sorted(secrets)))
+    assert set(text.split()) == {REDACTED}
+
+
+def test_response_urls_are_masked() -> None:
+    hooks = "https://hooks.slack.com/commands/T0001/1234/abcdEFGH"
+    gov = "https://hooks.slack-gov.com/actions/T0001/1234/abcdEFGH"
+    text = (f"Sending a request - url: {hooks}, body: {{'response_url': 'http://127.0.0.1:1/r/x'}} "
+            f"{gov} response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1 {json.dumps(hooks)}")
+    masked = mask_hooks(text)
+    assert "abcdEFGH" not in masked and "127.0.0.1" not in masked and "%2FT1" not in masked
+    assert "https://hooks.slack.com/[redacted]," in masked
+    assert "'response_url': '[redacted]'" in masked
+    assert mask_hooks("nothing to hide here") == "nothing to hide here"
