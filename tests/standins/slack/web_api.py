@@ -27,7 +27,9 @@ DEFAULT_HTML_ERROR = (
 
 class WebApi(SlackState):
     """Web API methods, answered like Slack: ``auth.test``, ``chat.postMessage``,
-    ``chat.update`` and ``apps.connections.open``; any other is an ``unknown_method``.
+    ``chat.update``, ``conversations.history``/``.replies`` (with message metadata, and
+    ``missing_scope`` without channels:history/groups:history) and
+    ``apps.connections.open``; any other is an ``unknown_method``.
     """
 
     def fail_next(
@@ -110,6 +112,8 @@ class WebApi(SlackState):
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "apps.connections.open": self._apps_connections_open,
         }
 
@@ -169,6 +173,51 @@ class WebApi(SlackState):
             "text": msg["text"],
             "message": copy.deepcopy(msg),
         }
+
+    def _history_refusal(self, channel: str) -> JsonDict | None:
+        """``missing_scope`` when the token may not read this channel's history."""
+        needed = "groups:history" if channel.startswith("G") else "channels:history"
+        if needed in self.scopes:
+            return None
+        return {"ok": False, "error": "missing_scope", "needed": needed,
+                "provided": ",".join(self.scopes)}
+
+    @staticmethod
+    def _listed(messages: list[JsonDict], params: JsonDict) -> list[JsonDict]:
+        """Messages since ``oldest``, metadata only with ``include_all_metadata``."""
+        oldest = float(params.get("oldest") or 0)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        listed = []
+        for msg in messages:
+            if float(msg["ts"]) < oldest:
+                continue
+            shown = copy.deepcopy(msg)
+            if not with_metadata:
+                shown.pop("metadata", None)
+            listed.append(shown)
+        return listed
+
+    def _conversations_history(self, params: JsonDict) -> JsonDict:
+        channel = str(params.get("channel") or "")
+        refusal = self._history_refusal(channel)
+        if refusal is not None:
+            return refusal
+        # Newest first, as Slack lists a channel.
+        messages = self._listed(list(reversed(self._messages.get(channel, []))), params)
+        return {"ok": True, "messages": messages, "has_more": False,
+                "response_metadata": {"next_cursor": ""}}
+
+    def _conversations_replies(self, params: JsonDict) -> JsonDict:
+        channel, ts = str(params.get("channel") or ""), str(params.get("ts") or "")
+        refusal = self._history_refusal(channel)
+        if refusal is not None:
+            return refusal
+        parent = next((m for m in self._messages.get(channel, []) if m["ts"] == ts), None)
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        messages = self._listed([parent, *self._replies.get((channel, ts), [])], params)
+        return {"ok": True, "messages": messages, "has_more": False,
+                "response_metadata": {"next_cursor": ""}}
 
     def _apps_connections_open(self, params: JsonDict) -> JsonDict:
         ticket = uuid.uuid4()
