@@ -157,8 +157,9 @@ class SlackPoster:
 
     Slack allows about one message per second per channel, so posts to one channel are
     spaced at least `min_interval` apart; 429s that still happen are retried by the
-    client's rate-limit handler after Slack's Retry-After. Pacing is per channel: a 429
-    that is left after those retries pauses that channel alone (`paused_for`).
+    client's rate-limit handler after Slack's Retry-After, holding up only that channel's
+    posts. A 429 left after those retries is raised as `RateLimited`, for the caller to
+    wait out (the outbox does, per channel).
     """
 
     def __init__(self, client: AsyncWebClient, *, min_interval: float = 1.0) -> None:
@@ -166,11 +167,6 @@ class SlackPoster:
         self._min_interval = min_interval
         self._last_post: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._paused_until: dict[str, float] = {}
-
-    def paused_for(self, channel: str) -> float:
-        """Seconds until Slack's last Retry-After for `channel` runs out (0: not paused)."""
-        return max(0.0, self._paused_until.get(channel, -inf) - time.monotonic())
 
     async def post(self, channel: str, message: Message, *, thread_ts: str | None = None,
                    key: str | None = None) -> str:
@@ -179,8 +175,7 @@ class SlackPoster:
         """
         lock = self._locks.setdefault(channel, asyncio.Lock())
         async with lock:
-            wait = max(self._last_post.get(channel, -inf) + self._min_interval - time.monotonic(),
-                       self.paused_for(channel))
+            wait = self._last_post.get(channel, -inf) + self._min_interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             extra = {"metadata": posts.metadata(key)} if key else {}
@@ -191,9 +186,6 @@ class SlackPoster:
                     raise
                 # Slack will never take these blocks; the plain text still tells the news.
                 return await self._post(channel, {"text": message.text, **extra}, thread_ts)
-            except RateLimited as exc:
-                self._paused_until[channel] = time.monotonic() + exc.retry_after
-                raise
             finally:
                 self._last_post[channel] = time.monotonic()
 

@@ -39,10 +39,13 @@ class WebApi(SlackState):
         status: int = 429,
         retry_after: int | None = 1,
         error: str = "ratelimited",
+        channel: str | None = None,
     ) -> None:
-        """Answer the next ``times`` calls of ``method`` with ``status`` and ``{"ok": false}``."""
+        """Answer the next ``times`` calls of ``method`` (naming ``channel``, when given)
+        with ``status`` and ``{"ok": false}``.
+        """
         self._faults.setdefault(method, []).extend(
-            Fault(status, retry_after, error, None) for _ in range(times)
+            Fault(status, retry_after, error, None, channel) for _ in range(times)
         )
 
     def fail_next_html(
@@ -72,9 +75,9 @@ class WebApi(SlackState):
             call = ApiCall(method, {}, dict(request.headers), time.monotonic())
             return self._answer(call, {"ok": False, "error": "invalid_json"})
         call = ApiCall(method, params, dict(request.headers), time.monotonic())
-        faults = self._faults.get(method)
-        if faults:
-            return self._faulty(call, faults.pop(0))
+        fault = self._take_fault(method, params)
+        if fault is not None:
+            return self._faulty(call, fault)
         handler = self._api_methods().get(method)
         if handler is None:
             return self._answer(call, {"ok": False, "error": "unknown_method", "req_method": method})
@@ -86,6 +89,13 @@ class WebApi(SlackState):
             error = "not_allowed_token_type" if token in (self.bot_token, self.app_token) else "invalid_auth"
             return self._answer(call, {"ok": False, "error": error})
         return self._answer(call, handler(params))
+
+    def _take_fault(self, method: str, params: JsonDict) -> Fault | None:
+        faults = self._faults.get(method) or []
+        for index, fault in enumerate(faults):
+            if fault.channel is None or fault.channel == params.get("channel"):
+                return faults.pop(index)
+        return None
 
     def _faulty(self, call: ApiCall, fault: Fault) -> web.Response:
         call.status, call.injected = fault.status, True
