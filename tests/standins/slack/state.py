@@ -53,6 +53,8 @@ class SlackState:
         self._replies: dict[tuple[str, str], list[JsonDict]] = {}
         self._response_urls: dict[str, ResponseUrl] = {}
         self._faults: dict[str, list[Fault]] = {}
+        # Called with each call of a method Slack took, before its answer is sent.
+        self.on_accept: dict[str, Callable[[ApiCall], None]] = {}
         self._ts_counter = 0
         self._sockets: list[web.WebSocketResponse] = []
         self._pending_acks: dict[str, asyncio.Future[JsonDict]] = {}
