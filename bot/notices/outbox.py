@@ -35,6 +35,7 @@ from bot.slack.poster import (
     MessageRefused,
     PostRefused,
     RateLimited,
+    SlackError,
     SlackUnavailable,
 )
 from bot.store.base import StoreError
@@ -170,27 +171,29 @@ class Outbox:
             return None
 
     async def _send(self, entry: OutboxEntry, target: str | None, report: PassReport) -> bool:
-        now = self.clock()
         await self.store.start_post(entry.id, datetime.now(UTC))
         try:
             ts = await self._call(entry, target)
-        except (ChannelUnavailable, MessageRefused) as exc:
+        except SlackError as exc:
+            return await self._not_taken(entry, exc, report)
+        return await self._record(entry, ts, report, accepted_at=time.monotonic())
+
+    async def _not_taken(self, entry: OutboxEntry, exc: SlackError, report: PassReport) -> bool:
+        """What follows an attempt Slack did not (or may not have) taken."""
+        if isinstance(exc, ChannelUnavailable | MessageRefused) or (
+                entry.kind == posts.REDRAW and exc.code in UPDATE_GONE):
             return await self._refused(entry, exc.code, report)
-        except PostRefused as exc:
-            if entry.kind == posts.REDRAW and exc.code in UPDATE_GONE:
-                return await self._refused(entry, exc.code, report)
-            return await self._defer(entry, exc.code, None, fate_unknown=False)
-        except RateLimited as exc:
+        if isinstance(exc, RateLimited):
             if exc.retry_after <= WAIT_WITHIN_PASS and entry.attempts < SHORT_WAITS:
                 # Only this channel waits; the others' tasks go on meanwhile.
-                await self.store.defer_post(entry.id, exc.code, now, fate_unknown=False)
+                await self.store.defer_post(entry.id, exc.code, self.clock(), fate_unknown=False)
                 await self._sleep(exc.retry_after)
                 again = await self.store.post_of_ref(entry.ref)
                 return again is not None and await self._one(again, report)
             return await self._defer(entry, exc.code, exc.retry_after, fate_unknown=False)
-        except SlackUnavailable as exc:
-            return await self._defer(entry, exc.code, None, fate_unknown=exc.maybe_taken)
-        return await self._record(entry, ts, report, accepted_at=time.monotonic())
+        # A refusal Slack answered took nothing; no usable answer may hide a post it took.
+        maybe_taken = isinstance(exc, SlackUnavailable) and exc.maybe_taken
+        return await self._defer(entry, exc.code, None, fate_unknown=maybe_taken)
 
     async def _call(self, entry: OutboxEntry, target: str | None) -> str:
         """Post (or redraw) the entry; the ts Slack gave it."""

@@ -17,12 +17,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from bot.slack.message import Message
 
-# Message metadata event type of every post (the key is its payload).
-EVENT_TYPE = "cde_bot_notice"
 REF_PREFIX = "outbox:"
 MAX_KEY = 255
 
@@ -58,21 +55,6 @@ def make_key(kind: str, channel_id: str, *parts: object) -> str:
 def digest_of(items: list[str]) -> str:
     """A short stable name for a set of items (the runs one post tells)."""
     return hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()[:16]
-
-
-def metadata(key: str) -> dict[str, Any]:
-    """The Slack message metadata every post carries."""
-    return {"event_type": EVENT_TYPE, "event_payload": {"key": key}}
-
-
-def tagged_key(message: dict[str, Any]) -> str | None:
-    """The key a message from Slack's history was tagged with, if it is one of ours."""
-    meta = message.get("metadata")
-    if not isinstance(meta, dict) or meta.get("event_type") != EVENT_TYPE:
-        return None
-    payload = meta.get("event_payload")
-    key = payload.get("key") if isinstance(payload, dict) else None
-    return key if isinstance(key, str) else None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.notices import posts
 from bot.slack.message import Message
 
 # Errors after which posting to the channel cannot succeed until someone acts there.
@@ -85,10 +84,30 @@ class RateLimited(SlackUnavailable):
         return False
 
 
-# Missing a scope: `conversations.history` and `.replies` need channels:history/groups:history.
+# Message metadata event type of every post the bot tags (the key names what it tells).
+EVENT_TYPE = "cde_bot_notice"
+
+
+def metadata(key: str) -> dict[str, Any]:
+    """The Slack message metadata a post tagged with `key` carries."""
+    return {"event_type": EVENT_TYPE, "event_payload": {"key": key}}
+
+
+def tagged_key(message: dict[str, Any]) -> str | None:
+    """The key a message from Slack's history was tagged with, if the bot tagged it."""
+    meta = message.get("metadata")
+    if not isinstance(meta, dict) or meta.get("event_type") != EVENT_TYPE:
+        return None
+    payload = meta.get("event_payload")
+    key = payload.get("key") if isinstance(payload, dict) else None
+    return key if isinstance(key, str) else None
+
+
+# Refusals of `conversations.history`/`.replies` that mean the bot cannot read a channel's
+# history (`missing_scope`: without channels:history/groups:history), rather than "later".
 NO_HISTORY = frozenset({"missing_scope", "not_allowed_token_type", "no_permission",
                         "channel_not_found", "not_in_channel"})
-# How far back of an attempt's start its post may carry a ts (clocks, Slack's own delay).
+# Pages (of 200 messages) read looking for one tagged post since its attempt began.
 HISTORY_PAGES = 5
 
 
@@ -178,7 +197,7 @@ class SlackPoster:
             wait = self._last_post.get(channel, -inf) + self._min_interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            extra = {"metadata": posts.metadata(key)} if key else {}
+            extra = {"metadata": metadata(key)} if key else {}
             try:
                 return await self._post(channel, {**message.as_kwargs(), **extra}, thread_ts)
             except MessageRefused:
@@ -206,7 +225,7 @@ class SlackPoster:
             else:
                 data = await _call(self._client.conversations_history(**args))
             for found in data.get("messages") or []:
-                if isinstance(found, dict) and posts.tagged_key(found) == key:
+                if isinstance(found, dict) and tagged_key(found) == key:
                     ts = found.get("ts")
                     return ts if isinstance(ts, str) else None
             cursor = (data.get("response_metadata") or {}).get("next_cursor")

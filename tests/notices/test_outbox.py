@@ -317,9 +317,9 @@ async def test_order_is_kept_within_a_channel(world: World) -> None:
 
 
 async def test_the_same_news_recorded_twice_is_one_entry(world: World) -> None:
-    action, facts = notice_action()
     entry = posts.entry(posts.NOTICE, OPS, Message(text="x"), "run-1")
+    other = posts.entry(posts.NOTICE, OPS, Message(text="y"), "run-1")  # the same news
     await world.store.enqueue([entry, entry], NOW)
-    await world.store.enqueue([entry], NOW)
-    assert [e.key for e in await world.store.pending_posts()] == [entry.key]
-    assert action.incident.channel_id == OPS
+    await world.store.enqueue([other], NOW)
+    [stored] = await world.store.pending_posts()
+    assert (stored.key, stored.message.text) == (entry.key, "x")
