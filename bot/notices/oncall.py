@@ -38,14 +38,17 @@ class OnCall:
             return render_notices.digest(siblings)
         return render_notices.notice(incident, mute=await self._mute_of(incident, now), links=self.links)
 
+    def redraw_lock(self, channel_id: str, message_ts: str) -> asyncio.Lock:
+        """The lock redraws of one message take turns with (see `refresh`)."""
+        return self._redraw_locks.setdefault((channel_id, message_ts), asyncio.Lock())
+
     async def refresh(self, incident: Incident, now: datetime) -> None:
         """Draw the parent again with `chat.update`, from the incident as stored now (a
         click may have changed it since the caller read it). Redraws of one message take
         turns, so the last one sent is drawn from the latest state. A failure is logged,
         not raised: the state is saved and the next change draws it again.
         """
-        key = (incident.channel_id, incident.message_ts)
-        async with self._redraw_locks.setdefault(key, asyncio.Lock()):
+        async with self.redraw_lock(incident.channel_id, incident.message_ts):
             # The state is saved and the next change draws it again, so a redraw never fails
             # the poll or the click.
             with best_effort(log, "update notice %s in %s", incident.message_ts, incident.channel_id):

@@ -4,8 +4,10 @@ The API cost of a poll does not depend on how many subscriptions there are: one 
 failed runs (matched to subscriptions locally) plus one small scan per open incident's
 connector and site, to see it recover. The poller gathers the facts once per round (the
 open incidents are read once; later steps follow what the actions recorded), lets
-`bot.notices.triage` decide, hands the actions to `bot.notices.deliver`, and prunes.
-API outages are followed by `bot.notices.outage`.
+`bot.notices.triage` decide, hands the actions to `bot.notices.deliver` (which records
+them with their posts), has `bot.notices.outbox` send the posts, and prunes. Posts left
+from an earlier poll (or a crash) are sent first. API outages are followed by
+`bot.notices.outage`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bot.notices.best_effort import best_effort
 from bot.notices.deliver import Delivery, Outcome
 from bot.notices.models import Incident, Subscription
 from bot.notices.oncall import OnCall
+from bot.notices.outbox import Outbox, PassReport
 from bot.slack.message import Message
 from bot.store.base import Store
 
@@ -68,13 +71,21 @@ class PollReport:
             self.posted += 1
 
     def add(self, action: triage.Action, outcome: Outcome) -> None:
-        """Count what carrying out `action` did."""
+        """Count what carrying out `action` did (its posts are counted once sent)."""
         self.actions[type(action).__name__] += 1
-        for kind in outcome.posts:
-            self.count_post(kind)
-        self.updated += outcome.redrawn
         self.suppressed += outcome.suppressed
         self.post_errors += int(outcome.failed)
+
+    def add_pass(self, sent: PassReport) -> None:
+        """Count what a pass over the outbox sent."""
+        for kind, count in sent.delivered.items():
+            if kind == "redraw":
+                self.updated += count
+                continue
+            for _ in range(count):
+                self.count_post(kind)
+        # Refused for good, or to be tried again later.
+        self.post_errors += sent.failed + sent.deferred
 
 
 class OpenIncidents:
@@ -123,6 +134,7 @@ class Poller:
         self.config = config
         self.clock = clock
         self.delivery = Delivery(store, oncall)
+        self.outbox = Outbox(oncall, clock=clock)
         self.outages = outage.OutageStore(store)
 
     async def poll_once(self) -> PollReport:
@@ -130,6 +142,8 @@ class Poller:
         never stops the others.
         """
         report = PollReport()
+        # What an earlier poll recorded but could not post (or a crash cut short) goes first.
+        report.add_pass(await self.outbox.deliver())
         now = self.clock()
         subscriptions = await self.store.subscriptions()
         incidents = OpenIncidents(await self.store.open_incidents())
@@ -157,6 +171,7 @@ class Poller:
         await self.delivery.end_mutes(now, incidents.now())
         await self._deliver(triage.plan_expiries(incidents.now(), now, self.config.window), facts,
                             report, incidents)
+        report.add_pass(await self.outbox.deliver())
         await self._prune(now, scan)
         log.info(
             "poll: %d failed runs in window, %d posted, %d updated, %d muted, %d not carried out, "

@@ -96,6 +96,9 @@ async def _guarded(name: str, check: Callable[[], Awaitable[CheckResult]]) -> Ch
 
 # What the bot cannot work without (manifest.yml asks for these and chat:write.public).
 REQUIRED_SCOPES = ("commands", "chat:write")
+# Without these the bot cannot look in a channel's history for a post whose fate a crash
+# or a timeout left unknown, so it posts it again (see bot.notices.outbox).
+HISTORY_SCOPES = ("channels:history", "groups:history")
 
 
 async def check_bot_token(settings: Settings) -> CheckResult:
@@ -118,6 +121,10 @@ async def check_bot_token(settings: Settings) -> CheckResult:
                            "and reinstall the app")
     if "chat:write.public" not in granted:
         detail += "; without chat:write.public it can post only in channels it was invited to"
+    no_history = [scope for scope in HISTORY_SCOPES if scope not in granted]
+    if no_history:
+        detail += (f"; without {' and '.join(no_history)} a notice may be posted twice after a "
+                   "crash or a timeout (the bot cannot look for it in the channel's history)")
     return CheckResult(name, True, detail)
 
 

@@ -6,7 +6,8 @@ mapped once, here, to a small tree the callers catch:
     │   ├── ChannelUnavailable no access to the channel until someone acts there
     │   └── MessageRefused     Slack will never take this message as it is
     └── SlackUnavailable       no usable answer: 429 left after the client's retries, 5xx,
-                               a timeout, a broken connection, a body that is not Slack JSON
+        │                      a timeout, a broken connection, a body that is not Slack JSON
+        └── RateLimited        a 429: nothing was posted; `.retry_after` says when to retry
 
 Every error has a `.code` fit for a log line: Slack's error code, or else a word derived
 from what failed (`http_503`, `TimeoutError`), never an exception's text, which may quote
@@ -63,6 +64,52 @@ class MessageRefused(PostRefused):
 class SlackUnavailable(SlackError):
     """No usable answer from Slack: worth trying again later."""
 
+    @property
+    def maybe_taken(self) -> bool:
+        """Slack may have taken the call all the same (a timeout, a broken connection, a
+        5xx): nothing tells it did not.
+        """
+        return True
+
+
+class RateLimited(SlackUnavailable):
+    """Slack answered 429: the call was not carried out; try again after `retry_after` s."""
+
+    def __init__(self, code: str, *, retry_after: float, status: int | None = 429) -> None:
+        super().__init__(code, status=status)
+        self.retry_after = retry_after
+
+    @property
+    def maybe_taken(self) -> bool:
+        return False
+
+
+# Message metadata event type of every post the bot tags (the key names what it tells).
+EVENT_TYPE = "cde_bot_notice"
+
+
+def metadata(key: str) -> dict[str, Any]:
+    """The Slack message metadata a post tagged with `key` carries."""
+    return {"event_type": EVENT_TYPE, "event_payload": {"key": key}}
+
+
+def tagged_key(message: dict[str, Any]) -> str | None:
+    """The key a message from Slack's history was tagged with, if the bot tagged it."""
+    meta = message.get("metadata")
+    if not isinstance(meta, dict) or meta.get("event_type") != EVENT_TYPE:
+        return None
+    payload = meta.get("event_payload")
+    key = payload.get("key") if isinstance(payload, dict) else None
+    return key if isinstance(key, str) else None
+
+
+# Refusals of `conversations.history`/`.replies` that mean the bot cannot read a channel's
+# history (`missing_scope`: without channels:history/groups:history), rather than "later".
+NO_HISTORY = frozenset({"missing_scope", "not_allowed_token_type", "no_permission",
+                        "channel_not_found", "not_in_channel"})
+# Pages (of 200 messages) read looking for one tagged post since its attempt began.
+HISTORY_PAGES = 5
+
 
 def refusal(code: str, status: int | None = None) -> PostRefused:
     """The `PostRefused` for Slack's error `code`."""
@@ -82,11 +129,27 @@ def from_api_error(exc: SlackApiError) -> SlackError:
     status = status if isinstance(status, int) else None
     data = getattr(response, "data", None)
     code = data.get("error") if isinstance(data, dict) else None
-    if status is not None and (status == 429 or status >= 500):
+    if status == 429:
+        return RateLimited(code if isinstance(code, str) else "ratelimited",
+                           retry_after=_retry_after(response), status=status)
+    if status is not None and status >= 500:
         return SlackUnavailable(code if isinstance(code, str) else f"http_{status}", status=status)
     if not isinstance(code, str):
         return SlackUnavailable(f"http_{status}" if status else "not_slack_json", status=status)
     return refusal(code, status)
+
+
+def _retry_after(response: Any) -> float:
+    """Slack's Retry-After (seconds) on a 429; 1 s when it is missing or not a number."""
+    headers = getattr(response, "headers", None) or {}
+    for name, value in dict(headers).items():
+        if str(name).lower() == "retry-after":
+            text = value[0] if isinstance(value, list) else value
+            try:
+                return max(0.0, float(text))
+            except (TypeError, ValueError):
+                break
+    return 1.0
 
 
 @contextmanager
@@ -113,7 +176,9 @@ class SlackPoster:
 
     Slack allows about one message per second per channel, so posts to one channel are
     spaced at least `min_interval` apart; 429s that still happen are retried by the
-    client's rate-limit handler after Slack's Retry-After.
+    client's rate-limit handler after Slack's Retry-After, holding up only that channel's
+    posts. A 429 left after those retries is raised as `RateLimited`, for the caller to
+    wait out (the outbox does, per channel).
     """
 
     def __init__(self, client: AsyncWebClient, *, min_interval: float = 1.0) -> None:
@@ -122,22 +187,51 @@ class SlackPoster:
         self._last_post: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> str:
-        """Post `message` in `channel` (in a thread when `thread_ts` is given); its ts."""
+    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None,
+                   key: str | None = None) -> str:
+        """Post `message` in `channel` (in a thread when `thread_ts` is given); its ts.
+        `key` names what it tells, carried as message metadata (see `find_tagged`).
+        """
         lock = self._locks.setdefault(channel, asyncio.Lock())
         async with lock:
             wait = self._last_post.get(channel, -inf) + self._min_interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            extra = {"metadata": metadata(key)} if key else {}
             try:
-                return await self._post(channel, message.as_kwargs(), thread_ts)
+                return await self._post(channel, {**message.as_kwargs(), **extra}, thread_ts)
             except MessageRefused:
                 if not message.blocks:
                     raise
                 # Slack will never take these blocks; the plain text still tells the news.
-                return await self._post(channel, {"text": message.text}, thread_ts)
+                return await self._post(channel, {"text": message.text, **extra}, thread_ts)
             finally:
                 self._last_post[channel] = time.monotonic()
+
+    async def find_tagged(self, channel: str, key: str, *, oldest: float,
+                          thread_ts: str | None = None) -> str | None:
+        """The ts of the message tagged with `key` posted since `oldest` (a Unix time) in
+        `channel`, or in the thread `thread_ts`; None when there is none. Raises
+        `PostRefused` (`missing_scope` without channels:history/groups:history).
+        """
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            args: dict[str, Any] = {"channel": channel, "oldest": f"{oldest:.6f}", "limit": 200,
+                                    "include_all_metadata": True}
+            if cursor:
+                args["cursor"] = cursor
+            if thread_ts:
+                data = await _call(self._client.conversations_replies(ts=thread_ts, **args))
+            else:
+                data = await _call(self._client.conversations_history(**args))
+            for found in data.get("messages") or []:
+                if isinstance(found, dict) and tagged_key(found) == key:
+                    ts = found.get("ts")
+                    return ts if isinstance(ts, str) else None
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
 
     async def _post(self, channel: str, content: dict[str, Any], thread_ts: str | None) -> str:
         response = await _call(self._client.chat_postMessage(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
+from bot.notices.posts import OutboxEntry
 
 
 class StoreError(Exception):
@@ -81,8 +82,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def prune(self, before: datetime, keep: Iterable[str] = ()) -> None:
-        """Drop first sightings older than `before` (but those of `keep`), and incidents
-        resolved and mutes ended before it.
+        """Drop first sightings older than `before` (but those of `keep`), incidents
+        resolved, mutes ended and outbox entries settled before it.
         """
 
     # -- incidents ---------------------------------------------------------------------
@@ -99,24 +100,29 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def save_incident(self, incident: Incident, *, announce: Iterable[tuple[str, str]] = (),
-                            at: datetime | None = None) -> Incident:
+                            at: datetime | None = None,
+                            outbox: Sequence[OutboxEntry] = ()) -> Incident:
         """Insert when `incident.id == 0` (returning it with its new id), else update; and
-        record the `announce` pairs as told at `at`, in the same transaction.
+        record the `announce` pairs as told at `at` and the `outbox` entries to post, in the
+        same transaction.
         """
 
     @abc.abstractmethod
     async def save_incidents(self, incidents: Sequence[Incident], *,
                              announce: Iterable[tuple[str, str]] = (),
-                             at: datetime | None = None) -> list[Incident]:
+                             at: datetime | None = None,
+                             outbox: Sequence[OutboxEntry] = ()) -> list[Incident]:
         """`save_incident` for several incidents (a digest's), all in one transaction."""
 
     @abc.abstractmethod
     async def update_incident(
         self, incident_id: int, change: Callable[[Incident], Incident], *,
         announce: Iterable[tuple[str, str]] = (), at: datetime | None = None,
+        outbox: Sequence[OutboxEntry] = (),
     ) -> Incident | None:
         """Apply `change` to the incident as stored now, atomically (None when it is gone),
-        recording `announce` in the same transaction.
+        recording `announce` and the `outbox` entries in the same transaction (the entries
+        only when the incident is there).
         """
 
     # -- mutes ---------------------------------------------------------------------------
@@ -134,13 +140,55 @@ class Store(abc.ABC):
         """Mutes that have run out but are still stored."""
 
     @abc.abstractmethod
-    async def delete_mute(self, channel_id: str, site_id: int | None, connector_id: str | None) -> None:
-        """Forget a mute (once its end has been told)."""
+    async def delete_mute(self, channel_id: str, site_id: int | None, connector_id: str | None,
+                          *, outbox: Sequence[OutboxEntry] = ()) -> None:
+        """Forget a mute, recording the `outbox` entries that tell its end in the same
+        transaction.
+        """
 
     @abc.abstractmethod
     async def count_suppressed(self, channel_id: str, site_id: int | None,
                                connector_id: str | None) -> None:
         """Add one to the mute's count of failures not posted."""
+
+    # -- the outbox: posts recorded before they are made ------------------------------------
+
+    @abc.abstractmethod
+    async def enqueue(self, entries: Sequence[OutboxEntry], at: datetime) -> None:
+        """Record posts to make; an entry whose key is already stored is left out (the
+        first one recorded stands).
+        """
+
+    @abc.abstractmethod
+    async def pending_posts(self) -> list[OutboxEntry]:
+        """Entries not settled yet (pending, or sent with an unknown fate), in the order
+        they were recorded.
+        """
+
+    @abc.abstractmethod
+    async def post_of_ref(self, ref: str) -> OutboxEntry | None:
+        """The entry whose message `ref` stands for."""
+
+    @abc.abstractmethod
+    async def start_post(self, entry_id: int, at: datetime) -> None:
+        """An attempt begins: from now on its fate is unknown until settled."""
+
+    @abc.abstractmethod
+    async def finish_post(self, entry_id: int, ts: str, at: datetime) -> None:
+        """Slack took it as `ts`: settled, and every incident recorded with the entry's ref
+        as its message now names `ts` (one transaction).
+        """
+
+    @abc.abstractmethod
+    async def fail_post(self, entry_id: int, error: str, at: datetime) -> None:
+        """Slack refused it for good: settled as failed, and the incidents whose message it
+        was are resolved (their notice can never be posted).
+        """
+
+    @abc.abstractmethod
+    async def defer_post(self, entry_id: int, error: str, retry_at: datetime, *,
+                         fate_unknown: bool) -> None:
+        """Try again from `retry_at`; `fate_unknown` when Slack may have taken it."""
 
     # -- poller state --------------------------------------------------------------------
 

@@ -157,17 +157,50 @@ state_table = Table(
     Column("value", Text, nullable=False),
 )
 
-# Schema changes, oldest first: MIGRATIONS[i] takes a database at version i + 1 to version
-# i + 2 (within the transaction `open()` runs it in). Append new ones; never reorder or
-# remove one that has shipped. Write them with portable SQLAlchemy constructs (or branch on
-# `conn.dialect.name`).
+outbox_table = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # What the post tells: unique, so that recording the same news twice keeps the first.
+    Column("key", String(255), nullable=False),
+    Column("ref", String(64), nullable=False),  # stands for its ts until it is posted
+    Column("channel_id", String(255), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("message", JSON, nullable=False),  # {"text": ..., "blocks": [...]}
+    Column("thread", String(64), nullable=True),
+    Column("draw", Boolean, nullable=False, default=False),
+    Column("state", String(16), nullable=False),
+    Column("ts", String(64), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", String(255), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("attempt_started_at", UtcDateTime, nullable=True),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("settled_at", UtcDateTime, nullable=True),
+    UniqueConstraint("key"),
+    Index(None, "ref"),
+    Index(None, "state", "id"),
+    sqlite_autoincrement=True,
+)
+
+
 def _add_subscriptions_seen_until(conn: Connection) -> None:
     column_type = UtcDateTime().compile(dialect=conn.dialect)
     conn.execute(text(f"ALTER TABLE subscriptions ADD COLUMN seen_until {column_type}"))
 
 
+def _add_outbox(conn: Connection) -> None:
+    """Posts are recorded before they are made (the transactional outbox)."""
+    outbox_table.create(conn)
+
+
+# Schema changes, oldest first: MIGRATIONS[i] takes a database at version i + 1 to version
+# i + 2 (within the transaction `open()` runs it in). Append new ones; never reorder or
+# remove one that has shipped. Write them with portable SQLAlchemy constructs (or branch on
+# `conn.dialect.name`).
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _add_subscriptions_seen_until,
+    _add_outbox,
 ]
 
 

@@ -27,7 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
-from bot.store import urls
+from bot.notices.posts import OutboxEntry
+from bot.store import sql_outbox, urls
 from bot.store.base import Store, StoreError
 from bot.store.database import Database
 from bot.store.schema import (
@@ -35,6 +36,7 @@ from bot.store.schema import (
     first_seen_table,
     incidents_table,
     mutes_table,
+    outbox_table,
     state_table,
     subscriptions_table,
 )
@@ -78,6 +80,10 @@ def _as_time(value: str | None) -> datetime | None:
 def store_from_url(url: str) -> SqlStore:
     """A store for `url`; plain `sqlite://` and `postgresql://` URLs get their async drivers."""
     return SqlStore(urls.async_url(url))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _new_id(result: CursorResult[Any]) -> int:
@@ -283,6 +289,7 @@ class SqlStore(Store):
             await conn.execute(query)
             await conn.execute(delete(incidents_table).where(incidents_table.c.resolved_at < before))
             await conn.execute(delete(mutes_table).where(mutes_table.c.until < before))
+            await conn.execute(delete(outbox_table).where(sql_outbox.settled_before(before)))
 
     # -- incidents ---------------------------------------------------------------------------
 
@@ -315,18 +322,20 @@ class SqlStore(Store):
         return await self._incidents(t.c.channel_id == channel_id, t.c.message_ts == message_ts)
 
     async def save_incident(self, incident: Incident, *, announce: Iterable[tuple[str, str]] = (),
-                            at: datetime | None = None) -> Incident:
+                            at: datetime | None = None,
+                            outbox: Sequence[OutboxEntry] = ()) -> Incident:
         """Insert when `incident.id == 0` (returning it with its new id), else update; and
         record `announce` as told, in the same transaction.
 
         Raises `StoreError` when updating an id that does not exist.
         """
-        [saved] = await self.save_incidents([incident], announce=announce, at=at)
+        [saved] = await self.save_incidents([incident], announce=announce, at=at, outbox=outbox)
         return saved
 
     async def save_incidents(self, incidents: Sequence[Incident], *,
                              announce: Iterable[tuple[str, str]] = (),
-                             at: datetime | None = None) -> list[Incident]:
+                             at: datetime | None = None,
+                             outbox: Sequence[OutboxEntry] = ()) -> list[Incident]:
         """`save_incident` for several incidents at once, all in one transaction."""
         t = incidents_table
         pairs = list(announce)
@@ -344,11 +353,13 @@ class SqlStore(Store):
                 saved.append(incident)
             if pairs:
                 await self._announce(conn, pairs, at or saved[0].last_failed_at)
+            await sql_outbox.enqueue(conn, outbox, at or _now())
         return saved
 
     async def update_incident(
         self, incident_id: int, change: Callable[[Incident], Incident], *,
         announce: Iterable[tuple[str, str]] = (), at: datetime | None = None,
+        outbox: Sequence[OutboxEntry] = (),
     ) -> Incident | None:
         """Apply `change` to the incident as it is stored now, in one transaction that holds
         the row, so that a click and a poll never overwrite each other's update.
@@ -366,6 +377,7 @@ class SqlStore(Store):
             await conn.execute(update(t).where(t.c.id == incident_id).values(**values))
             if pairs:
                 await self._announce(conn, pairs, at or changed.last_failed_at)
+            await sql_outbox.enqueue(conn, outbox, at or _now())
         return changed
 
     # -- mutes ---------------------------------------------------------------------------------
@@ -408,12 +420,14 @@ class SqlStore(Store):
             for row in rows
         ]
 
-    async def delete_mute(self, channel_id: str, site_id: int | None, connector_id: str | None) -> None:
+    async def delete_mute(self, channel_id: str, site_id: int | None, connector_id: str | None,
+                          *, outbox: Sequence[OutboxEntry] = ()) -> None:
         t = mutes_table
         site_key, connector_key = _mute_key(site_id, connector_id)
         async with self._transaction(write=True) as conn:
             await conn.execute(delete(t).where(t.c.channel_id == channel_id, t.c.site_key == site_key,
                                                t.c.connector_key == connector_key))
+            await sql_outbox.enqueue(conn, outbox, _now())
 
     async def count_suppressed(self, channel_id: str, site_id: int | None,
                                connector_id: str | None) -> None:
@@ -427,6 +441,44 @@ class SqlStore(Store):
                        t.c.connector_key == connector_key)
                 .values(suppressed=t.c.suppressed + 1)
             )
+
+    # -- the outbox ------------------------------------------------------------------------------
+
+    async def enqueue(self, entries: Sequence[OutboxEntry], at: datetime) -> None:
+        """Record posts to make; an entry whose key is stored already is left out."""
+        async with self._transaction(write=True) as conn:
+            await sql_outbox.enqueue(conn, entries, at)
+
+    async def pending_posts(self) -> list[OutboxEntry]:
+        """Entries not settled yet, in the order they were recorded."""
+        async with self._transaction(write=False) as conn:
+            return await sql_outbox.pending(conn)
+
+    async def post_of_ref(self, ref: str) -> OutboxEntry | None:
+        """The entry whose message `ref` stands for."""
+        async with self._transaction(write=False) as conn:
+            return await sql_outbox.by_ref(conn, ref)
+
+    async def start_post(self, entry_id: int, at: datetime) -> None:
+        """An attempt begins; its fate is unknown until settled."""
+        async with self._transaction(write=True) as conn:
+            await sql_outbox.start(conn, entry_id, at)
+
+    async def finish_post(self, entry_id: int, ts: str, at: datetime) -> None:
+        """Slack took it as `ts`; the incidents of its message now name `ts`."""
+        async with self._transaction(write=True) as conn:
+            await sql_outbox.finish(conn, entry_id, ts, at)
+
+    async def fail_post(self, entry_id: int, error: str, at: datetime) -> None:
+        """Refused for good; the incidents whose message it was are resolved."""
+        async with self._transaction(write=True) as conn:
+            await sql_outbox.fail(conn, entry_id, error, at)
+
+    async def defer_post(self, entry_id: int, error: str, retry_at: datetime, *,
+                         fate_unknown: bool) -> None:
+        """Try again from `retry_at`."""
+        async with self._transaction(write=True) as conn:
+            await sql_outbox.defer(conn, entry_id, error, retry_at, fate_unknown=fate_unknown)
 
     # -- poller state --------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""bot/notices/deliver.py: the partial-failure policy, once for every action, against a
-real store and the Slack stand-in.
+"""bot/notices/deliver.py: every action recorded with its posts in one transaction, and
+what becomes of them once the outbox sends them; against a real store and the Slack
+stand-in.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from bot.notices import triage
 from bot.notices.deliver import Delivery, Outcome
 from bot.notices.models import Incident
 from bot.notices.oncall import OnCall
+from bot.notices.outbox import Outbox, PassReport
 from bot.notices.poller import OpenIncidents, PollReport
 from bot.slack.poster import SlackPoster
+from bot.store import sql_outbox
+from bot.store.base import StoreError
 from bot.store.sql import SqlStore
 from tests.standins.slack import SlackStandIn
 
@@ -32,6 +36,7 @@ class Parts:
     slack: SlackStandIn
     store: SqlStore
     delivery: Delivery
+    outbox: Outbox
 
 
 @pytest.fixture
@@ -41,7 +46,8 @@ async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
         await store.open()
         poster = SlackPoster(AsyncWebClient(token=slack.bot_token, base_url=slack.base_url),
                              min_interval=0)
-        yield Parts(slack, store, Delivery(store, OnCall(store, poster)))
+        oncall = OnCall(store, poster)
+        yield Parts(slack, store, Delivery(store, oncall), Outbox(oncall, clock=lambda: NOW))
         await store.close()
 
 
@@ -67,29 +73,56 @@ async def test_a_first_post_is_recorded_with_the_runs_it_told(parts: Parts) -> N
     assert outcome.stored == {stored.id: stored}
     assert (outcome.posts, outcome.failed) == (["notice", "digest_list"], False)
     assert await parts.store.announced(r.id for r in runs) == {(OPS, r.id) for r in runs}
+    assert parts.slack.messages(OPS) == []  # recorded first, posted by the outbox
+
+    sent = await parts.outbox.deliver()
+    assert dict(sent.delivered) == {"notice": 1, "digest_list": 1}
+    [notice] = parts.slack.messages(OPS)
+    assert (await parts.store.open_incidents())[0].message_ts == notice["ts"]
 
 
 async def test_a_channel_the_bot_cannot_post_in_records_the_runs_as_told(parts: Parts) -> None:
     run = failed_run(10)
     action, facts = first_failure(run)
     parts.slack.fail_next("chat.postMessage", status=200, error="not_in_channel", retry_after=None)
-    outcome = await parts.delivery.carry_out(action, facts)
-    assert (outcome.posts, outcome.failed, outcome.stored) == ([], True, {})
+    await parts.delivery.carry_out(action, facts)
+    sent = await parts.outbox.deliver()
+    assert (sent.failed, sum(sent.delivered.values())) == (1, 0)
     assert await parts.store.announced([run.id]) == {(OPS, run.id)}
     assert await parts.store.open_incidents() == []
 
 
 @pytest.mark.parametrize("fault", ["fatal_error", "html-503"])
-async def test_anything_else_leaves_the_action_to_the_next_poll(parts: Parts, fault: str) -> None:
+async def test_anything_else_is_posted_later_once(parts: Parts, fault: str) -> None:
     run = failed_run(10)
     action, facts = first_failure(run)
     if fault == "html-503":
         parts.slack.fail_next_html("chat.postMessage", status=503)
     else:
         parts.slack.fail_next("chat.postMessage", status=200, error=fault, retry_after=None)
+    await parts.delivery.carry_out(action, facts)
+    assert (await parts.outbox.deliver()).deferred == 1
+    assert await parts.store.announced([run.id]) == {(OPS, run.id)}
+    later = Outbox(parts.delivery.oncall, clock=lambda: NOW + timedelta(minutes=10))
+    assert (await later.deliver()).delivered["notice"] == 1
+    assert len(parts.slack.messages(OPS)) == 1
+
+
+async def test_state_and_posts_are_one_transaction(parts: Parts,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    run = failed_run(10)
+    action, facts = first_failure(run)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise StoreError("disk I/O error")
+
+    monkeypatch.setattr(sql_outbox, "enqueue", broken)  # the posts cannot be recorded ...
     outcome = await parts.delivery.carry_out(action, facts)
     assert (outcome.failed, outcome.stored) == (True, {})
+    # ... so neither is the state: the action is planned again next poll.
+    assert await parts.store.open_incidents() == []
     assert await parts.store.announced([run.id]) == set()
+    assert await parts.store.pending_posts() == []
 
 
 def test_the_report_and_the_open_incidents_follow_each_outcome() -> None:
@@ -103,5 +136,8 @@ def test_the_report_and_the_open_incidents_follow_each_outcome() -> None:
 
     report = PollReport()
     report.add(action, Outcome(posts=["notice", "digest_list"], redrawn=1, failed=True))
+    sent = PassReport(failed=1)
+    sent.delivered.update({"notice": 1, "digest_list": 1, "redraw": 1})
+    report.add_pass(sent)
     assert (report.posted, report.updated, report.post_errors, dict(report.actions)) == (
-        2, 1, 1, {"OpenIncident": 1})
+        2, 1, 2, {"OpenIncident": 1})

@@ -497,3 +497,22 @@ async def test_without_chat_write_public_the_bot_says_where_it_can_post(
     results = await checked(settings_for(slack, cde, tmp_path))
     token = results["Slack bot token"]
     assert token.ok and "only in channels it was invited to" in token.detail
+
+
+@pytest.mark.parametrize("granted", [[], ["channels:history"], ["groups:history"]])
+async def test_without_the_history_scopes_check_says_a_notice_may_be_posted_twice(
+    slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, granted: list[str]
+) -> None:
+    slack.scopes = ["commands", "chat:write", "chat:write.public", *granted]
+    results = await checked(settings_for(slack, cde, tmp_path))
+    token = results["Slack bot token"]
+    assert token.ok and "posted twice after a crash" in token.detail
+    assert all(scope in token.detail for scope in ("channels:history", "groups:history")
+               if scope not in granted)
+
+
+async def test_with_the_history_scopes_check_says_nothing_of_duplicates(
+    slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path
+) -> None:
+    results = await checked(settings_for(slack, cde, tmp_path))
+    assert "twice" not in results["Slack bot token"].detail

@@ -24,6 +24,7 @@ from bot.slack.poster import (
     ChannelUnavailable,
     MessageRefused,
     PostRefused,
+    RateLimited,
     SlackError,
     SlackPoster,
     SlackUnavailable,
@@ -157,15 +158,44 @@ async def test_an_update_is_mapped_too(slack: SlackStandIn, poster: SlackPoster)
 # ----------------------------------------------------------- no usable answer
 
 
-async def test_a_429_left_after_the_clients_retries_is_unavailable(slack: SlackStandIn) -> None:
+async def test_a_429_left_after_the_clients_retries_is_rate_limited(slack: SlackStandIn) -> None:
     poster = poster_for(slack.base_url,
                         retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
     slack.fail_next("chat.postMessage", times=2, status=429, retry_after=0)
-    with pytest.raises(SlackUnavailable) as caught:
+    with pytest.raises(RateLimited) as caught:
         await poster.post("C0001", NOTICE)
-    assert_mapped(caught.value, SlackUnavailable, "ratelimited")
-    assert caught.value.status == 429
+    assert_mapped(caught.value, RateLimited, "ratelimited")
+    assert isinstance(caught.value, SlackUnavailable) and not caught.value.maybe_taken
+    assert (caught.value.status, caught.value.retry_after) == (429, 0)
     assert len(slack.calls_to("chat.postMessage")) == 2
+
+
+async def test_a_429_says_when_to_try_again(slack: SlackStandIn, poster: SlackPoster) -> None:
+    slack.fail_next("chat.postMessage", status=429, retry_after=7)
+    with pytest.raises(RateLimited) as caught:
+        await poster.post("C0001", NOTICE)
+    assert caught.value.retry_after == 7
+
+
+async def test_a_post_carries_its_key_and_is_found_by_it(slack: SlackStandIn,
+                                                         poster: SlackPoster) -> None:
+    ts = await poster.post("C0001", NOTICE, key="notice:C0001:run-1")
+    reply = await poster.post("C0001", NOTICE, thread_ts=ts, key="repeat:C0001:run-2")
+    stored = slack.message("C0001", ts)
+    assert stored is not None and stored["metadata"] == {
+        "event_type": "cde_bot_notice", "event_payload": {"key": "notice:C0001:run-1"}}
+    assert await poster.find_tagged("C0001", "notice:C0001:run-1", oldest=0) == ts
+    assert await poster.find_tagged("C0001", "repeat:C0001:run-2", oldest=0, thread_ts=ts) == reply
+    assert await poster.find_tagged("C0001", "notice:C0001:run-9", oldest=0) is None
+    assert await poster.find_tagged("C0001", "notice:C0001:run-1", oldest=float(ts) + 1) is None
+
+
+async def test_history_without_its_scope_is_refused_by_name(slack: SlackStandIn,
+                                                            poster: SlackPoster) -> None:
+    slack.scopes = ["commands", "chat:write"]
+    with pytest.raises(PostRefused) as caught:
+        await poster.find_tagged("C0001", "notice:C0001:run-1", oldest=0)
+    assert caught.value.code == "missing_scope"
 
 
 async def test_a_5xx_is_unavailable_whatever_its_body(slack: SlackStandIn, poster: SlackPoster) -> None:

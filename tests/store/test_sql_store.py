@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import StatementError
 
+from bot.notices import posts
 from bot.notices.models import Incident, Mute, NoticeFilter
+from bot.slack.message import Message
 from bot.store import schema, sql
 from bot.store.base import SchemaTooNewError, StoreError
 from bot.store.schema import schema_version
@@ -471,3 +473,50 @@ async def test_memory_database_serialises_concurrent_tasks() -> None:
         assert await memory.get_state("k9") == "9"
     finally:
         await memory.close()
+
+
+# -- the outbox ----------------------------------------------------------------------------------
+
+
+async def test_a_database_from_before_the_outbox_is_migrated(db_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    index = schema.MIGRATIONS.index(schema._add_outbox)
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:index + 1])
+    first = SqlStore(url_of(db_path))
+    await first.open()
+    await first.close()
+    with sqlite3.connect(db_path) as conn:  # as the cde-bot before the outbox left it
+        conn.execute("DROP TABLE outbox")
+        conn.execute("UPDATE schema_version SET version = ?", (index + 1,))
+    migrated = SqlStore(url_of(db_path))
+    await migrated.open()
+    entry = posts.entry(posts.NOTICE, "C1", Message(text="hello"), "run-1")
+    await migrated.enqueue([entry], NOW)
+    [pending] = await migrated.pending_posts()
+    await migrated.close()
+    assert (pending.key, pending.message.text, pending.state) == (entry.key, "hello", posts.PENDING)
+    assert stored_version(db_path) == index + 2
+
+
+async def test_a_delivered_entry_names_its_ts_in_the_incidents_of_its_message(store: SqlStore) -> None:
+    entry = posts.entry(posts.NOTICE, "C1", Message(text="hello"), "run-1", draw=True)
+    [incident] = await store.save_incidents([make_incident(message_ts=entry.ref)], outbox=[entry], at=NOW)
+    [pending] = await store.pending_posts()
+    await store.start_post(pending.id, NOW)
+    assert (await store.pending_posts())[0].fate_unknown
+    await store.finish_post(pending.id, "1700.1", NOW)
+    assert (await store.incident(incident.id)).message_ts == "1700.1"  # type: ignore[union-attr]
+    assert await store.pending_posts() == []
+    delivered = await store.post_of_ref(entry.ref)
+    assert delivered is not None and (delivered.state, delivered.ts) == (posts.DELIVERED, "1700.1")
+    await store.prune(NOW + timedelta(days=1))
+    assert await store.post_of_ref(entry.ref) is None
+
+
+async def test_a_failed_entry_resolves_the_incidents_of_its_message(store: SqlStore) -> None:
+    entry = posts.entry(posts.NOTICE, "C1", Message(text="hello"), "run-1")
+    await store.save_incidents([make_incident(message_ts=entry.ref)], outbox=[entry], at=NOW)
+    [pending] = await store.pending_posts()
+    await store.fail_post(pending.id, "channel_not_found", NOW)
+    assert await store.open_incidents() == []
+    assert await store.pending_posts() == []

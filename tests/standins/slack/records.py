@@ -58,6 +58,7 @@ class Fault:
     retry_after: int | None
     error: str
     html: str | None
+    channel: str | None = None  # only calls naming this channel (None: any call)
 
 
 @dataclass

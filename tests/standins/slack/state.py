@@ -38,7 +38,8 @@ class SlackState:
         self.bot_token = bot_token
         self.app_token = app_token
         self.signing_secret = signing_secret
-        self.scopes = ["commands", "chat:write", "chat:write.public"]
+        self.scopes = ["commands", "chat:write", "chat:write.public", "channels:history",
+                       "groups:history"]
 
         self.calls: list[ApiCall] = []
         # Names shown in the payloads Slack sends, by channel and user id.
@@ -52,6 +53,8 @@ class SlackState:
         self._replies: dict[tuple[str, str], list[JsonDict]] = {}
         self._response_urls: dict[str, ResponseUrl] = {}
         self._faults: dict[str, list[Fault]] = {}
+        # Called with each call of a method Slack took, before its answer is sent.
+        self.on_accept: dict[str, Callable[[ApiCall], None]] = {}
         self._ts_counter = 0
         self._sockets: list[web.WebSocketResponse] = []
         self._pending_acks: dict[str, asyncio.Future[JsonDict]] = {}
@@ -121,9 +124,10 @@ class SlackState:
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
     def _next_ts(self) -> str:
-        self._ts_counter += 1
-        micros = self._ts_counter * 100
-        return f"{1700000000 + micros // 1_000_000}.{micros % 1_000_000:06d}"
+        # Like Slack's: the time it took the message (so history's `oldest` works), unique.
+        micros = max(int(time.time() * 1_000_000), self._ts_counter + 100)
+        self._ts_counter = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _user_name(self, user_id: str) -> str:
         return self.user_names.get(user_id, user_id.lower())

@@ -27,7 +27,9 @@ DEFAULT_HTML_ERROR = (
 
 class WebApi(SlackState):
     """Web API methods, answered like Slack: ``auth.test``, ``chat.postMessage``,
-    ``chat.update`` and ``apps.connections.open``; any other is an ``unknown_method``.
+    ``chat.update``, ``conversations.history``/``.replies`` (with message metadata, and
+    ``missing_scope`` without channels:history/groups:history) and
+    ``apps.connections.open``; any other is an ``unknown_method``.
     """
 
     def fail_next(
@@ -37,10 +39,13 @@ class WebApi(SlackState):
         status: int = 429,
         retry_after: int | None = 1,
         error: str = "ratelimited",
+        channel: str | None = None,
     ) -> None:
-        """Answer the next ``times`` calls of ``method`` with ``status`` and ``{"ok": false}``."""
+        """Answer the next ``times`` calls of ``method`` (naming ``channel``, when given)
+        with ``status`` and ``{"ok": false}``.
+        """
         self._faults.setdefault(method, []).extend(
-            Fault(status, retry_after, error, None) for _ in range(times)
+            Fault(status, retry_after, error, None, channel) for _ in range(times)
         )
 
     def fail_next_html(
@@ -70,9 +75,9 @@ class WebApi(SlackState):
             call = ApiCall(method, {}, dict(request.headers), time.monotonic())
             return self._answer(call, {"ok": False, "error": "invalid_json"})
         call = ApiCall(method, params, dict(request.headers), time.monotonic())
-        faults = self._faults.get(method)
-        if faults:
-            return self._faulty(call, faults.pop(0))
+        fault = self._take_fault(method, params)
+        if fault is not None:
+            return self._faulty(call, fault)
         handler = self._api_methods().get(method)
         if handler is None:
             return self._answer(call, {"ok": False, "error": "unknown_method", "req_method": method})
@@ -83,7 +88,19 @@ class WebApi(SlackState):
             # Real Slack tells a known-but-wrong token type apart from garbage.
             error = "not_allowed_token_type" if token in (self.bot_token, self.app_token) else "invalid_auth"
             return self._answer(call, {"ok": False, "error": error})
-        return self._answer(call, handler(params))
+        body = handler(params)
+        if body.get("ok") is True and method in self.on_accept:
+            # Slack took the call; what happens before its answer leaves (a crash) is the test's.
+            call.response = body
+            self.on_accept[method](call)
+        return self._answer(call, body)
+
+    def _take_fault(self, method: str, params: JsonDict) -> Fault | None:
+        faults = self._faults.get(method) or []
+        for index, fault in enumerate(faults):
+            if fault.channel is None or fault.channel == params.get("channel"):
+                return faults.pop(index)
+        return None
 
     def _faulty(self, call: ApiCall, fault: Fault) -> web.Response:
         call.status, call.injected = fault.status, True
@@ -110,6 +127,8 @@ class WebApi(SlackState):
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "apps.connections.open": self._apps_connections_open,
         }
 
@@ -169,6 +188,51 @@ class WebApi(SlackState):
             "text": msg["text"],
             "message": copy.deepcopy(msg),
         }
+
+    def _history_refusal(self, channel: str) -> JsonDict | None:
+        """``missing_scope`` when the token may not read this channel's history."""
+        needed = "groups:history" if channel.startswith("G") else "channels:history"
+        if needed in self.scopes:
+            return None
+        return {"ok": False, "error": "missing_scope", "needed": needed,
+                "provided": ",".join(self.scopes)}
+
+    @staticmethod
+    def _listed(messages: list[JsonDict], params: JsonDict) -> list[JsonDict]:
+        """Messages since ``oldest``, metadata only with ``include_all_metadata``."""
+        oldest = float(params.get("oldest") or 0)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        listed = []
+        for msg in messages:
+            if float(msg["ts"]) < oldest:
+                continue
+            shown = copy.deepcopy(msg)
+            if not with_metadata:
+                shown.pop("metadata", None)
+            listed.append(shown)
+        return listed
+
+    def _conversations_history(self, params: JsonDict) -> JsonDict:
+        channel = str(params.get("channel") or "")
+        refusal = self._history_refusal(channel)
+        if refusal is not None:
+            return refusal
+        # Newest first, as Slack lists a channel.
+        messages = self._listed(list(reversed(self._messages.get(channel, []))), params)
+        return {"ok": True, "messages": messages, "has_more": False,
+                "response_metadata": {"next_cursor": ""}}
+
+    def _conversations_replies(self, params: JsonDict) -> JsonDict:
+        channel, ts = str(params.get("channel") or ""), str(params.get("ts") or "")
+        refusal = self._history_refusal(channel)
+        if refusal is not None:
+            return refusal
+        parent = next((m for m in self._messages.get(channel, []) if m["ts"] == ts), None)
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        messages = self._listed([parent, *self._replies.get((channel, ts), [])], params)
+        return {"ok": True, "messages": messages, "has_more": False,
+                "response_metadata": {"next_cursor": ""}}
 
     def _apps_connections_open(self, params: JsonDict) -> JsonDict:
         ticket = uuid.uuid4()
