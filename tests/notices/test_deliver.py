@@ -11,20 +11,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cde.models import Run
 from bot.demo.runs import make_run
 from bot.notices import triage
 from bot.notices.deliver import Delivery, Outcome
 from bot.notices.models import Incident
-from bot.notices.oncall import OnCall
 from bot.notices.outbox import Outbox, PassReport
 from bot.notices.poller import OpenIncidents, PollReport
-from bot.slack.poster import SlackPoster
 from bot.store import sql_outbox
 from bot.store.base import StoreError
 from bot.store.sql import SqlStore
+from tests.helpers.oncall import first_failure as oncall_first_failure
+from tests.helpers.oncall import oncall_on
 from tests.standins.slack import SlackStandIn
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -41,14 +40,9 @@ class Parts:
 
 @pytest.fixture
 async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
-    async with SlackStandIn() as slack:
-        store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'deliver.db'}")
-        await store.open()
-        poster = SlackPoster(AsyncWebClient(token=slack.bot_token, base_url=slack.base_url),
-                             min_interval=0)
-        oncall = OnCall(store, poster)
+    async with SlackStandIn() as slack, oncall_on(slack, tmp_path / "deliver.db") as oncall:
+        store = oncall.store
         yield Parts(slack, store, Delivery(store, oncall), Outbox(oncall, clock=lambda: NOW))
-        await store.close()
 
 
 def failed_run(minutes_ago: float) -> Run:
@@ -57,12 +51,7 @@ def failed_run(minutes_ago: float) -> Run:
 
 
 def first_failure(*runs: Run) -> tuple[triage.OpenIncident, triage.PollFacts]:
-    facts = triage.PollFacts(now=NOW, window=timedelta(hours=24), failed_runs=list(runs),
-                             subscriptions=[], announced=set(), open_incidents=[], mutes=[])
-    incident = Incident(id=0, channel_id=OPS, site_id=1001, connector_id=runs[-1].connector_id,
-                        message_ts="", run=runs[-1].model_dump(mode="json", by_alias=True),
-                        failures=len(runs), muted_failures=0, first_failed_at=NOW, last_failed_at=NOW)
-    return triage.OpenIncident(incident, runs), facts
+    return oncall_first_failure(*runs, channel=OPS, now=NOW)
 
 
 async def test_a_first_post_is_recorded_with_the_runs_it_told(parts: Parts) -> None:

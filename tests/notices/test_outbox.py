@@ -17,20 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cde.models import Run
 from bot.notices import posts, triage
 from bot.notices.deliver import Delivery
-from bot.notices.models import Incident
 from bot.notices.oncall import OnCall
 from bot.notices.outbox import Outbox
 from bot.slack.message import Message
 from bot.slack.poster import SlackPoster, SlackUnavailable
 from bot.store import database
 from bot.store.sql import SqlStore
+from tests.helpers.oncall import first_failure, oncall_on
 from tests.helpers.waiting import until
-from tests.notices.test_deliver import first_failure
 from tests.standins.slack import SlackStandIn
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -72,21 +70,14 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with SlackStandIn() as slack:
-        store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
-        await store.open()
-        poster = SlackPoster(AsyncWebClient(token=slack.bot_token, base_url=slack.base_url),
-                             min_interval=0)
-        yield World(slack, store, OnCall(store, poster), Clock(), tmp_path / "outbox.db")
-        await store.close()
+    database = tmp_path / "outbox.db"
+    async with SlackStandIn() as slack, oncall_on(slack, database) as oncall:
+        yield World(slack, oncall.store, oncall, Clock(), database)
 
 
 def notice_action(*, channel: str = OPS, runs: int = 1) -> tuple[triage.OpenIncident, triage.PollFacts]:
-    action, facts = first_failure(*(_run(minutes) for minutes in range(10, 10 + 10 * runs, 10)))
-    if channel != OPS:
-        action = triage.OpenIncident(Incident(**{**action.incident.__dict__, "channel_id": channel}),
-                                     action.runs)
-    return action, facts
+    return first_failure(*(_run(minutes) for minutes in range(10, 10 + 10 * runs, 10)),
+                         channel=channel, now=NOW)
 
 
 def _run(minutes_ago: float) -> Run:
