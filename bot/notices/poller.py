@@ -161,9 +161,8 @@ class Poller:
             # Only the scan of failed runs tells whether the API is back.
             await self._follow_outage(now, None, report)
         report.outcome = "ok"
-        failed = scan.runs if scan is not None else []
-        report.failed_runs_seen = len(failed)
         facts = await self._facts(now, scan, subscriptions, incidents.now())
+        report.failed_runs_seen = len(facts.failed_runs)
         await self._deliver(triage.plan_failures(facts), facts, report, incidents)
         finished = await self._scan_recoveries(incidents.now(), report)
         await self._deliver(triage.plan_recoveries(incidents.now(), finished, now), facts, report,
