@@ -279,8 +279,7 @@ def main(load: Callable[[], Settings] = load_settings) -> int:
     results = [CheckResult("Settings", True, "valid (" + ("Socket Mode" if settings.socket_mode
                                                          else "HTTP mode") + ")")]
     results += asyncio.run(run_checks(settings))
-    # Each result is redacted already; the printed text once more, as the last exit.
-    print(for_settings(settings).text(format_results(results, color=color, unicode=unicode)), flush=True)
+    print(format_results(results, color=color, unicode=unicode), flush=True)  # redacted by run_checks
     return EXIT_OK if all_ok(results) else EXIT_FAILED
 
 
