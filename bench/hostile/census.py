@@ -90,7 +90,7 @@ def verdict(family: str, name: str, seen: Observation, seconds: float) -> CaseRe
         *(f"secret in {where}" for where in dict.fromkeys(seen.leaks)),
         *([f"{seen.forged_accepted} forged request(s) accepted"] if seen.forged_accepted else []),
         *dict.fromkeys(seen.crashes),
-        *seen.failures,
+        *(f"not so: {what}" for what in seen.failures),
     ]
     status = CRASHED if seen.crashes else MISSED if reasons else SURVIVED
     return CaseResult(family, name, status, seen.inputs, len(dict.fromkeys(seen.expected)),

@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from bench.hostile.census import Observation
 from bot import logs
 from bot.demo.api import SampleCdeApi, _matches
+from bot.notices import outbox
 from bot.server import _verified
 from bot.slack.client import EVENTS_PATH
 from tests.helpers.bot_in_process import InProcessBot
-from tests.helpers.bot_process import BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET
+from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET
 from tests.standins.slack import (
     SlackStandIn,
     block_actions_payload,
@@ -45,17 +47,19 @@ from tests.standins.slack import (
 from tests.standins.slack.payloads import VERIFICATION_TOKEN
 from tests.standins.slack.records import ApiCall, Fault
 
-SECRETS = {"the bot token": BOT_TOKEN, "the signing secret": SIGNING_SECRET, "the CDE token": CDE_TOKEN}
+SECRETS = {"the bot token": BOT_TOKEN, "the app token": APP_TOKEN,
+           "the signing secret": SIGNING_SECRET, "the CDE token": CDE_TOKEN}
 OPS, OTHER, ADMIN = "C0001", "C0002", "C0ADMIN"
 # How long a case waits for something that should happen at once (a reply, a notice).
 PROMPT = 10.0
+RETRY_FIRST = 0.05
 
 
 class HostileSlack(SlackStandIn):
     """The Slack stand-in, able to answer with a text/plain page (a load balancer's)."""
 
     def __init__(self) -> None:
-        super().__init__(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET)
+        super().__init__(bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SIGNING_SECRET)
         self._plain: set[int] = set()
 
     def fail_next_plain(self, method: str, times: int = 1, status: int = 503,
@@ -172,6 +176,10 @@ class World:
 
     async def __aenter__(self) -> World:
         await self._stack.__aenter__()
+        # Small windows: the outbox tries a failed post again after 50 ms, not 2 s, as the
+        # polls of a case follow each other without the minute between them.
+        patch = self._stack.enter_context(pytest.MonkeyPatch.context())
+        patch.setattr(outbox, "RETRY_FIRST", RETRY_FIRST)
         await self._stack.enter_async_context(self.slack)
         await self._stack.enter_async_context(self.cde)
         for channel, name in ((OPS, "ops"), (OTHER, "other"), (ADMIN, "cde-admin")):
@@ -276,13 +284,17 @@ class World:
                 self.seen.crashes.append(f"a poll raised {type(exc).__name__}: {str(exc)[:200]}")
                 return
 
-    async def poll_until(self, condition: Callable[[], bool], polls: int = 8) -> bool:
-        """Poll until `condition()` holds, at most `polls` times; whether it held."""
-        for _ in range(polls):
-            await asyncio.sleep(0)  # answers under way come first
+    async def poll_until(self, condition: Callable[[], bool], polls: int = 8, timeout: float = 0.0) -> bool:
+        """Poll until `condition()` holds, at least `polls` times or for `timeout` seconds
+        (a Retry-After to sit out), whichever is longer; whether it held."""
+        deadline = time.monotonic() + timeout
+        done = 0
+        while done < polls or time.monotonic() < deadline:
+            await asyncio.sleep(0 if done < polls else 0.1)  # answers under way come first
             if condition():
                 return True
             await self.poll()
+            done += 1
         return condition()
 
     async def wait(self, condition: Callable[[], bool | Awaitable[bool]], timeout: float = PROMPT) -> bool:
