@@ -31,10 +31,9 @@ async def run_case(entry: Case, quick: bool) -> CaseResult:
     started = time.monotonic()
     try:
         await asyncio.wait_for(entry.run(seen, quick), CASE_TIMEOUT)
-    except TimeoutError as exc:
-        return crashed(entry.family, entry.name, seen, TimeoutError(f"stuck for {CASE_TIMEOUT:.0f} s"),
-                       time.monotonic() - started) if not str(exc) else crashed(
-            entry.family, entry.name, seen, exc, time.monotonic() - started)
+    except TimeoutError:
+        stuck = TimeoutError(f"still running after {CASE_TIMEOUT:.0f} s")
+        return crashed(entry.family, entry.name, seen, stuck, time.monotonic() - started)
     except Exception as exc:  # noqa: BLE001 - one case's crash is its result, not the census's end
         return crashed(entry.family, entry.name, seen, exc, time.monotonic() - started)
     return verdict(entry.family, entry.name, seen, time.monotonic() - started)

@@ -85,8 +85,8 @@ def verdict(family: str, name: str, seen: Observation, seconds: float) -> CaseRe
                           (seen.unavailable,))
     lost, duplicated = lost_and_duplicated(seen.expected, seen.at_most_once, seen.posted)
     reasons = [
-        *(f"lost {item}" for item in lost),
-        *(f"posted again {item}" for item in dict.fromkeys(duplicated)),
+        *([f"lost {len(lost)}: {_some(lost)}"] if lost else []),
+        *([f"posted again {len(duplicated)}: {_some(duplicated)}"] if duplicated else []),
         *(f"secret in {where}" for where in dict.fromkeys(seen.leaks)),
         *([f"{seen.forged_accepted} forged request(s) accepted"] if seen.forged_accepted else []),
         *dict.fromkeys(seen.crashes),
@@ -96,6 +96,13 @@ def verdict(family: str, name: str, seen: Observation, seconds: float) -> CaseRe
     return CaseResult(family, name, status, seen.inputs, len(dict.fromkeys(seen.expected)),
                       len(lost), len(duplicated), len(seen.leaks), seen.forged_accepted,
                       len(dict.fromkeys(seen.crashes)), seconds, tuple(reasons))
+
+
+def _some(items: Sequence[str], shown: int = 3) -> str:
+    """The first few of `items`, and how many more there are."""
+    unique = list(dict.fromkeys(items))
+    more = f" and {len(unique) - shown} more" if len(unique) > shown else ""
+    return ", ".join(unique[:shown]) + more
 
 
 def crashed(family: str, name: str, seen: Observation, error: BaseException, seconds: float) -> CaseResult:

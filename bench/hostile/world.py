@@ -157,12 +157,15 @@ class Answer:
 class World:
     """Stand-ins and a bot in this event loop; see the module."""
 
-    def __init__(self, seen: Observation, **settings: object) -> None:
+    def __init__(self, seen: Observation, runs: list[dict[str, Any]] | None = None,
+                 **settings: object) -> None:
         self.seen = seen
         self.settings = {"notice_digest_threshold": 100, "slack_admin_channel": ADMIN,
                          "log_level": "DEBUG", **settings}
         self.slack = HostileSlack()
         self.cde = HostileCde()
+        for run in runs or []:
+            self.cde.add_run(run)
         self.answers: list[Answer] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="hostile-")
         self.database = Path(self._tmp.name) / "bot.db"
@@ -201,6 +204,9 @@ class World:
         # HTTP mode: Slack is reachable once start-up verified it (this world skips that step).
         bot.bot.readiness.slack_connected = _verified
         self.bot = bot
+        # The real bot polls as soon as it is ready, subscribed to or not: what it has seen
+        # by the time a channel subscribes is what is old news there.
+        await self.poll()
         return bot
 
     async def stop_bot(self) -> None:
