@@ -31,9 +31,10 @@ async def run_case(entry: Case, quick: bool) -> CaseResult:
     started = time.monotonic()
     try:
         await asyncio.wait_for(entry.run(seen, quick), CASE_TIMEOUT)
-    except TimeoutError:
-        stuck = TimeoutError(f"still running after {CASE_TIMEOUT:.0f} s")
-        return crashed(entry.family, entry.name, seen, stuck, time.monotonic() - started)
+    except TimeoutError as exc:
+        seconds = time.monotonic() - started
+        stuck = TimeoutError(f"still running after {CASE_TIMEOUT:.0f} s") if seconds >= CASE_TIMEOUT else exc
+        return crashed(entry.family, entry.name, seen, stuck, seconds)
     except Exception as exc:  # noqa: BLE001 - one case's crash is its result, not the census's end
         return crashed(entry.family, entry.name, seen, exc, time.monotonic() - started)
     return verdict(entry.family, entry.name, seen, time.monotonic() - started)

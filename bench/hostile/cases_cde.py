@@ -128,11 +128,15 @@ async def limit_too_large_no_total(seen: Observation, quick: bool) -> None:
 
 
 async def old_failures_then_a_new_one(seen: Observation, old: int, **listing: Any) -> None:
-    """`old` failures from before the subscription, then a new one: the new one is told."""
-    runs = [failure(ended_ago=timedelta(hours=20) - timedelta(seconds=10 * i)) for i in range(old)]
-    async with World(seen, runs) as world:
+    """`old` failures from before the subscription, arriving a thousand between two polls
+    as they would over the hours before, then a new one: the new one is told."""
+    async with World(seen) as world:
         for name, value in listing.items():
             setattr(world.cde, name, value)
+        for first in range(0, old, 1000):
+            for i in range(first, min(old, first + 1000)):
+                world.cde.add_run(failure(ended_ago=timedelta(hours=20) - timedelta(seconds=10 * i)))
+            await world.poll()
         seen.check(await world.subscribe("site:1001"), "the subscription was confirmed")
         await world.poll()
         new = failure()

@@ -199,6 +199,10 @@ class World:
         root = logging.getLogger()
         self.log = self.log or LogCapture(root.handlers[0])
         root.handlers[:] = [self.log]
+        # aiosqlite logs every statement with its arguments at DEBUG (thousands of records a
+        # poll, the ids of every run seen): its own chatter, not the bot's, and the time
+        # spent redacting it would be the census's slowest step.
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
         await bot.start()
         assert bot.bot.readiness is not None
         # HTTP mode: Slack is reachable once start-up verified it (this world skips that step).
