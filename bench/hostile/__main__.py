@@ -40,10 +40,16 @@ async def run_case(entry: Case, quick: bool) -> CaseResult:
     return verdict(entry.family, entry.name, seen, time.monotonic() - started)
 
 
+def in_order() -> list[Case]:
+    """Every case, family module by family module in the order of `FAMILIES`."""
+    rank = {module.__name__: index for index, module in enumerate(FAMILIES)}
+    return sorted(CASES, key=lambda c: rank.get(c.run.__module__, len(rank)))
+
+
 def selected(only: str | None) -> list[Case]:
     if only is None:
-        return list(CASES)
-    chosen = [c for c in CASES if only in (c.name, c.family, f"{c.family}/{c.name}")]
+        return in_order()
+    chosen = [c for c in in_order() if only in (c.name, c.family, f"{c.family}/{c.name}")]
     if not chosen:
         names = ", ".join(f"{c.family}/{c.name}" for c in CASES)
         raise SystemExit(f"no case or family named {only!r}; the cases: {names}")
@@ -77,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the cases and what each tries")
     args = parser.parse_args(argv)
     if args.list:
-        for entry in CASES:
+        for entry in in_order():
             print(f"{entry.family}/{entry.name}: {entry.about}")
         return 0
     chosen = selected(args.only)

@@ -10,6 +10,7 @@ from bench.hostile.cases import case, failure
 from bench.hostile.census import Observation
 from bench.hostile.world import ADMIN, OPS, World
 from bot.demo.api import Fault
+from bot.ops.check import format_results, run_checks
 from tests.helpers.bot_process import CDE_TOKEN
 
 
@@ -105,4 +106,17 @@ async def token_in_run_field(seen: Observation, quick: bool) -> None:
         seen.tried()
         _, url = await world.command(f"run {run['id']}")
         seen.check(await world.wait(lambda: bool(world.slack.responses(url))), "the lookup was answered")
+        world.finish()
+
+
+@case("secrets", "token-in-check-output")
+async def token_in_check(seen: Observation, quick: bool) -> None:
+    """`cde-bot check` while the CDE API answers 401 quoting the token: the report lacks it."""
+    async with World(seen) as world:
+        assert world.bot is not None
+        world.cde.fail_next(*[Fault(401, {"message": f"Unknown token {CDE_TOKEN}."})] * 5)
+        seen.tried()
+        report = format_results(await run_checks(world.bot.bot.settings))
+        seen.check("401" in report or "refused" in report.lower(), "check reported the refusal")
+        world.printed["check's report"] = report
         world.finish()

@@ -167,6 +167,8 @@ class World:
         for run in runs or []:
             self.cde.add_run(run)
         self.answers: list[Answer] = []
+        # Other output that leaves the bot (a report printed), by what it is.
+        self.printed: dict[str, str] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="hostile-")
         self.database = Path(self._tmp.name) / "bot.db"
         self.bot: InProcessBot | None = None
@@ -343,6 +345,7 @@ class World:
             "a response_url answer": json.dumps(responses, ensure_ascii=False, default=str),
             "an HTTP answer": "\n".join(answer.body for answer in self.answers),
             "the log": self.log.text() if self.log else "",
+            **self.printed,
         }
 
     def scan_leaks(self, extra: Mapping[str, str] | None = None) -> None:
