@@ -1,20 +1,26 @@
 """Crashes and a broken store: a database locked just after Slack took a post, a database
 deleted, corrupted or replaced under the running bot.
 
-SIGKILL/restart cycles of the real process are measured by tests/e2e/test_crashes.py (every
-kill as Slack takes a post, before its answer leaves); they are not repeated here.
+And SIGKILL/restart cycles of the real process (`python -m bot serve`), each kill just as
+Slack takes a post, the way tests/e2e/test_crashes.py does it, with and without the history
+scopes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
+import uuid
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from bench.hostile.cases import case, failure
 from bench.hostile.census import Observation
 from bench.hostile.world import OPS, World
+from tests.helpers.bot_process import BotProcess, bot_env
 from tests.standins.slack.records import ApiCall
 
 
@@ -144,3 +150,104 @@ async def database_corrupted(seen: Observation, quick: bool) -> None:
 async def database_replaced(seen: Observation, quick: bool) -> None:
     """The database file replaced by an empty SQLite database under the running bot."""
     await broken_under_the_bot(seen, "replaced")
+
+
+# -- the real process killed as Slack takes a post -------------------------------------
+
+# Per cycle, the failures that arrive: (connectors, failures of each). With a digest
+# threshold of 3: a notice; a notice and its thread list; a digest and its list; repeats.
+SHAPES = [(1, 1), (1, 2), (3, 1), (1, 1), (1, 2)]
+
+
+def tagged(world: World) -> list[dict[str, Any]]:
+    """Every message in OPS (threads too) that tells news, with its tag."""
+    found = []
+    for message in world.slack.messages(OPS):
+        found.extend(m for m in [message, *world.slack.replies(OPS, message["ts"])]
+                     if (m.get("metadata") or {}).get("event_type") == "cde_bot_notice")
+    return found
+
+
+async def killed_as_slack_takes_posts(seen: Observation, cycles: int, *, history: bool) -> None:
+    """`python -m bot serve` (Socket Mode) SIGKILLed `cycles` times, each time just as Slack
+    has taken a post and before its answer leaves, while failures arrive. With the history
+    scopes nothing is lost or told twice; without them each kill may repeat that post once."""
+    async with World(seen, in_process=False) as world:
+        if not history:
+            world.slack.scopes = [s for s in world.slack.scopes if not s.endswith(":history")]
+        env = bot_env(world.slack, world.cde, socket_mode=True, database=world.database) | {
+            "CDE_POLL_INTERVAL": "1", "NOTICE_DIGEST_THRESHOLD": "3", "LOG_LEVEL": "INFO"}
+        log = world.directory / "bot.log"
+        bot = BotProcess(env, log)
+        kills = 0
+
+        async def start() -> None:
+            nonlocal bot
+            connected = world.slack.socket_connections
+            bot = BotProcess(env, log)
+            await bot.start()
+            await world.slack.wait_connected(timeout=30, connections=connected + 1)
+
+        def kill_on_next_post() -> None:
+            def kill(call: ApiCall) -> None:
+                nonlocal kills
+                if "metadata" not in call.params or bot.process is None:
+                    return
+                del world.slack.on_accept["chat.postMessage"]
+                bot.process.kill()
+                kills += 1
+            world.slack.on_accept["chat.postMessage"] = kill
+
+        await start()
+        try:
+            before = len(world.slack.messages(OPS))
+            await world.slack.send_slash_command("subscribe site:1001", channel_id=OPS)
+            seen.check(await world.wait(lambda: len(world.slack.messages(OPS)) > before, timeout=20),
+                       "the subscription was confirmed")
+            runs: list[str] = []
+            connectors = [str(uuid.uuid4()) for _ in range(3)]
+            for connector_count, each in SHAPES[:cycles]:
+                kill_on_next_post()
+                for connector in connectors[:connector_count]:
+                    for _ in range(each):
+                        run = failure(connector_id=connector)
+                        world.cde.add_run(run)
+                        runs.append(run["id"])
+                assert bot.process is not None
+                await asyncio.wait_for(bot.process.wait(), 30)  # killed as Slack took a post
+                seen.tried()
+                await start()
+            seen.expected.extend(runs)
+            await world.wait(lambda: all(r in json.dumps(tagged(world)) for r in runs), timeout=30)
+            polls = len(world.cde.requests_to("/runs"))
+            await world.wait(lambda: len(world.cde.requests_to("/runs")) >= polls + 3, timeout=20)
+        finally:
+            world.slack.on_accept.pop("chat.postMessage", None)
+            code = await bot.stop()
+            seen.check(code == 0, f"the bot stopped cleanly (exit status {code})")
+        text = json.dumps(tagged(world))
+        seen.posted.extend(r for r in runs if r in text)
+        told = Counter(m["metadata"]["event_payload"]["key"] for m in tagged(world))
+        for key, count in told.items():
+            seen.at_most_once.append(key)
+            seen.posted.extend([key] * count)
+        seen.check(kills == cycles, f"the bot was killed {cycles} times (got {kills})")
+        if not history:
+            seen.repeats_allowed = kills  # the post under way at each kill, once
+        printed = bot.log()
+        world.printed["the bot's log"] = printed
+        if printed.count("Traceback") > printed.count("Unhandled error"):
+            seen.crashes.append("a traceback in the bot's log")
+        world.finish()
+
+
+@case("store", "sigkill-as-slack-takes-a-post")
+async def sigkill_with_history(seen: Observation, quick: bool) -> None:
+    """The real process SIGKILLed as Slack takes a post, 3 (5) times, history scopes granted."""
+    await killed_as_slack_takes_posts(seen, 3 if quick else 5, history=True)
+
+
+@case("store", "sigkill-without-history-scopes")
+async def sigkill_without_history(seen: Observation, quick: bool) -> None:
+    """The same without channels:history/groups:history: at most the post under way repeats."""
+    await killed_as_slack_takes_posts(seen, 3 if quick else 5, history=False)

@@ -37,6 +37,9 @@ class Observation:
     crashes: list[str] = field(default_factory=list)  # what crashed (a 5xx, a traceback)
     failures: list[str] = field(default_factory=list)  # the case's own checks that failed
     unavailable: str | None = None  # why the case cannot run on this version
+    # Repeats the bot documents for this fault (one post per crash without the history
+    # scopes): counted as duplicated all the same, but within them the case survives.
+    repeats_allowed: int = 0
 
     def tried(self, count: int = 1) -> None:
         self.inputs += count
@@ -86,7 +89,8 @@ def verdict(family: str, name: str, seen: Observation, seconds: float) -> CaseRe
     lost, duplicated = lost_and_duplicated(seen.expected, seen.at_most_once, seen.posted)
     reasons = [
         *([f"lost {len(lost)}: {_some(lost)}"] if lost else []),
-        *([f"posted again {len(duplicated)}: {_some(duplicated)}"] if duplicated else []),
+        *([f"posted again {len(duplicated)}: {_some(duplicated)}"]
+          if len(duplicated) > seen.repeats_allowed else []),
         *(f"secret in {where}" for where in dict.fromkeys(seen.leaks)),
         *([f"{seen.forged_accepted} forged request(s) accepted"] if seen.forged_accepted else []),
         *dict.fromkeys(seen.crashes),

@@ -157,9 +157,11 @@ class Answer:
 class World:
     """Stand-ins and a bot in this event loop; see the module."""
 
-    def __init__(self, seen: Observation, runs: list[dict[str, Any]] | None = None,
-                 **settings: object) -> None:
+    def __init__(self, seen: Observation, runs: list[dict[str, Any]] | None = None, *,
+                 in_process: bool = True, **settings: object) -> None:
+        """`in_process=False`: the stand-ins only, for a case that runs the bot as a process."""
         self.seen = seen
+        self.in_process = in_process
         self.settings = {"notice_digest_threshold": 100, "slack_admin_channel": ADMIN,
                          "log_level": "DEBUG", **settings}
         self.slack = HostileSlack()
@@ -191,7 +193,8 @@ class World:
             self.slack.add_channel(channel, name)
         root = logging.getLogger()
         self._root_handlers, self._root_level = list(root.handlers), root.level
-        await self.start_bot()
+        if self.in_process:
+            await self.start_bot()
         return self
 
     async def start_bot(self) -> InProcessBot:
@@ -230,6 +233,10 @@ class World:
             root.handlers[:] = self._root_handlers
             root.setLevel(self._root_level)
             self._tmp.cleanup()
+
+    @property
+    def directory(self) -> Path:
+        return Path(self._tmp.name)
 
     @property
     def url(self) -> str:
@@ -358,7 +365,8 @@ class World:
 
     def scan_tracebacks(self) -> None:
         """A traceback in the log is an exception that escaped somewhere: a crash."""
-        assert self.log is not None
+        if self.log is None:
+            return
         for record in self.log.records:
             if record.traceback:
                 self.seen.crashes.append("traceback logged: " + record.text.splitlines()[0][-160:])

@@ -54,6 +54,13 @@ def test_a_crash_outranks_a_miss_and_repeats_of_one_crash_count_once() -> None:
     assert (result.status, result.crashed, result.lost) == (CRASHED, 1, 1)
 
 
+def test_documented_repeats_are_counted_but_do_not_spoil_the_case() -> None:
+    within = verdict("f", "w", Observation(expected=["a"], posted=["a", "a"], repeats_allowed=1), 0.0)
+    beyond = verdict("f", "b", Observation(expected=["a"], posted=["a", "a", "a"], repeats_allowed=1), 0.0)
+    assert (within.status, within.duplicated) == (SURVIVED, 1)
+    assert (beyond.status, beyond.duplicated) == (MISSED, 2)
+
+
 def test_a_case_that_raised_keeps_what_it_counted_and_says_why() -> None:
     seen = Observation(inputs=3, expected=["a", "b"], posted=["a"])
     result = crashed("f", "boom", seen, ValueError("bad\nsecond line"), 0.1)
