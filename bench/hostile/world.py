@@ -32,6 +32,7 @@ from bench.hostile.census import Observation
 from bot import logs
 from bot.demo.api import SampleCdeApi, _matches
 from bot.notices import outbox
+from bot.notices.posts import DIGEST_LIST, NOTICE
 from bot.server import _verified
 from bot.slack.client import EVENTS_PATH
 from tests.helpers.bot_in_process import InProcessBot
@@ -53,6 +54,9 @@ OPS, OTHER, ADMIN = "C0001", "C0002", "C0ADMIN"
 # How long a case waits for something that should happen at once (a reply, a notice).
 PROMPT = 10.0
 RETRY_FIRST = 0.05
+NOTICE_TAG = "cde_bot_notice"
+# The kinds of post (the first word of their tag's key) that first tell a failure.
+TELLING = (NOTICE, DIGEST_LIST)
 
 
 class HostileSlack(SlackStandIn):
@@ -332,10 +336,22 @@ class World:
     def top_level(self, channel: str) -> list[dict[str, Any]]:
         return self.slack.messages(channel)
 
-    def told(self, ids: list[str], channel: str = OPS) -> list[str]:
-        """Each of `ids` once per top-level message of `channel` that names it."""
+    def tagged(self, channel: str = OPS) -> list[dict[str, Any]]:
+        """Every message of `channel`, threads too, that tells news: tagged by the bot."""
         found = []
-        for message in self.top_level(channel):
+        for message in self.slack.messages(channel):
+            found.extend(m for m in [message, *self.slack.replies(channel, message["ts"])]
+                         if (m.get("metadata") or {}).get("event_type") == NOTICE_TAG)
+        return found
+
+    def told(self, ids: list[str], channel: str = OPS) -> list[str]:
+        """Each of `ids` once per message of `channel` that first tells it: a notice, or the
+        thread list of a digest (the digest itself only sums up)."""
+        found = []
+        for message in self.tagged(channel):
+            kind = str(message["metadata"]["event_payload"].get("key", "")).split(":")[0]
+            if kind not in TELLING:
+                continue
             text = json.dumps(message, ensure_ascii=False)
             found.extend(item for item in ids if item in text)
         return found
