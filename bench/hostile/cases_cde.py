@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.hostile.cases import case, failure, now
 from bench.hostile.census import Observation
-from bench.hostile.world import OPS, World
+from bench.hostile.world import ADMIN, OPS, World
 from bot.demo.runs import make_run
 
 # -- one odd run among good ones ---------------------------------------------------------
@@ -145,6 +145,16 @@ async def old_failures_then_a_new_one(seen: Observation, old: int, **listing: An
         seen.expected.append(new["id"])
         await world.poll_until(lambda: bool(world.told([new["id"]])), polls=3)
         world.count_told([new["id"]])
+        assert world.log is not None
+        if "stopped after" in world.log.text():
+            # A scan cut short by its page budget must never be silent.
+            metrics = await world.request("GET", "/metrics")
+            readiness = await world.request("GET", "/readyz")
+            seen.check("incomplete" in metrics.body or "partial" in metrics.body,
+                       "/metrics counted the scans cut short")
+            seen.check(bool(world.slack.messages(ADMIN)), "the admin channel was told a scan was cut short")
+            seen.check(readiness.status == 503 or "scan" in readiness.body,
+                       "/readyz said the scans were cut short")
         world.finish()
 
 
