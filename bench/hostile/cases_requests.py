@@ -10,8 +10,9 @@ import time
 
 from bench.hostile.cases import case
 from bench.hostile.census import Observation
-from bench.hostile.world import OPS, VERIFICATION, World
+from bench.hostile.world import OPS, World
 from tests.standins.slack import encode_slash_command, slash_command_payload
+from tests.standins.slack.payloads import VERIFICATION_TOKEN
 
 JUNK: list[tuple[str, bytes, str]] = [
     ("{garbage", b"{garbage", "application/json"),
@@ -145,7 +146,7 @@ async def bodies_out_of_the_log(seen: Observation, quick: bool) -> None:
         await world.wait(lambda: bool(world.slack.responses(url)))
         assert world.log is not None
         log = world.log.text()
-        if VERIFICATION in log:
+        if VERIFICATION_TOKEN in log:
             seen.leaks.append("the log (Slack's verification token)")
         if any(u in log for u in urls):
             seen.leaks.append("the log (a response_url)")
