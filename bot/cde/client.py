@@ -142,7 +142,7 @@ class CdeClient:
                 continue
             self.page_sizing.learn(limit, page)
             self._log_odd_runs(page)
-            return page, limit
+            return page.model_copy(update={"asked": limit}), limit
 
     async def get_run(self, run_id: str) -> Run:
         """One run by id; `CdeNotFound` when there is none."""

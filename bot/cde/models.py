@@ -161,14 +161,20 @@ def read_run(raw: object) -> Run | Unreadable:
     """
     if not isinstance(raw, dict):
         return Unreadable(-1, "?", f"not an object but {type(raw).__name__}")
+    # Numbers for text are shown as text (see `Run._number_as_text`), and named.
+    as_text = tuple(f"{alias}: a number, not text (sent {_shorten(raw[alias])}); shown as text"
+                    for alias in _TEXT_FIELDS
+                    if isinstance(raw.get(alias), int | float) and not isinstance(raw.get(alias), bool))
     try:
-        return Run.model_validate(raw)
+        run = Run.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors(include_input=True, include_url=False)
+    else:
+        return run.model_copy(update={"problems": as_text}) if as_text else run
     bad = {str(error["loc"][0]): error for error in errors if error["loc"]}
     if "id" in bad:
         return Unreadable(-1, _shorten(raw.get("id")), f"id: {bad['id']['msg']}")
-    problems = tuple(f"{name}: {_why(error)}" for name, error in bad.items())
+    problems = as_text + tuple(f"{name}: {_why(error)}" for name, error in bad.items())
     kept = {key: value for key, value in raw.items() if key not in bad}
     try:
         return Run.model_validate({**kept, "problems": problems})
@@ -195,6 +201,9 @@ class RunPage(_ApiModel):
     runs: tuple[Run, ...] = Field(alias="data")
     unreadable: tuple[Unreadable, ...] = ()
     info: PageInfo = Field(default_factory=PageInfo, alias="metadata")
+    # The `limit` this page was asked with (set by the client): with `info`, it tells
+    # whether the page ends its listing (see `bot.cde.paging.PageSizing.is_last`).
+    asked: int | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -68,6 +68,9 @@ class ScanResult:
     runs: list[Run]
     requests: int
     complete: bool
+    # Runs read that did not fully fit the model (see `bot.cde.models.read_run`): odd
+    # fields, or no usable id at all. Each is logged once by the client.
+    odd: int = 0
 
 
 @dataclass
@@ -82,16 +85,18 @@ class _Scan:
     page_size: int
     budget: int
     requests: int = 0
+    odd: int = 0
     runs: dict[str, Run] = field(default_factory=dict)
 
     def take(self, page: RunPage) -> None:
         self.requests += 1
+        self.odd += len(page.unreadable) + sum(bool(run.problems) for run in page.runs)
         for run in page.runs:
             if run.created_at is None or run.created_at >= self.since:
                 self.runs.setdefault(run.id, run)
 
     def result(self, *, complete: bool) -> ScanResult:
-        return ScanResult(list(self.runs.values()), self.requests, complete)
+        return ScanResult(list(self.runs.values()), self.requests, complete, self.odd)
 
     @property
     def spent(self) -> bool:
@@ -161,6 +166,8 @@ async def runs_since(
         total = page.info.total
         if scan.requests == 1 and order.ascending and total is not None and total > seen:
             return await scan.from_the_tail(read=seen, total=total)
+        if page.asked is not None and client.page_sizing.is_last(page, page.asked, seen):
+            break
         if scan.spent:
             # The caller says so in the log: it knows what the scan was for.
             return scan.result(complete=False)

@@ -37,6 +37,25 @@ class Check:
         return {"ok": self.ok, "detail": self.detail}
 
 
+# Checks that report a degraded service without taking it out of rotation: scans cut
+# short miss some runs, yet lookups and every other notice still work, and a replica
+# taken out of a load balancer would answer nothing at all.
+ADVISORY = frozenset({"coverage"})
+
+
+def is_ready(checks: dict[str, Check]) -> bool:
+    """Ready when every check but the advisory ones passes."""
+    return all(check.ok for name, check in checks.items() if name not in ADVISORY)
+
+
+def coverage_check(cut_short: tuple[str, ...]) -> Check:
+    """Whether the last poll's scans reached the end of the look-back window."""
+    if not cut_short:
+        return Check(True, "scans cover the look-back window")
+    return Check(False, f"{len(cut_short)} scan(s) cut short by CDE_SCAN_MAX_PAGES, runs beyond "
+                        f"unseen: {'; '.join(cut_short[:3])}")
+
+
 def poll_check(now: float, started_at: float, last_success: float | None, stale_after: float) -> Check:
     """Polling is fresh when the last success (or, before the first, the start) is recent."""
     if last_success is None:
@@ -62,6 +81,8 @@ class Readiness:
     started_at: float = field(default_factory=time.time)
     last_poll_success: float | None = None
     slack_connected: Callable[[], Awaitable[bool]] | None = None
+    # What the last successful poll's scans could not cover (see `coverage_check`).
+    scans_cut_short: tuple[str, ...] = ()
 
     async def checks(self, store: Store, *, now: float | None = None) -> dict[str, Check]:
         """Every check, by name."""
@@ -70,6 +91,7 @@ class Readiness:
             "store": await _store(store),
             "poll": poll_check(time.time() if now is None else now, self.started_at,
                                self.last_poll_success, self.stale_after),
+            "coverage": coverage_check(self.scans_cut_short),
         }
 
     async def _slack(self) -> Check:

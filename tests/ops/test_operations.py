@@ -89,9 +89,9 @@ async def test_http_mode_ready_metrics_stale_polls_and_json_logs(
     try:
         status, body = await readyz(bot)
         assert status == 200, body
-        assert body["ready"] is True
+        assert body["ready"] is True and body["degraded"] == []
         assert {name: check["ok"] for name, check in body["checks"].items()} == {
-            "slack": True, "store": True, "poll": True}
+            "slack": True, "store": True, "poll": True, "coverage": True}
 
         # A lookup and a subscription, answered.
         _, _, url = await command(bot, slack, "runs site:1002 state:failed")
