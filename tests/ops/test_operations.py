@@ -50,12 +50,12 @@ def metric(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
 
 
 async def start_bot(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                    *, socket_mode: bool) -> ServedBot:
+                    *, socket_mode: bool, **settings: str) -> ServedBot:
     env = bot_env(slack, cde, socket_mode=socket_mode, database=tmp_path / "bot.db") | {
         "CDE_POLL_INTERVAL": "1",
         "CDE_POLL_STALE_SECONDS": str(STALE_SECONDS),
         "LOG_FORMAT": "json",
-    }
+    } | settings
     bot = ServedBot(settings_from(env, monkeypatch))
     bot.start()
     try:
@@ -179,3 +179,30 @@ async def test_socket_mode_ready_and_metrics(slack: SlackStandIn, cde: SampleCde
         await stop_cleanly(bot)
     check_json_log(bot)
 
+
+
+async def test_scans_cut_short_are_shown_by_readyz_and_metrics_yet_the_bot_stays_ready(
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for minute in range(150):
+        cde.add_run(make_run(state="failed", site_id=1001, started_at=None) | {
+            "created-at": f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(time.time() - 600 - minute))}+00:00"})
+    bot = await start_bot(slack, cde, tmp_path, monkeypatch, socket_mode=False,
+                          CDE_SCAN_MAX_PAGES="1", SLACK_ADMIN_CHANNEL="C0ADMIN")
+    try:
+        await command(bot, slack, "subscribe site:1001")
+        await until(lambda: slack.messages("C0ADMIN"), "the admins to be told")
+
+        async def degraded() -> dict[str, Any] | None:
+            status, body = await readyz(bot)
+            return body if status == 200 and body["degraded"] == ["coverage"] else None
+
+        body = await until(degraded, "/readyz to show scans cut short")
+        assert body["ready"] is True and body["checks"]["coverage"]["ok"] is False
+        assert "CDE_SCAN_MAX_PAGES" in body["checks"]["coverage"]["detail"]
+        scraped = await scrape(bot)
+        assert metric(scraped, "cde_bot_scans_cut_short") == 1
+        assert metric(scraped, "cde_bot_polls_total", outcome="partial") >= 1
+    finally:
+        await stop_cleanly(bot)
+    assert [m["text"] for m in slack.messages("C0ADMIN")] == [
+        "Some failures may not be told: CDE scans stop short of the window"]
