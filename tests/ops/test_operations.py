@@ -192,12 +192,15 @@ async def test_scans_cut_short_are_shown_by_readyz_and_metrics_yet_the_bot_stays
         await command(bot, slack, "subscribe site:1001")
         await until(lambda: slack.messages("C0ADMIN"), "the admins to be told")
 
-        async def degraded() -> dict[str, Any] | None:
+        async def degraded() -> tuple[int, dict[str, Any]] | None:
             status, body = await readyz(bot)
-            return body if status == 200 and body["degraded"] == ["coverage"] else None
+            return (status, body) if body["degraded"] == ["coverage"] else None
 
-        body = await until(degraded, "/readyz to show scans cut short")
-        assert body["ready"] is True and body["checks"]["coverage"]["ok"] is False
+        status, body = await until(degraded, "/readyz to show scans cut short")
+        # Ready or not by the other checks alone (a loaded machine may make polls stale).
+        others = all(check["ok"] for name, check in body["checks"].items() if name != "coverage")
+        assert body["ready"] is others and status == (200 if others else 503)
+        assert body["checks"]["coverage"]["ok"] is False
         assert "CDE_SCAN_MAX_PAGES" in body["checks"]["coverage"]["detail"]
         scraped = await scrape(bot)
         assert metric(scraped, "cde_bot_scans_cut_short") == 1
