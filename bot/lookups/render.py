@@ -91,16 +91,7 @@ def runs_list(
     first, last = query.offset + 1, query.offset + _shown(page, query)
     blocks: list[Block] = [section(f"*CDE runs* · {asked}")]
     failed = sum(run.failed for run in page.runs)
-    summary = f"Showing {first}–{last} of {total}"
-    if drift.newer:
-        summary += f" · {plural(drift.newer, 'newer run')} since this list"
-    if failed:
-        summary += f" · {plural(failed, 'failed run')} on this page"
-    if drift.moved:
-        summary += " · the list changed since its first page, so runs may repeat or be skipped"
-    if shared_by:
-        summary += f" · shared by <@{escape(shared_by)}>"
-    blocks.append(context(summary))
+    blocks.append(context(_summary(f"Showing {first}–{last} of {total}", failed, drift, shared_by)))
     for run in page.runs:
         blocks.extend(_run_summary(run, links))
     if page.unreadable:
@@ -120,6 +111,18 @@ def runs_list(
     if buttons:
         blocks.append(ActionsBlock(block_id="runs_actions", elements=buttons))
     return message(text, blocks)
+
+
+def _summary(summary: str, failed: int, drift: Drift, shared_by: str | None) -> str:
+    if drift.newer:
+        summary += f" · {plural(drift.newer, 'newer run')} since this list"
+    if failed:
+        summary += f" · {plural(failed, 'failed run')} on this page"
+    if drift.moved:
+        summary += " · the list changed since its first page, so runs may repeat or be skipped"
+    if shared_by:
+        summary += f" · shared by <@{escape(shared_by)}>"
+    return summary
 
 
 def _no_runs(page: RunPage, query: ListRuns) -> Message:

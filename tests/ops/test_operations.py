@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -183,9 +184,9 @@ async def test_socket_mode_ready_and_metrics(slack: SlackStandIn, cde: SampleCde
 
 async def test_scans_cut_short_are_shown_by_readyz_and_metrics_yet_the_bot_stays_ready(
         slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for minute in range(150):
-        cde.add_run(make_run(state="failed", site_id=1001, started_at=None) | {
-            "created-at": f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(time.time() - 600 - minute))}+00:00"})
+    for second in range(150):
+        started = datetime.now(UTC) - timedelta(minutes=10, seconds=second)
+        cde.add_run(make_run(state="failed", site_id=1001, started_at=started))
     bot = await start_bot(slack, cde, tmp_path, monkeypatch, socket_mode=False,
                           CDE_SCAN_MAX_PAGES="1", SLACK_ADMIN_CHANNEL="C0ADMIN")
     try:
