@@ -7,6 +7,7 @@ ids. Errors are not caught here: `bot.slack.app`'s one error handler answers the
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
@@ -19,9 +20,12 @@ from bot.slack import actions
 from bot.slack.message import Message
 from bot.slack.mrkdwn import escape
 from bot.slack.respond import answered, channel_name_of, channel_of, command_name, reply
+from bot.store.base import MAX_ID
 
 if TYPE_CHECKING:
     from bot.services import Services
+
+log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp) -> None:
@@ -87,8 +91,11 @@ async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], resp
                services: Services) -> None:
     """The mute menu of a notice (or of one pair on a digest)."""
     await ack()
-    choice = _mute_choice(str((action.get("selected_option") or {}).get("value", "")))
+    value = str((action.get("selected_option") or {}).get("value", ""))
+    choice = _mute_choice(value)
     if choice is None:
+        # The bot draws every menu value itself: another one was forged or damaged.
+        log.warning("refused a mute choice the bot never offers: %r", value[:100])
         await reply(respond, render_notices.plain_answer(
             ":warning: That mute choice is not one the bot offers."), replace_original=False)
         return
@@ -114,13 +121,19 @@ def _taken_by_others(incidents: list[Incident], user: str) -> Message | None:
 
 
 def _mute_choice(value: str) -> tuple[int | None, int] | None:
-    """A mute menu's value: `hours` on a notice, `incident:hours` on a digest."""
+    """A mute menu's value: `hours` on a notice, `incident:hours` on a digest; None for a
+    value the bot never draws (other digits than ASCII, an incident id no store can hold).
+    """
     incident, _, hours = value.rpartition(":")
-    if not hours.isdigit() or int(hours) not in (0, *render_notices.MUTE_HOURS):
+    offered = {str(h) for h in (0, *render_notices.MUTE_HOURS)}
+    if hours not in offered:
         return None
-    if incident and not incident.isdigit():
+    if not incident:
+        return (None, int(hours))
+    if not (incident.isascii() and incident.isdigit()) or len(incident) > len(str(MAX_ID)) \
+            or int(incident) > MAX_ID:
         return None
-    return (int(incident) if incident else None, int(hours))
+    return (int(incident), int(hours))
 
 
 def _notice_of(body: dict[str, Any]) -> NoticeRef:

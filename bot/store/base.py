@@ -22,6 +22,30 @@ class SchemaTooNewError(StoreError):
     """The database was written by a newer cde-bot than this one."""
 
 
+# Every id the store keeps (site ids, subscription and incident ids) is a signed 64-bit
+# integer, the widest both SQLite and PostgreSQL store; anything larger is refused.
+MAX_ID = 2**63 - 1
+
+
+class IdOutOfRangeError(StoreError):
+    """A number too large (or too small) for the store's 64-bit id columns."""
+
+
+def fits_id(value: int) -> bool:
+    """Whether `value` fits the store's signed 64-bit id columns."""
+    return -MAX_ID - 1 <= value <= MAX_ID
+
+
+def check_id(name: str, value: int | None) -> None:
+    """Refuse, before any SQL, a `name` the store's 64-bit columns cannot hold."""
+    if value is not None and not fits_id(value):
+        shown = str(value)
+        if len(shown) > 40:  # a number from outside may have thousands of digits
+            shown = f"{shown[:20]}…({len(shown)} digits)"
+        raise IdOutOfRangeError(
+            f"{name} {shown} is out of range: the store keeps ids from {-MAX_ID - 1} to {MAX_ID}")
+
+
 class Store(abc.ABC):
     """Persistence for subscriptions and notice state. Every method is one transaction."""
 

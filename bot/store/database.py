@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.store import schema, urls
-from bot.store.base import StoreError
+from bot.store.base import IdOutOfRangeError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +117,11 @@ class Database:
                 raise  # the callers that expect one handle it
             except (DBAPIError, OSError) as exc:
                 raise StoreError(f"{self.where} failed: {reason(exc)}") from exc
+            except OverflowError as exc:
+                # sqlite3 raises it for an int beyond 64 bits, before SQLAlchemy sees it. The
+                # store checks ids first (base.check_id); this is the edge for any it missed.
+                raise IdOutOfRangeError(
+                    f"{self.where} refused a number too large for its 64-bit columns: {exc}") from exc
 
     async def retry_on_conflict(self, attempt: Callable[[], Awaitable[None]]) -> None:
         """Run `attempt` (one transaction), and once more if it hit a unique key conflict."""

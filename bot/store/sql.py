@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
 from bot.notices.posts import OutboxEntry
 from bot.store import sql_outbox, urls
-from bot.store.base import Store, StoreError
+from bot.store.base import Store, StoreError, check_id, fits_id
 from bot.store.database import Database
 from bot.store.schema import (
     announced_table,
@@ -62,6 +62,7 @@ def _filter_key(notice_filter: NoticeFilter) -> str:
 
 
 def _mute_key(site_id: int | None, connector_id: str | None) -> tuple[int, str]:
+    check_id("site id", site_id)
     return (
         _NO_SITE if site_id is None else site_id,
         _NO_CONNECTOR if connector_id is None else connector_id,
@@ -179,6 +180,8 @@ class SqlStore(Store):
 
     async def remove_subscription(self, channel_id: str, subscription_id: int) -> bool:
         """False when the channel has no subscription with that id."""
+        if not fits_id(subscription_id):
+            return False  # no row can have it
         t = subscriptions_table
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
@@ -313,6 +316,8 @@ class SqlStore(Store):
 
     async def incident(self, incident_id: int) -> Incident | None:
         """The incident with this id, or None."""
+        if not fits_id(incident_id):
+            return None  # no row can have it
         found = await self._incidents(incidents_table.c.id == incident_id)
         return found[0] if found else None
 
@@ -337,6 +342,9 @@ class SqlStore(Store):
                              at: datetime | None = None,
                              outbox: Sequence[OutboxEntry] = ()) -> list[Incident]:
         """`save_incident` for several incidents at once, all in one transaction."""
+        for incident in incidents:
+            check_id("incident id", incident.id)
+            check_id("site id", incident.site_id)
         t = incidents_table
         pairs = list(announce)
         saved = []
@@ -364,6 +372,8 @@ class SqlStore(Store):
         """Apply `change` to the incident as it is stored now, in one transaction that holds
         the row, so that a click and a poll never overwrite each other's update.
         """
+        if not fits_id(incident_id):
+            return None  # no row can have it
         t = incidents_table
         pairs = list(announce)
         async with self._transaction(write=True) as conn:
