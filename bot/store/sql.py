@@ -74,6 +74,21 @@ def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterable[Sequence[str
         yield items[start:start + size]
 
 
+async def _doomed(conn: AsyncConnection, run_id: ColumnElement[str], older: ColumnElement[bool],
+                  keep: Iterable[str]) -> list[Sequence[str]]:
+    """The run ids of the rows matching `older`, but those in `keep`, in IN_CHUNK batches.
+
+    The runs to keep are all those the API still lists, tens of thousands on a busy
+    installation: as `NOT IN` lists they would exceed the parameters one statement may bind
+    (32 767 on PostgreSQL and SQLite alike). So the old ids are read (a query with one
+    parameter), the kept ones left out here, and the rest deleted a bounded batch at a time.
+    """
+    kept = set(keep)
+    old = (await conn.execute(select(run_id).where(older).distinct())).scalars()
+    doomed = [found for found in old if found not in kept]
+    return list(_chunks(doomed))
+
+
 def _as_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
@@ -244,13 +259,13 @@ class SqlStore(Store):
     async def prune_announced(self, before: datetime, keep: Iterable[str] = ()) -> int:
         """Forget records older than `before`, except those of the runs in `keep`."""
         t = announced_table
-        kept = list(dict.fromkeys(keep))
+        dropped = 0
         async with self._transaction(write=True) as conn:
-            query = delete(t).where(t.c.announced_at < before)
-            for chunk in _chunks(kept):
-                query = query.where(t.c.run_id.not_in(chunk))
-            result = await conn.execute(query)
-        return result.rowcount
+            for chunk in await _doomed(conn, t.c.run_id, t.c.announced_at < before, keep):
+                result = await conn.execute(
+                    delete(t).where(t.c.announced_at < before, t.c.run_id.in_(chunk)))
+                dropped += result.rowcount
+        return dropped
 
     async def first_seen(self, run_ids: Iterable[str], now: datetime) -> dict[str, datetime]:
         """When each run was first seen, recording `now` for the ones never seen before, and
@@ -284,12 +299,10 @@ class SqlStore(Store):
         """Drop what is older than `before`: first sightings (but those of `keep`), resolved
         incidents and ended mutes.
         """
-        kept = list(dict.fromkeys(keep))
+        t = first_seen_table
         async with self._transaction(write=True) as conn:
-            query = delete(first_seen_table).where(first_seen_table.c.seen_at < before)
-            for chunk in _chunks(kept):
-                query = query.where(first_seen_table.c.run_id.not_in(chunk))
-            await conn.execute(query)
+            for chunk in await _doomed(conn, t.c.run_id, t.c.seen_at < before, keep):
+                await conn.execute(delete(t).where(t.c.seen_at < before, t.c.run_id.in_(chunk)))
             await conn.execute(delete(incidents_table).where(incidents_table.c.resolved_at < before))
             await conn.execute(delete(mutes_table).where(mutes_table.c.until < before))
             await conn.execute(delete(outbox_table).where(sql_outbox.settled_before(before)))
