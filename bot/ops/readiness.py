@@ -2,7 +2,7 @@
 
 Three checks: Slack is connected, the store answers, and polling is not stale. The
 decisions are pure functions of what `serve` and each poll record in `Readiness`; the
-only I/O is the store's `ping()` and the Socket Mode client's own connection check.
+only I/O is the store's `problem()` (a write read back) and the Socket Mode client's own connection check.
 """
 
 from __future__ import annotations
@@ -81,8 +81,11 @@ class Readiness:
 
 
 async def _store(store: Store) -> Check:
+    """The store writes and reads back a row in time (and on SQLite, its file is the one
+    opened and still a database): a store that only answers `SELECT 1` may be losing state.
+    """
     try:
-        answered = await asyncio.wait_for(store.ping(), STORE_PING_TIMEOUT)
+        problem = await asyncio.wait_for(store.problem(), STORE_PING_TIMEOUT)
     except TimeoutError:
         return Check(False, f"no answer within {STORE_PING_TIMEOUT:.0f}s")
-    return Check(True, "answers") if answered else Check(False, "does not answer")
+    return Check(True, "reads and writes") if problem is None else Check(False, problem)

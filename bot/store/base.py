@@ -58,7 +58,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ping(self) -> bool:
-        """True when the database answers (for readiness checks)."""
+        """True when the database reads and writes (see `problem`)."""
+
+    @abc.abstractmethod
+    async def problem(self) -> str | None:
+        """Why the store cannot keep the bot's state right now (for readiness checks), or
+        None when a write and a read in the store succeed.
+        """
 
     # -- subscriptions -----------------------------------------------------------------
 

@@ -140,8 +140,13 @@ class SqlStore(Store):
         await self._db.close()
 
     async def ping(self) -> bool:
-        """True when the database answers `SELECT 1`; errors are logged, not raised."""
+        """True when the database reads and writes; errors are logged, not raised."""
         return await self._db.ping()
+
+    async def problem(self) -> str | None:
+        """Why the store cannot keep the bot's state now (the file deleted, replaced or
+        overwritten, a write or read failing), or None."""
+        return await self._db.problem()
 
     # -- subscriptions ------------------------------------------------------------------------
 

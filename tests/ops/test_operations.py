@@ -179,3 +179,29 @@ async def test_socket_mode_ready_and_metrics(slack: SlackStandIn, cde: SampleCde
         await stop_cleanly(bot)
     check_json_log(bot)
 
+
+
+@pytest.mark.parametrize("damage", ["deleted", "overwritten"])
+async def test_a_database_file_damaged_under_the_running_bot_is_not_ready(
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        damage: str) -> None:
+    bot = await start_bot(slack, cde, tmp_path, monkeypatch, socket_mode=False)
+    database = tmp_path / "bot.db"
+    try:
+        status, body = await readyz(bot)
+        assert status == 200 and body["checks"]["store"] == {"ok": True, "detail": "reads and writes"}
+        if damage == "deleted":
+            database.unlink()
+        else:
+            with database.open("r+b") as file:
+                file.write(b"not a database" * 100)
+        status, body = await readyz(bot)
+        assert status == 503 and body["ready"] is False
+        store = body["checks"]["store"]
+        assert store["ok"] is False
+        expected = "is gone" if damage == "deleted" else "is not an SQLite database any more"
+        assert f"the database file {database.resolve()} {expected}" in store["detail"]
+        status, _ = await get(bot, "/healthz")
+        assert status == 200
+    finally:
+        await bot.stop()
