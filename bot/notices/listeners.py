@@ -2,12 +2,15 @@
 
 `/cde subscribe`, `/cde subscriptions` and `/cde unsubscribe` are routed here by a Bolt
 matcher on the parsed text, so each group owns its sub-commands the way it owns its action
-ids. Errors are not caught here: `bot.slack.app`'s one error handler answers them.
+ids. Errors are not caught here: `bot.slack.app`'s one error handler answers them, but for
+the store's (see `_store_failures`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
@@ -19,8 +22,15 @@ from bot.query import COMMAND, ListSubscriptions, Subscribe, Unsubscribe, parse
 from bot.slack import actions
 from bot.slack.message import Message
 from bot.slack.mrkdwn import escape
-from bot.slack.respond import answered, channel_name_of, channel_of, command_name, reply
-from bot.store.base import MAX_ID
+from bot.slack.respond import (
+    answered,
+    channel_name_of,
+    channel_of,
+    command_name,
+    reply,
+    store_failed,
+)
+from bot.store.base import MAX_ID, StoreError
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -48,29 +58,31 @@ async def subscription_command(ack: AsyncAck, command: dict[str, Any], respond: 
     text = command.get("text", "")
     parsed = parse(text)
     assert isinstance(parsed, Subscribe | ListSubscriptions | Unsubscribe)  # routed by the matcher
-    answer = await services.subscriptions.answer(
-        parsed, channel_id=command["channel_id"], user_id=command["user_id"], now=services.clock(),
-        where=_conversation(command, context),
-    )
-    if answer is not None:
-        await reply(respond, answer)
-    # No API behind these: a refusal is about what was asked, not an outage.
-    answered(services, command_name(text), "user_error" if answer and answer.error else "ok")
+    async with _store_failures(respond, services, command_name(text)):
+        answer = await services.subscriptions.answer(
+            parsed, channel_id=command["channel_id"], user_id=command["user_id"],
+            now=services.clock(), where=_conversation(command, context),
+        )
+        if answer is not None:
+            await reply(respond, answer)
+        # No API behind these: a refusal is about what was asked, not an outage.
+        answered(services, command_name(text), "user_error" if answer and answer.error else "ok")
 
 
 async def subscribe_all(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
                         context: AsyncBoltContext, services: Services) -> None:
     """The confirmation button of `/cde subscribe` without filters: follow everything."""
     await ack()
-    answer = await services.subscriptions.answer(
-        Subscribe(everything=True), channel_id=channel_of(body), user_id=body["user"]["id"],
-        now=services.clock(), where=_conversation(body, context),
-    )
-    if answer is None:
-        await respond(delete_original=True)
-    else:
-        await reply(respond, answer, replace_original=True)
-    answered(services, "button", "user_error" if answer and answer.error else "ok")
+    async with _store_failures(respond, services, "button"):
+        answer = await services.subscriptions.answer(
+            Subscribe(everything=True), channel_id=channel_of(body), user_id=body["user"]["id"],
+            now=services.clock(), where=_conversation(body, context),
+        )
+        if answer is None:
+            await respond(delete_original=True)
+        else:
+            await reply(respond, answer, replace_original=True)
+        answered(services, "button", "user_error" if answer and answer.error else "ok")
 
 
 async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
@@ -78,13 +90,14 @@ async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
     """Acknowledge: the clicker takes every open incident of the notice."""
     await ack()
     user = body["user"]["id"]
-    incidents = await services.oncall.acknowledge(_notice_of(body), user, services.clock())
-    if not incidents:
-        await reply(respond, _not_tracked(), replace_original=False)
-        return
-    taken = _taken_by_others(incidents, user)
-    if taken is not None:
-        await reply(respond, taken, replace_original=False)
+    async with _store_failures(respond, services, "button"):
+        incidents = await services.oncall.acknowledge(_notice_of(body), user, services.clock())
+        if not incidents:
+            await reply(respond, _not_tracked(), replace_original=False)
+            return
+        taken = _taken_by_others(incidents, user)
+        if taken is not None:
+            await reply(respond, taken, replace_original=False)
 
 
 async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond,
@@ -100,10 +113,24 @@ async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], resp
             ":warning: That mute choice is not one the bot offers."), replace_original=False)
         return
     incident_id, hours = choice
-    muted = await services.oncall.mute(_notice_of(body), body["user"]["id"], hours, services.clock(),
-                                        incident_id=incident_id)
-    if muted is None:
-        await reply(respond, _not_tracked(), replace_original=False)
+    async with _store_failures(respond, services, "button"):
+        muted = await services.oncall.mute(_notice_of(body), body["user"]["id"], hours,
+                                            services.clock(), incident_id=incident_id)
+        if muted is None:
+            await reply(respond, _not_tracked(), replace_original=False)
+
+
+@contextlib.asynccontextmanager
+async def _store_failures(respond: AsyncRespond, services: Services,
+                          command: str) -> AsyncIterator[None]:
+    """Answer a store failure here, after the ack, instead of raising it to Bolt: its runner
+    loses the ack of a listener that fails within 10 ms of acking (a broken database fails
+    that fast), and Slack then gets a 404 after 3 s instead of the answer.
+    """
+    try:
+        yield
+    except StoreError as exc:
+        await store_failed(exc, respond, services, command)
 
 
 def _conversation(body: dict[str, Any], context: AsyncBoltContext) -> Conversation:
