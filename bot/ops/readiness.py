@@ -62,12 +62,14 @@ class Readiness:
     started_at: float = field(default_factory=time.time)
     last_poll_success: float | None = None
     slack_connected: Callable[[], Awaitable[bool]] | None = None
+    # The store probe under way: one at a time, however often /readyz is asked.
+    _store_probe: asyncio.Future[str | None] | None = field(default=None, repr=False)
 
     async def checks(self, store: Store, *, now: float | None = None) -> dict[str, Check]:
         """Every check, by name."""
         return {
             "slack": await self._slack(),
-            "store": await _store(store),
+            "store": await self._store(store),
             "poll": poll_check(time.time() if now is None else now, self.started_at,
                                self.last_poll_success, self.stale_after),
         }
@@ -80,12 +82,20 @@ class Readiness:
         return Check(False, "disconnected")
 
 
-async def _store(store: Store) -> Check:
-    """The store writes and reads back a row in time (and on SQLite, its file is the one
-    opened and still a database): a store that only answers `SELECT 1` may be losing state.
-    """
-    try:
-        problem = await asyncio.wait_for(store.problem(), STORE_PING_TIMEOUT)
-    except TimeoutError:
-        return Check(False, f"no answer within {STORE_PING_TIMEOUT:.0f}s")
-    return Check(True, "reads and writes") if problem is None else Check(False, problem)
+    async def _store(self, store: Store) -> Check:
+        """The store writes and reads back a row in time (and on SQLite, its file is the one
+        opened and still a database): a store that only answers `SELECT 1` may be losing state.
+
+        A probe stuck in the database (SQLite waiting out its busy timeout in a thread, where
+        no cancellation reaches) is not waited for: `/readyz` answers after
+        STORE_PING_TIMEOUT, and the next request waits on that same probe rather than
+        starting another.
+        """
+        if self._store_probe is None or self._store_probe.done():
+            self._store_probe = asyncio.ensure_future(store.problem())
+        probe = self._store_probe
+        done, _ = await asyncio.wait({probe}, timeout=STORE_PING_TIMEOUT)
+        if not done:
+            return Check(False, f"no answer within {STORE_PING_TIMEOUT:g}s")
+        problem = probe.result()
+        return Check(True, "reads and writes") if problem is None else Check(False, problem)

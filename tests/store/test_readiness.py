@@ -5,6 +5,8 @@ from the file the bot opened, and state is silently lost).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.notices.models import NoticeFilter
+from bot.ops import readiness
 from bot.ops.readiness import Readiness
 from bot.store.database import PROBE_KEY
 from bot.store.sql import SqlStore
@@ -87,3 +90,41 @@ async def test_a_file_overwritten_with_junk_is_not_ready(store: SqlStore, db_pat
     assert not ok
     assert f"the database file {db_path} is not an SQLite database any more" in detail
     assert "restore it from a backup" in detail
+
+
+class StuckStore:
+    """A store whose probe is stuck where no cancellation reaches (as SQLite's busy wait is,
+    in its thread): cancelled, it still finishes only when `released`."""
+
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
+        self.probes = 0
+
+    async def problem(self) -> str | None:
+        self.probes += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await self.released.wait()
+            raise
+        return None  # never reached
+
+
+async def test_a_stuck_probe_is_not_waited_for_nor_started_twice(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readiness, "STORE_PING_TIMEOUT", 0.05)
+    store = StuckStore()
+    checks = Readiness(stale_after=60)
+    # Should /readyz wait for the probe after all, it is let go in the end, and fails below.
+    asyncio.get_running_loop().call_later(5, store.released.set)
+    for _ in range(3):
+        check = (await checks.checks(store))["store"]  # type: ignore[arg-type]
+        assert not store.released.is_set(), "/readyz waited for a stuck probe"
+        assert (check.ok, check.detail) == (False, "no answer within 0.05s")
+    assert store.probes == 1
+    probe = checks._store_probe
+    assert probe is not None and not probe.done()
+    store.released.set()
+    probe.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await probe
