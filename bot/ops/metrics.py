@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 COMMANDS = ("runs", "run", "help", "subscribe", "subscriptions", "unsubscribe", "button")
-COMMAND_OUTCOMES = ("ok", "user_error", "api_error", "internal_error")
+COMMAND_OUTCOMES = ("ok", "user_error", "api_error", "store_error", "internal_error")
 CDE_ENDPOINTS = ("runs", "run")
 # partial: an ok poll with a scan cut short by its page budget (runs beyond it unseen).
 POLL_OUTCOMES = ("idle", "ok", "partial", "api_error", "crashed")

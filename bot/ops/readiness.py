@@ -2,7 +2,7 @@
 
 Three checks: Slack is connected, the store answers, and polling is not stale. The
 decisions are pure functions of what `serve` and each poll record in `Readiness`; the
-only I/O is the store's `ping()` and the Socket Mode client's own connection check.
+only I/O is the store's `problem()` (a write read back) and the Socket Mode client's own connection check.
 """
 
 from __future__ import annotations
@@ -83,12 +83,14 @@ class Readiness:
     slack_connected: Callable[[], Awaitable[bool]] | None = None
     # What the last successful poll's scans could not cover (see `coverage_check`).
     scans_cut_short: tuple[str, ...] = ()
+    # The store probe under way: one at a time, however often /readyz is asked.
+    _store_probe: asyncio.Future[str | None] | None = field(default=None, repr=False)
 
     async def checks(self, store: Store, *, now: float | None = None) -> dict[str, Check]:
         """Every check, by name."""
         return {
             "slack": await self._slack(),
-            "store": await _store(store),
+            "store": await self._store(store),
             "poll": poll_check(time.time() if now is None else now, self.started_at,
                                self.last_poll_success, self.stale_after),
             "coverage": coverage_check(self.scans_cut_short),
@@ -102,9 +104,20 @@ class Readiness:
         return Check(False, "disconnected")
 
 
-async def _store(store: Store) -> Check:
-    try:
-        answered = await asyncio.wait_for(store.ping(), STORE_PING_TIMEOUT)
-    except TimeoutError:
-        return Check(False, f"no answer within {STORE_PING_TIMEOUT:.0f}s")
-    return Check(True, "answers") if answered else Check(False, "does not answer")
+    async def _store(self, store: Store) -> Check:
+        """The store writes and reads back a row in time (and on SQLite, its file is the one
+        opened and still a database): a store that only answers `SELECT 1` may be losing state.
+
+        A probe stuck in the database (SQLite waiting out its busy timeout in a thread, where
+        no cancellation reaches) is not waited for: `/readyz` answers after
+        STORE_PING_TIMEOUT, and the next request waits on that same probe rather than
+        starting another.
+        """
+        if self._store_probe is None or self._store_probe.done():
+            self._store_probe = asyncio.ensure_future(store.problem())
+        probe = self._store_probe
+        done, _ = await asyncio.wait({probe}, timeout=STORE_PING_TIMEOUT)
+        if not done:
+            return Check(False, f"no answer within {STORE_PING_TIMEOUT:g}s")
+        problem = probe.result()
+        return Check(True, "reads and writes") if problem is None else Check(False, problem)

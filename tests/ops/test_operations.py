@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -210,3 +211,49 @@ async def test_scans_cut_short_are_shown_by_readyz_and_metrics_yet_the_bot_stays
         await stop_cleanly(bot)
     assert [m["text"] for m in slack.messages("C0ADMIN")] == [
         "Some failures may not be told: CDE scans stop short of the window"]
+
+
+@pytest.mark.parametrize("damage", ["deleted", "overwritten"])
+async def test_a_database_file_damaged_under_the_running_bot_is_not_ready(
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        damage: str) -> None:
+    bot = await start_bot(slack, cde, tmp_path, monkeypatch, socket_mode=False)
+    database = tmp_path / "bot.db"
+    try:
+        status, body = await readyz(bot)
+        assert status == 200 and body["checks"]["store"] == {"ok": True, "detail": "reads and writes"}
+        if damage == "deleted":
+            database.unlink()
+        else:
+            with database.open("r+b") as file:
+                file.write(b"not a database" * 100)
+        status, body = await readyz(bot)
+        assert status == 503 and body["ready"] is False
+        store = body["checks"]["store"]
+        assert store["ok"] is False
+        expected = "is gone" if damage == "deleted" else "is not an SQLite database any more"
+        assert f"the database file {database.resolve()} {expected}" in store["detail"]
+        status, _ = await get(bot, "/healthz")
+        assert status == 200
+    finally:
+        await bot.stop()
+
+
+async def test_a_command_on_a_locked_database_is_acked_and_told_why(
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bot = await start_bot(slack, cde, tmp_path, monkeypatch, socket_mode=False)
+    other = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        status, body, url = await command(bot, slack, "subscribe site:1001")
+        assert (status, body) == (200, "")  # the ack does not wait for the store
+        # The store gives up after its busy timeout (5 s), behind a poll that waits as long.
+        [answer] = await slack.wait_for_response(url, timeout=30)
+        assert "The bot's database is not answering, so nothing was done" in json.dumps(answer)
+        other.execute("ROLLBACK")
+        _, _, again = await command(bot, slack, "subscribe site:1001")
+        await until(lambda: len(slack.messages(OPS)) == 1, "the subscription, once the lock is gone")
+        assert slack.responses(again) == []
+    finally:
+        other.close()
+        await bot.stop()
