@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -70,13 +69,13 @@ class World:
     clock: Clock
     poller: Poller
 
-    async def start(self, database: Path, *, transport: httpx.AsyncBaseTransport | None = None,
+    async def start(self, database_url: str, *, transport: httpx.AsyncBaseTransport | None = None,
                     **config: Any) -> World:
         self.cde = SampleCdeApi()
         await self.cde.start()
         self.slack = SlackStandIn()
         await self.slack.start()
-        self.store = SqlStore(f"sqlite+aiosqlite:///{database}")
+        self.store = SqlStore(database_url)
         await self.store.open()
         client = AsyncWebClient(token="xoxb-test", base_url=self.slack.base_url,
                                 retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)])

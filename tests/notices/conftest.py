@@ -5,7 +5,6 @@ test needs (see `tests.helpers.world.World`), stopped at its end.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +13,12 @@ from tests.helpers.world import World
 
 
 @pytest.fixture
-async def make_world(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[World]]]:
+async def make_world(database_url: str) -> AsyncIterator[Callable[..., Awaitable[World]]]:
+    """Worlds on each backend (see `database_url`); the worlds of one test share its database."""
     worlds: list[World] = []
 
     async def make(**config: Any) -> World:
-        world = await World().start(tmp_path / f"bot{len(worlds)}.db", **config)
+        world = await World().start(database_url, **config)
         worlds.append(world)
         return world
 

@@ -34,8 +34,18 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqlStore]:
+async def sqlite_store(db_path: Path) -> AsyncIterator[SqlStore]:
+    """A store on a SQLite file at `db_path`, for what only SQLite has (a file, WAL)."""
     opened = SqlStore(url_of(db_path))
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    """A store on each backend (see `database_url`)."""
+    opened = SqlStore(database_url)
     await opened.open()
     yield opened
     await opened.close()
@@ -63,13 +73,14 @@ def make_incident(channel_id: str = "C1", message_ts: str = "1.1", **changes: ob
 # -- opening and the schema ---------------------------------------------------------------------
 
 
-async def test_open_creates_directory_file_and_version(store: SqlStore, db_path: Path) -> None:
+async def test_open_creates_directory_file_and_version(sqlite_store: SqlStore, db_path: Path) -> None:
+    store = sqlite_store
     assert is_file(db_path)
     assert stored_version(db_path) == schema_version()
     assert await store.ping() is True
 
 
-async def test_sqlite_runs_in_wal_mode(store: SqlStore, db_path: Path) -> None:
+async def test_sqlite_runs_in_wal_mode(sqlite_store: SqlStore, db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
