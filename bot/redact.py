@@ -62,10 +62,15 @@ def _character(char: str) -> str:
     if char in _UNRESERVED:
         return re.escape(char)
     code = ord(char)
-    forms = [re.escape(char), re.escape(repr(char)[1:-1]), re.escape("\\" + char)]
+    # Any run of backslashes before a character or its escape: JSON or repr() once (`\\"`),
+    # or escaped again, as a JSON text inside a repr() (`\\\\"`, a log of a request body).
+    forms = [r"\\*" + re.escape(char)]
+    escaped = repr(char)[1:-1]
+    if escaped.startswith("\\"):  # `\t`, `\x07`: after at least one backslash
+        forms.append(r"\\+" + re.escape(escaped.lstrip("\\")))
     forms += [re.escape(entity) for entity in _ENTITIES.get(char, ())]
     if code < 0x80:
-        forms += ["%" + _hex_case(code), r"\\u00" + _hex_case(code)]
+        forms += ["%" + _hex_case(code), r"\\+u00" + _hex_case(code)]
     if char == " ":
         forms.append(r"\+")
     unique = list(dict.fromkeys(forms))
