@@ -19,14 +19,20 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from slack_bolt.async_app import AsyncAck, AsyncSay
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import logs
+from bot.config import load_settings
 from bot.console.run import ConsoleOptions, run_console
 from bot.demo.api import Fault
 from bot.ops import readiness
 from bot.ops.metrics import Metrics
 from bot.ops.readiness import Check
 from bot.redact import REDACTED
+from bot.slack.app import build_app
+from bot.slack.client import web_client
 from tests.helpers.bot_in_process import InProcessBot
 from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, SECRETS, SIGNING_SECRET
 from tests.helpers.events import command, post
@@ -41,7 +47,7 @@ from tests.helpers.leaks import (
 from tests.helpers.sample import sample_runs
 from tests.helpers.served_bot import ServedBot, settings_from
 from tests.helpers.waiting import until
-from tests.standins.slack import SlackStandIn, encode_slash_command, slash_command_payload
+from tests.standins.slack import SlackStandIn, encode_slash_command, sign_request, slash_command_payload
 
 ALL_SECRETS = (*SECRETS, ODD_CDE_TOKEN)
 FAULTS = echoing_faults(ODD_CDE_TOKEN)
@@ -89,6 +95,34 @@ class TestAdminAlert:
         [alert] = slack.messages(ADMIN)
         assert "unreachable" in everything(alert) and REDACTED in everything(alert)
         assert_kept(everything([call.params for call in slack.calls]), ALL_SECRETS, "a Web API call")
+
+
+class TestListenerClient:
+    """Bolt's per-request `client` and `say()`: a plain `AsyncWebClient` Bolt builds for each
+    request, made redacting by the app's middleware like the bot's own client."""
+
+    async def test_what_a_listener_sends_through_them_is_redacted(self, slack: SlackStandIn) -> None:
+        settings = load_settings(environment=False, slack_bot_token=BOT_TOKEN,
+                                 slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.base_url,
+                                 cde_api_token=ODD_CDE_TOKEN)
+        app = build_app(settings, web_client(settings))
+        done = asyncio.Event()
+
+        @app.command("/cde")
+        async def listener(ack: AsyncAck, client: AsyncWebClient, say: AsyncSay) -> None:
+            await ack()
+            await client.chat_postMessage(channel=OPS, text=f"client: {ODD_CDE_TOKEN}")
+            await say(f"say: {ODD_CDE_TOKEN}")
+            done.set()
+
+        url = slack.new_response_url(channel_id=OPS)
+        body = encode_slash_command(slash_command_payload("runs", response_url=url, channel_id=OPS))
+        headers = {"content-type": "application/x-www-form-urlencoded",
+                   **sign_request(SIGNING_SECRET, body)}
+        response = await app.async_dispatch(AsyncBoltRequest(body=body.decode(), headers=headers))
+        assert response.status == 200
+        await asyncio.wait_for(done.wait(), 10)
+        assert [m["text"] for m in slack.messages(OPS)] == [f"client: {REDACTED}", f"say: {REDACTED}"]
 
 
 class TestReadinessAndMetrics:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncBoltContext, AsyncRespond
+from slack_bolt.async_app import AsyncBoltContext, AsyncRespond, AsyncSay
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookResponse
@@ -77,6 +77,10 @@ def redact_answers(redactor: Redactor) -> Callable[[AsyncBoltContext, Callable[[
     async def redact(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
         client = redacting(context.client, redactor)
         context["client"] = client
+        # `say()` may be made already, on the plain client: it sends through ours instead.
+        say = context.get("say")
+        if isinstance(say, AsyncSay):
+            say.client = client
         if context.response_url is not None:
             context["respond"] = RedactingRespond(redactor, response_url=context.response_url,
                                                   proxy=client.proxy, ssl=client.ssl)
