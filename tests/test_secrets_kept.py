@@ -1,9 +1,10 @@
 """No configured secret leaves the bot, exit by exit, in process over loopback: the admin
 channel's outage alert (the Web API client), `/readyz` and `/metrics` (the HTTP answers),
-the log at DEBUG (slack_sdk's and httpx's request dumps included), and the console.
+the log at DEBUG (slack_sdk's and httpx's request dumps included), the console, and a
+secret cut in two by truncation or split over two blocks.
 
 The real bot process, its acks, `response_url` answers and `cde-bot check` are in
-tests/e2e/test_secrets_kept.py; a secret cut by truncation in tests/test_redact.py. One
+tests/e2e/test_secrets_kept.py. One
 class per exit; each makes the secret reach that exit, and shows that the answer it
 guards did go out (with `[redacted]` in place of the secret).
 """
@@ -27,12 +28,15 @@ from bot import logs
 from bot.config import load_settings
 from bot.console.run import ConsoleOptions, run_console
 from bot.demo.api import Fault
+from bot.demo.runs import make_run
 from bot.ops import readiness
 from bot.ops.metrics import Metrics
 from bot.ops.readiness import Check
 from bot.redact import REDACTED
 from bot.slack.app import build_app
 from bot.slack.client import web_client
+from bot.slack.message import MAX_FIELD_TEXT, section
+from bot.slack.mrkdwn import escape
 from tests.helpers.bot_in_process import InProcessBot
 from tests.helpers.bot_process import APP_TOKEN, BOT_TOKEN, SECRETS, SIGNING_SECRET
 from tests.helpers.events import command, post
@@ -260,3 +264,42 @@ class TestConsole:
         assert shown.count(REDACTED) >= 3 and "did not accept the query" in shown, shown
         assert_kept(shown, ALL_SECRETS, "the console")
         assert_kept(log.getvalue(), ALL_SECRETS, "the console's log")
+
+
+CUT_RUN = "019e16f3-0000-7000-8000-0000000c0700"
+
+
+class TestCutSecrets:
+    """A secret cut in two: by the renderer's truncation at a Block Kit limit (a run's CLI
+    command is clipped to its field's length), or split over two blocks by its source. What
+    is left on either side of the cut is redacted when it is `MIN_ANYWHERE` characters or
+    more, on its way out, as a whole secret would be.
+    """
+
+    @pytest.mark.parametrize("kept", [12, 14, 15, 20, len(ODD_CDE_TOKEN) - 1])
+    async def test_truncation_leaves_no_recognisable_part(self, bot: InProcessBot, slack: SlackStandIn,
+                                                          cde: EchoingCdeApi, kept: int) -> None:
+        run = make_run(state="failed", run_id=CUT_RUN)
+        # The field is clipped to MAX_FIELD_TEXT - 40 characters, the last one an ellipsis:
+        # `kept` characters of the token are left before it.
+        limit = MAX_FIELD_TEXT - 40
+        run["cli-command"] = "x" * (limit - 1 - kept) + ODD_CDE_TOKEN + " --verbose"
+        cde.add_run(run)
+        _, _, url = await command(bot, slack, f"run {CUT_RUN}")
+        [answer] = await slack.wait_for_response(url)
+        assert f"x{REDACTED}…" in everything(answer)
+        assert_kept(everything(answer), ALL_SECRETS, "the run's details")
+
+    async def test_halves_in_two_blocks_are_redacted(self, slack: SlackStandIn) -> None:
+        settings = load_settings(environment=False, slack_bot_token=BOT_TOKEN,
+                                 slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.base_url,
+                                 cde_api_token=ODD_CDE_TOKEN)
+        half = len(ODD_CDE_TOKEN) // 2
+        blocks = [section(f"the API said: {escape(ODD_CDE_TOKEN[:half])}"),
+                  section(f"{escape(ODD_CDE_TOKEN[half:])} may not list runs")]
+        await web_client(settings).chat_postMessage(channel=OPS, text="split",
+                                                    blocks=[block.to_dict() for block in blocks])
+        [posted] = slack.messages(OPS)
+        assert [block["text"]["text"] for block in posted["blocks"]] == [
+            f"the API said: {REDACTED}", f"{REDACTED} may not list runs"]
+        assert_kept(everything(posted), ALL_SECRETS, "the message")

@@ -2,8 +2,9 @@
 
 `leaks(text, secrets)` names each secret found in `text`: as it is, URL-escaped,
 JSON-escaped, as mrkdwn/HTML entities or in base64, whole or cut. A cut counts when
-`MIN_ANYWHERE` (12) characters of the secret or more are left together, the length from
-which the bot's redactor treats a secret as recognisable anywhere (see bot/redact.py).
+`MIN_ANYWHERE` (12) characters of the secret or more are left together (in any of those
+forms), the length from which the bot's redactor treats a secret as recognisable anywhere
+(see bot/redact.py).
 """
 
 from __future__ import annotations
@@ -43,17 +44,18 @@ def forms(secret: str) -> set[str]:
     return shown
 
 
-def _pieces(form: str) -> set[str]:
-    """Every run of `MIN_ANYWHERE` characters of `form`: what is left of it however cut."""
-    if len(form) <= MIN_ANYWHERE:
-        return {form}
-    return {form[i: i + MIN_ANYWHERE] for i in range(len(form) - MIN_ANYWHERE + 1)}
+def _pieces(secret: str) -> set[str]:
+    """Every run of `MIN_ANYWHERE` characters of `secret`: what is left of it however cut."""
+    if len(secret) <= MIN_ANYWHERE:
+        return {secret}
+    return {secret[i: i + MIN_ANYWHERE] for i in range(len(secret) - MIN_ANYWHERE + 1)}
 
 
 def leaks(text: str, secrets: Iterable[str]) -> list[str]:
-    """The secrets some recognisable part of which is in `text`."""
+    """The secrets some recognisable part of which (`MIN_ANYWHERE` characters of it, in any
+    of its forms) is in `text`."""
     return [secret for secret in secrets
-            if any(piece in text for form in forms(secret) for piece in _pieces(form))]
+            if any(form in text for piece in _pieces(secret) for form in forms(piece))]
 
 
 def everything(value: Any) -> str:
