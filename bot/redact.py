@@ -26,7 +26,8 @@ a secret cut by a clip reaches the exit as such a start: it is redacted there.
 
 Slack's `response_url` is no configured secret, but whoever has it may post in the channel
 for half an hour: `mask_hooks` (used by the log) keeps only the host of a Slack hooks URL, and
-hides the value of any `response_url` field or parameter.
+hides the value of any `response_url` field or parameter, and of any `token` one (Slack's
+verification token, in each request body Slack sends, which Bolt dumps at DEBUG).
 
 Everything is one compiled alternation, built once per set of secrets.
 """
@@ -53,9 +54,11 @@ _WORD_EDGE_AFTER = r"(?![A-Za-z0-9])"
 
 # Slack's hooks hosts (commercial and GovSlack): a response_url or an incoming webhook.
 _HOOKS = re.compile(r"(https?:(?:\\?/){2}hooks\.slack(?:-gov)?\.com)((?:\\?/|%2[fF])[^\s\"'<>|,)\]}]*)")
-# `response_url` as a JSON or repr() key, a form field or a keyword: its value is hidden.
+# `response_url` or `token` (Slack's verification token, in every request body it sends) as a
+# JSON or repr() key, a form field or a keyword: its value is hidden.
 _RESPONSE_URL = re.compile(
-    r"""(response_url\\?["']?\s*(?:[:=]|%3[aAdD])\s*\\?["']?)([^\s"'\\,&}\])]+)""")
+    r"""((?<![A-Za-z0-9_])(?:response_url|token)\\?["']?\s*(?:[:=]|%3[aAdD])\s*\\?["']?)"""
+    r"""(?!\[redacted\])([^\s"'\\,&}\])]+)""")  # a value redacted already stays as it is
 
 
 def _hex_case(code: int) -> str:
@@ -197,8 +200,9 @@ def redactor(secrets: tuple[str, ...]) -> Redactor:
 
 
 def mask_hooks(text: str) -> str:
-    """`text` without the path of any Slack hooks URL nor the value of a `response_url`."""
-    if "hooks.slack" not in text and "response_url" not in text:
+    """`text` without the path of any Slack hooks URL, nor the value of a `response_url` or
+    of a `token` field or parameter."""
+    if "hooks.slack" not in text and "response_url" not in text and "token" not in text:
         return text
     text = _HOOKS.sub(lambda m: f"{m.group(1)}/{REDACTED}", text)
     return _RESPONSE_URL.sub(lambda m: m.group(1) + REDACTED, text)

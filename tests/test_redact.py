@@ -134,3 +134,11 @@ def test_a_secret_escaped_twice_is_redacted() -> None:
 def test_ordinary_text_is_left_as_it_is() -> None:
     text = "cde-bot answered: no failed runs at site 1001 since 2025-10-28 (token accepted)."
     assert Redactor([TOKEN, PLAIN, "signing-secret-0123"]).text(text) == text
+
+
+def test_slacks_verification_token_is_masked() -> None:
+    # As Bolt logs a Socket Mode envelope at DEBUG, and as a form body or a keyword shows it.
+    envelope = repr(json.dumps({"payload": {"token": "vt-0123", "team_id": "T0001"}}))
+    masked = mask_hooks(f"Received message: {envelope} body: token=vt-0123&team_id=T1 token: vt-0123")
+    assert "vt-0123" not in masked and '"token": "[redacted]"' in masked and "T0001" in masked
+    assert mask_hooks("the token was rejected; next_token=abc") == "the token was rejected; next_token=abc"

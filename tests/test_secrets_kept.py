@@ -52,6 +52,7 @@ from tests.helpers.sample import sample_runs
 from tests.helpers.served_bot import ServedBot, settings_from
 from tests.helpers.waiting import until
 from tests.standins.slack import SlackStandIn, encode_slash_command, sign_request, slash_command_payload
+from tests.standins.slack.payloads import VERIFICATION_TOKEN
 
 ALL_SECRETS = (*SECRETS, ODD_CDE_TOKEN)
 FAULTS = echoing_faults(ODD_CDE_TOKEN)
@@ -238,6 +239,9 @@ class TestLogs:
         assert "slack_sdk" in log and "httpx" in log, log[-3000:]
         assert f"CDE refused runs site:1: token {REDACTED}" in log, log[-3000:]
         assert_kept(log, ALL_SECRETS, "the log")
+        # Nor Slack's verification token, in every request body Slack sends (Bolt dumps a
+        # Socket Mode envelope whole).
+        assert VERIFICATION_TOKEN not in log
 
 
 class TestConsole:
