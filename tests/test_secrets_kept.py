@@ -29,9 +29,7 @@ from bot.config import load_settings
 from bot.console.run import ConsoleOptions, run_console
 from bot.demo.api import Fault
 from bot.demo.runs import make_run
-from bot.ops import readiness
 from bot.ops.metrics import Metrics
-from bot.ops.readiness import Check
 from bot.redact import REDACTED
 from bot.slack.app import build_app
 from bot.slack.client import web_client
@@ -136,17 +134,17 @@ class TestReadinessAndMetrics:
     async def test_a_failing_dependency_quoting_the_token(
         self, bot: InProcessBot, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # The store's check fails, and says why in the words of its driver (which may
-        # quote a connection string); a metric's help text does the same.
-        async def failing(store: object) -> Check:
-            return Check(False, f"cannot connect: password {ODD_CDE_TOKEN} rejected")
+        # The store's check fails and says why in its driver's words (`Store.problem`), which
+        # may quote a connection string; a metric's help text does the same.
+        async def problem() -> str:
+            return f"the database failed: password {ODD_CDE_TOKEN} rejected"
 
         render = Metrics.render
 
         def quoting(self: Metrics) -> bytes:
             return render(self) + f"# cde_bot_store {json.dumps(ODD_CDE_TOKEN)}\n".encode()
 
-        monkeypatch.setattr(readiness, "_store", failing)
+        monkeypatch.setattr(bot.bot.store, "problem", problem)
         monkeypatch.setattr(Metrics, "render", quoting)
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{bot.url}/readyz") as response:
@@ -156,7 +154,7 @@ class TestReadinessAndMetrics:
                 assert response.status == 200
                 metrics = await response.text()
         detail = json.loads(ready)["checks"]["store"]["detail"]
-        assert detail == f"cannot connect: password {REDACTED} rejected"
+        assert detail == f"the database failed: password {REDACTED} rejected"
         assert f"# cde_bot_store \"{REDACTED}\"" in metrics and "cde_bot_polls_total" in metrics
         assert_kept(ready, ALL_SECRETS, "/readyz")
         assert_kept(metrics, ALL_SECRETS, "/metrics")
