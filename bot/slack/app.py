@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.logs import current_reference, new_reference, request_id
 from bot.lookups import listeners as lookup_listeners
 from bot.notices import listeners as notice_listeners
+from bot.redact import for_settings
 from bot.services import Services
 from bot.slack.gate import BoltLogRedaction
 from bot.slack.message import internal_error
@@ -61,7 +62,7 @@ def build_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
         raise_error_for_unhandled_request=False,
     )
     app.middleware(tag_request)
-    app.middleware(redact_answers)
+    app.middleware(redact_answers(for_settings(settings)))
     app.error(on_error)
     return app
 

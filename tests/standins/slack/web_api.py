@@ -136,7 +136,7 @@ class WebApi(SlackState):
         return {
             "ok": True,
             "url": f"{WORKSPACE_URL}/",
-            "team": "Test",
+            "team": self.team_name,
             "user": BOT_USER_NAME,
             "team_id": TEAM_ID,
             "user_id": BOT_USER_ID,
