@@ -83,6 +83,10 @@ class AccessPolicy:
                          for a in self.admins)
 
 
+# Bounds nothing: what every part uses when no policy is given.
+UNBOUNDED = AccessPolicy()
+
+
 class Verdict(Enum):
     """The answer to "may this user change subscriptions and mutes?"."""
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
+from bot.access import Verdict, refusal
 from bot.notices import render as render_notices
 from bot.notices.models import Incident, NoticeRef
 from bot.notices.subscriptions import Conversation
@@ -44,6 +45,13 @@ async def subscription_command(ack: AsyncAck, command: dict[str, Any], respond: 
     text = command.get("text", "")
     parsed = parse(text)
     assert isinstance(parsed, Subscribe | ListSubscriptions | Unsubscribe)  # routed by the matcher
+    if not isinstance(parsed, ListSubscriptions):
+        refused = await _refused(services, command.get("user_id"),
+                                 "subscribe" if isinstance(parsed, Subscribe) else "unsubscribe")
+        if refused is not None:
+            await reply(respond, refused)
+            answered(services, command_name(text), "user_error")
+            return
     answer = await services.subscriptions.answer(
         parsed, channel_id=command["channel_id"], user_id=command["user_id"], now=services.clock(),
         where=_conversation(command, context),
@@ -58,6 +66,11 @@ async def subscribe_all(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespo
                         context: AsyncBoltContext, services: Services) -> None:
     """The confirmation button of `/cde subscribe` without filters: follow everything."""
     await ack()
+    refused = await _refused(services, body["user"]["id"], "subscribe")
+    if refused is not None:
+        await reply(respond, refused, replace_original=True)
+        answered(services, "button", "user_error")
+        return
     answer = await services.subscriptions.answer(
         Subscribe(everything=True), channel_id=channel_of(body), user_id=body["user"]["id"],
         now=services.clock(), where=_conversation(body, context),
@@ -93,10 +106,22 @@ async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], resp
             ":warning: That mute choice is not one the bot offers."), replace_original=False)
         return
     incident_id, hours = choice
+    refused = await _refused(services, body["user"]["id"], "mute or unmute notices")
+    if refused is not None:
+        await reply(respond, refused, replace_original=False)
+        return
     muted = await services.oncall.mute(_notice_of(body), body["user"]["id"], hours, services.clock(),
                                         incident_id=incident_id)
     if muted is None:
         await reply(respond, _not_tracked(), replace_original=False)
+
+
+async def _refused(services: Services, user: str | None, what: str) -> Message | None:
+    """The refusal when `CDE_ADMINS` does not include `user`; None when they may."""
+    verdict = await services.access.may_change(user)
+    if verdict is Verdict.ALLOWED:
+        return None
+    return render_notices.plain_answer(refusal(services.access.policy, verdict, what), error=True)
 
 
 def _conversation(body: dict[str, Any], context: AsyncBoltContext) -> Conversation:

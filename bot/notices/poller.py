@@ -44,6 +44,8 @@ class PollerConfig:
     admin_channel: str | None = None
     # Pages one scan may read; a scan that needs more is cut short, and said to be.
     scan_max_pages: int = SCAN_MAX_PAGES
+    # CDE_ALLOWED_SITES: failures of other sites are never told (empty: every site).
+    allowed_sites: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -210,7 +212,7 @@ class Poller:
             now=now, window=self.config.window, failed_runs=failed, subscriptions=subscriptions,
             announced=announced, open_incidents=open_incidents, mutes=mutes,
             digest_threshold=self.config.digest_threshold,
-            first_seen=first_seen,
+            first_seen=first_seen, allowed_sites=self.config.allowed_sites,
         )
 
     async def _deliver(self, actions: Iterable[triage.Action], facts: triage.PollFacts,

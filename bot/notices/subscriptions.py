@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.access import UNBOUNDED, AccessPolicy
 from bot.notices import render as render_notices
 from bot.query import COMMAND, ListSubscriptions, Subscribe, Unsubscribe, subscription_words
 from bot.slack.message import Message
@@ -47,9 +48,10 @@ class Subscriptions:
     one the bot cannot post in is taken back at once.
     """
 
-    def __init__(self, store: Store, poster: SlackPoster) -> None:
+    def __init__(self, store: Store, poster: SlackPoster, policy: AccessPolicy = UNBOUNDED) -> None:
         self.store = store
         self.poster = poster
+        self.policy = policy
 
     async def answer(
         self, command: Subscribe | ListSubscriptions | Unsubscribe, *, channel_id: str, user_id: str,
@@ -64,6 +66,11 @@ class Subscriptions:
 
     async def _subscribe(self, command: Subscribe, channel_id: str, user_id: str,
                          now: datetime, where: Conversation) -> Message | None:
+        site = command.notice_filter.site_id
+        if site is not None and not self.policy.may_see_site(site):
+            return render_notices.plain_answer(
+                f":warning: Site {code(site)} is not one cde-bot follows here (see "
+                "`CDE_ALLOWED_SITES`), so I did not subscribe this channel.", error=True)
         if command.notice_filter.is_empty and not command.everything:
             return render_notices.confirm_subscribe_all()
         subscription = await self.store.add_subscription(channel_id, command.notice_filter, user_id, now)

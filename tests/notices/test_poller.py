@@ -902,3 +902,24 @@ async def test_a_complete_poll_reads_the_open_incidents_once(world: World) -> No
     world.store.open_incidents = open_incidents  # type: ignore[method-assign]
     report = await world.poll()
     assert (dict(report.actions), report.incomplete_scans, reads) == ({"Repeat": 1}, 0, 1)
+
+
+# ----------------------------------------------------------- CDE_ALLOWED_SITES
+
+
+async def test_failures_of_sites_outside_the_allowed_list_are_never_told(
+    make_world: Callable[..., Awaitable[World]],
+) -> None:
+    world = await make_world(allowed_sites=frozenset({1001}))
+    await world.subscribe()  # every site: made before the list was set, or following all
+    await world.subscribe(OTHER, site_id=1002)
+    world.fail(20, site_id=1002)
+    world.fail(10, site_id=1001)
+    report = await world.poll()
+    assert report.posted == 1
+    [notice] = world.top()
+    assert "1001" in notice["text"] and "1002" not in blocks_text(notice)
+    assert world.top(OTHER) == []
+    world.fail(5, site_id=1002)
+    assert (await world.poll()).posted == 0
+    assert [i.site_id for i in await world.store.open_incidents()] == [1001]
