@@ -1,6 +1,6 @@
 """Path 2's listeners: the subscription sub-commands of `/cde` and the buttons on notices.
 
-`/cde subscribe`, `/cde subscriptions` and `/cde unsubscribe` are routed here by a Bolt
+`/cde subscribe`, `/cde subscriptions`, `/cde unsubscribe` and `/cde audit` are routed here by a Bolt
 matcher on the parsed text, so each group owns its sub-commands the way it owns its action
 ids. Errors are not caught here: `bot.slack.app`'s one error handler answers them.
 """
@@ -14,8 +14,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from bot.access import Verdict, refusal
 from bot.notices import render as render_notices
 from bot.notices.models import Incident, NoticeRef
-from bot.notices.subscriptions import Conversation
-from bot.query import COMMAND, ListSubscriptions, Subscribe, Unsubscribe, parse
+from bot.notices.subscriptions import Conversation, audit_answer
+from bot.query import COMMAND, Audit, ListSubscriptions, Subscribe, Unsubscribe, parse
 from bot.slack import actions
 from bot.slack.message import Message
 from bot.slack.mrkdwn import escape
@@ -34,17 +34,22 @@ def register(app: AsyncApp) -> None:
 
 
 async def is_subscription_command(command: dict[str, Any]) -> bool:
-    """Whether `/cde` was given `subscribe`, `subscriptions` or `unsubscribe` (well formed)."""
-    return isinstance(parse(command.get("text", "")), Subscribe | ListSubscriptions | Unsubscribe)
+    """Whether `/cde` was given `subscribe`, `subscriptions`, `unsubscribe` or `audit` (well
+    formed)."""
+    return isinstance(parse(command.get("text", "")), Subscribe | ListSubscriptions | Unsubscribe | Audit)
 
 
 async def subscription_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
                                context: AsyncBoltContext, services: Services) -> None:
-    """Subscribe this channel, list its subscriptions, or remove them."""
+    """Subscribe this channel, list its subscriptions, remove them, or show the audit trail."""
     await ack()
     text = command.get("text", "")
     parsed = parse(text)
-    assert isinstance(parsed, Subscribe | ListSubscriptions | Unsubscribe)  # routed by the matcher
+    assert isinstance(parsed, Subscribe | ListSubscriptions | Unsubscribe | Audit)  # routed by the matcher
+    if isinstance(parsed, Audit):
+        shown = await _audit(parsed, command, respond, services)
+        answered(services, command_name(text), "ok" if shown else "user_error")
+        return
     if not isinstance(parsed, ListSubscriptions):
         refused = await _refused(services, command.get("user_id"),
                                  "subscribe" if isinstance(parsed, Subscribe) else "unsubscribe")
@@ -114,6 +119,22 @@ async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], resp
                                         incident_id=incident_id)
     if muted is None:
         await reply(respond, _not_tracked(), replace_original=False)
+
+
+async def _audit(parsed: Audit, command: dict[str, Any], respond: AsyncRespond,
+                 services: Services) -> bool:
+    """With CDE_ADMINS set, the audit trail is the admins', of every channel; without, anyone
+    may see it, of this channel only (other channels may be private). Whether it was shown."""
+    admins_only = services.access.admins_only
+    if admins_only:
+        refused = await _refused(services, command.get("user_id"), "see the audit trail")
+        if refused is not None:
+            await reply(respond, refused)
+            return False
+    answer = await audit_answer(services.subscriptions.store, parsed, command["channel_id"],
+                                every_channel=admins_only)
+    await reply(respond, answer)
+    return True
 
 
 async def _refused(services: Services, user: str | None, what: str) -> Message | None:

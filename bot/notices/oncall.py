@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.lookups.runs import LinkBuilder, no_links
+from bot.notices import audit
 from bot.notices import render as render_notices
 from bot.notices.best_effort import best_effort
 from bot.notices.models import Incident, Mute, NoticeRef
@@ -64,10 +64,12 @@ class OnCall:
         changed = False
         for incident in incidents:
             if incident.is_open and not incident.acknowledged_by:
-                stored = await self.store.update_incident(
-                    incident.id, lambda current: current if current.acknowledged_by else replace(
-                        current, acknowledged_by=user, acknowledged_at=now))
-                changed = changed or (stored is not None and stored.acknowledged_by == user)
+                entry = audit.acknowledged(incident, user, now)
+                stored = await self.store.acknowledge_incident(incident.id, user, now, audit=entry)
+                taken = stored is not None and stored.acknowledged_by == user
+                if taken:
+                    audit.logged(entry)
+                changed = changed or taken
         if changed:
             await self.refresh(incidents[0], now)
         return await self.store.incidents_of_message(notice.channel_id, notice.message_ts)
@@ -89,10 +91,12 @@ class OnCall:
         # Muting again keeps the count of what the mute already held back.
         mute = Mute(channel_id, incident.site_id, incident.connector_id, until, user,
                     suppressed=current.suppressed if current else 0)
+        entry = audit.muted(incident, user, now, hours, until)
         if hours:
-            await self.store.set_mute(mute)
+            await self.store.set_mute(mute, audit=entry)
         else:
-            await self.store.delete_mute(channel_id, incident.site_id, incident.connector_id)
+            await self.store.delete_mute(channel_id, incident.site_id, incident.connector_id, audit=entry)
+        audit.logged(entry)
         await self.refresh(incident, now)
         try:
             await self.poster.post(channel_id, render_notices.muted_notice_reply(hours, user, until),
