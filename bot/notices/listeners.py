@@ -92,13 +92,17 @@ async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
     """Acknowledge: the clicker takes every open incident of the notice."""
     await ack()
     user = body["user"]["id"]
-    incidents = await services.oncall.acknowledge(_notice_of(body), user, services.clock())
+    taken = await services.oncall.acknowledge(_notice_of(body), user, services.clock())
+    incidents = taken.incidents
     if not incidents:
         await reply(respond, _not_tracked(), replace_original=False)
         return
-    taken = _taken_by_others(incidents, user)
-    if taken is not None:
-        await reply(respond, taken, replace_original=False)
+    if not taken.redrawn:
+        await reply(respond, _not_redrawn("Your acknowledgement is saved"), replace_original=False)
+        return
+    others = _taken_by_others(incidents, user)
+    if others is not None:
+        await reply(respond, others, replace_original=False)
 
 
 async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond,
@@ -119,6 +123,9 @@ async def mute(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], resp
                                         incident_id=incident_id)
     if muted is None:
         await reply(respond, _not_tracked(), replace_original=False)
+    elif not muted.redrawn:
+        await reply(respond, _not_redrawn("The mute is set" if hours else "The mute is lifted"),
+                    replace_original=False)
 
 
 async def _audit(parsed: Audit, command: dict[str, Any], respond: AsyncRespond,
@@ -174,6 +181,14 @@ def _notice_of(body: dict[str, Any]) -> NoticeRef:
     container = body.get("container") or {}
     ts = container.get("message_ts") or (body.get("message") or {}).get("ts", "")
     return NoticeRef(channel_of(body), str(ts))
+
+
+def _not_redrawn(done: str) -> Message:
+    """What the clicker is told when the change is stored but the notice could not be
+    updated to show it (chat.update failed): the next redraw shows it."""
+    return render_notices.plain_answer(
+        f":warning: {done}, but Slack did not let me update the notice, so it does not show "
+        "it yet; it will the next time the notice is updated.", error=True)
 
 
 def _not_tracked() -> Message:

@@ -28,7 +28,7 @@ from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
 from bot.notices.models import Incident, NoticeFilter, NoticeRef, Subscription
-from bot.notices.oncall import OnCall
+from bot.notices.oncall import Acknowledged, OnCall
 from bot.notices.poller import Poller, PollerConfig, PollReport
 from bot.slack.message import Message
 from bot.slack.poster import SlackPoster
@@ -400,8 +400,8 @@ async def test_an_acknowledge_during_a_repeat_survives_the_poll(world: World) ->
                    key: str | None = None) -> str:
         ts = await original(channel, message, thread_ts=thread_ts, key=key)
         if thread_ts and not acknowledged:  # someone clicks while the repeat is handled
-            acknowledged.extend(await world.oncall.acknowledge(NoticeRef(OPS, notice.message_ts), "U0002",
-                                                                world.clock()))
+            taken = await world.oncall.acknowledge(NoticeRef(OPS, notice.message_ts), "U0002", world.clock())
+            acknowledged.extend(taken.incidents)
         return ts
 
     world.poster.post = post
@@ -422,7 +422,7 @@ async def test_an_acknowledge_during_the_polls_redraw_is_shown(world: World) -> 
     notice = await world.incident()
     world.fail(10)
     original = world.poster.update
-    clicks: list[asyncio.Task[list[Incident]]] = []
+    clicks: list[asyncio.Task[Acknowledged]] = []
 
     async def update(channel: str, ts: str, message: Message) -> None:
         if not clicks:  # the poll's redraw, drawn already: a click is handled before it is sent
