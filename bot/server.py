@@ -96,6 +96,7 @@ class Bot:
             outage_alert_after=timedelta(minutes=settings.cde_outage_alert_minutes),
             admin_channel=settings.slack_admin_channel,
             allowed_sites=frozenset(settings.cde_allowed_sites),
+            allowed_channels=frozenset(settings.cde_allowed_channels),
         ))
         access = Access(AccessPolicy.from_settings(settings), SlackGroups(client))
         app = build_app(settings, client)

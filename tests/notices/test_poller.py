@@ -923,3 +923,14 @@ async def test_failures_of_sites_outside_the_allowed_list_are_never_told(
     world.fail(5, site_id=1002)
     assert (await world.poll()).posted == 0
     assert [i.site_id for i in await world.store.open_incidents()] == [1001]
+
+
+async def test_no_notice_goes_to_a_channel_outside_the_allowed_list(
+    make_world: Callable[..., Awaitable[World]],
+) -> None:
+    world = await make_world(allowed_channels=frozenset({OPS}))
+    await world.subscribe(OPS)
+    await world.subscribe(OTHER)  # made before the list left this channel out
+    world.fail(10)
+    assert (await world.poll()).posted == 1
+    assert len(world.top(OPS)) == 1 and world.top(OTHER) == []
