@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     cde_lookback_hours: float = Field(
         default=24, gt=0, le=24 * 14,
         description="how many hours back a poll looks for failed runs (default 24, at most 336)")
+    cde_scan_max_pages: int = Field(
+        default=50, ge=1, le=1000,
+        description="pages of 100 runs one scan may read in a poll (default 50, 1 to 1000); a scan "
+                    "that needs more is cut short, and the admins are told")
     cde_outage_alert_minutes: float = Field(
         default=10, gt=0,
         description="minutes of CDE API outage before the admin channel is told (default 10)")

@@ -95,6 +95,7 @@ class Bot:
             digest_threshold=settings.notice_digest_threshold,
             outage_alert_after=timedelta(minutes=settings.cde_outage_alert_minutes),
             admin_channel=settings.slack_admin_channel,
+            scan_max_pages=settings.cde_scan_max_pages,
             allowed_sites=frozenset(settings.cde_allowed_sites),
             allowed_channels=frozenset(settings.cde_allowed_channels),
         ))
@@ -113,11 +114,14 @@ class Bot:
             self.metrics.poll_finished("crashed")
             raise
         now = time.time()
+        assert self.readiness is not None
         if report.outcome in ("idle", "ok"):
-            assert self.readiness is not None
             self.readiness.last_poll_success = now
+            self.readiness.scans_cut_short = tuple(report.cut_short)
         self.metrics.poll_finished(report.outcome, report.notices, at=now,
                                    incomplete_scans=report.incomplete_scans, post_errors=report.post_errors)
+        if report.outcome in ("idle", "ok"):
+            self.metrics.odd_runs_seen(report.odd_runs)
         return report
 
     async def aclose(self) -> None:

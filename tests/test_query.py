@@ -262,7 +262,8 @@ def test_state_must_be_a_single_word(value: str) -> None:
         ("runs site:1.5", "site:1.5", "`site:1001`"),
         ("runs site:1e3", "site:1e3", "`site:1001`"),
         ("runs site:١٠٠١", "site:١٠٠١", "`site:1001`"),  # Arabic-Indic digits
-        ("runs site:1234567890123456789", "site:1234567890123456789", "`site:1001`"),
+        ("runs site:9223372036854775808", "site:9223372036854775808", "from 1 to 9223372036854775807"),
+        ("runs site:" + "9" * 900, "site:" + "9" * 50, "from 1 to 9223372036854775807"),
         ("runs site-id:x", "site-id:x", "`site:1001`"),
         ("runs version:.1", "version:.1", "`version:1.0.1`"),
         ("runs version:1/2", "version:1/2", "`version:1.0.1`"),
@@ -469,7 +470,9 @@ def test_page_keeps_the_query_and_never_goes_below_zero() -> None:
 def assert_valid(parsed: object) -> None:
     """Whatever parse returns is a command or an error, and nothing invalid gets through."""
     assert isinstance(parsed, Help | ListRuns | ShowRun | Subscribe | ListSubscriptions | Unsubscribe
-                      | QueryError), parsed
+                      | Audit | QueryError), parsed
+    if isinstance(parsed, Audit):
+        assert 1 <= parsed.limit <= 100
     if isinstance(parsed, Subscribe) and parsed.notice_filter.is_empty:
         assert parsed.everything or not parsed.notice_filter.as_dict()
     if isinstance(parsed, Unsubscribe) and parsed.subscription_id is not None:

@@ -416,3 +416,20 @@ def outage_over(since: datetime, now: datetime) -> Message:
     text = (f":white_check_mark: *The CDE API is reachable again* after {duration(now - since)}. "
             "Delayed failure notices are being sent.")
     return message(f"The CDE API is reachable again after {duration(now - since)}", [section(text)])
+
+
+def scans_cut_short(scans: Sequence[str], pages: int) -> Message:
+    listed = "; ".join(escape(scan) for scan in scans[:5])
+    more = f" and {len(scans) - 5} more" if len(scans) > 5 else ""
+    text = (f":warning: *Some failures may not be told*: scans of the CDE API stopped at their "
+            f"budget of {plural(pages, 'page')} before the end of the look-back window "
+            f"({listed}{more}). Runs further on are not seen until the scans fit again. "
+            "Raise `CDE_SCAN_MAX_PAGES` or shorten `CDE_LOOKBACK_HOURS`.")
+    return message("Some failures may not be told: CDE scans stop short of the window",
+                   [section(text)])
+
+
+def scans_cover_again(since: datetime, now: datetime) -> Message:
+    text = (f":white_check_mark: *Scans of the CDE API cover the look-back window again*, "
+            f"after {duration(now - since)} cut short.")
+    return message("Scans of the CDE API cover the look-back window again", [section(text)])

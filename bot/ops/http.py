@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.config import Settings
 from bot.ops.metrics import Metrics
-from bot.ops.readiness import Check, Readiness
+from bot.ops.readiness import ADVISORY, Check, Readiness, is_ready
 from bot.redact import Redactor, for_settings
 from bot.slack.client import EVENTS_PATH
 from bot.slack.gate import MAX_BODY_BYTES, SignedRequests
@@ -70,8 +70,10 @@ def http_app(bot: Served) -> web.Application:
         checks = await bot.readiness.checks(bot.store)
         if not bot.health.ready:  # starting or stopping: Slack is not (or no longer) ours
             checks["slack"] = Check(False, "not serving")
-        ready = all(check.ok for check in checks.values())
-        body = {"ready": ready, "checks": {name: check.as_dict() for name, check in checks.items()}}
+        ready = is_ready(checks)
+        degraded = sorted(name for name, check in checks.items() if not check.ok and name in ADVISORY)
+        body = {"ready": ready, "degraded": degraded,
+                "checks": {name: check.as_dict() for name, check in checks.items()}}
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:

@@ -50,7 +50,9 @@ from bot.query.language import (
     split_pair,
     subscription_words,
     uuid_value,
+    whole_number,
 )
+from bot.store.base import MAX_ID
 
 __all__ = [
     "ANCHOR_KEY", "COMMAND", "DEFAULT_AUDIT", "DEFAULT_LIMIT", "EXAMPLE_RUN", "EXAMPLE_UUID",
@@ -268,8 +270,12 @@ def _parse_unsubscribe(args: list[str]) -> Unsubscribe | QueryError:
     word = args[0].lstrip("#")
     if word.lower() == "all":
         return Unsubscribe(None)
-    if word.isascii() and word.isdigit() and len(word) <= 12:
-        return Unsubscribe(int(word))
+    if word.isascii() and word.isdigit():
+        number = whole_number(word)
+        if number <= MAX_ID:
+            return Unsubscribe(number)
+        return QueryError(f"`{shown(args[0])}` is not a subscription id: ids go from 1 to {MAX_ID} "
+                          f"(see `{COMMAND} subscriptions`).", usage)
     return QueryError(f"`{shown(args[0])}` is not a subscription id; ids are numbers shown by "
                       f"`{COMMAND} subscriptions`.", usage)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bot.cde.models import KNOWN_STATES, RunFilter
 from bot.notices.models import NoticeFilter
+from bot.store.base import MAX_ID
 
 COMMAND = "/cde"
 DEFAULT_LIMIT = 10
@@ -73,9 +74,19 @@ def uuid_value(name: str, value: str) -> str:
 
 
 def _site(name: str, value: str) -> int:
-    if not value.isascii() or not value.isdigit() or int(value) <= 0 or len(value) > 18:
+    if not value.isascii() or not value.isdigit() or not value.strip("0"):
         raise BadValue(f"{name} must be a {name} id, a positive whole number, e.g. `{name}:1001`")
-    return int(value)
+    number = whole_number(value)
+    if number > MAX_ID:
+        raise BadValue(f"{name} ids go from 1 to {MAX_ID}, e.g. `{name}:1001`")
+    return number
+
+
+def whole_number(digits: str) -> int:
+    """ASCII digits as a number, or MAX_ID + 1 when it has more digits than any id (so that
+    a pasted thousand-digit number costs nothing to refuse)."""
+    significant = digits.lstrip("0")
+    return int(digits) if len(significant) <= len(str(MAX_ID)) else MAX_ID + 1
 
 
 def _version(name: str, value: str) -> str:

@@ -34,7 +34,9 @@ from bot.slack.respond import (
     mark_received,
     redact_answers,
     reply,
+    store_failed,
 )
+from bot.store.base import StoreError
 
 __all__ = ["build_app", "register"]
 
@@ -110,11 +112,15 @@ async def tag_request(body: dict[str, Any], next: Callable[[], Awaitable[None]])
 
 async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond | None,
                    context: AsyncBoltContext) -> None:
-    """The one error handler: the traceback in the log, a short answer with its reference."""
+    """The one error handler: the traceback in the log, a short answer with its reference;
+    a store failure is answered as what it is (see `store_failed`)."""
+    command = command_name(str(body.get("text", ""))) if "command" in body else "button"
+    if isinstance(error, StoreError):
+        await store_failed(error, respond, context.get("services"), command)
+        return
     reference = current_reference()
     log.error("Unhandled error [ref %s] in %s", reference, _kind(body), exc_info=error)
-    answered(context.get("services"), command_name(str(body.get("text", ""))) if "command" in body
-             else "button", "internal_error")
+    answered(context.get("services"), command, "internal_error")
     if respond is not None and respond.response_url:
         await reply(respond, internal_error(reference), replace_original=False)
 

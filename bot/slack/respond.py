@@ -20,10 +20,12 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookResponse
 from typing_extensions import override
 
+from bot.logs import current_reference
 from bot.query import canonical_subcommand
 from bot.redact import Redactor
 from bot.slack.client import redactor_of
-from bot.slack.message import Message
+from bot.slack.message import Message, number_out_of_range, store_unavailable
+from bot.store.base import MAX_ID, IdOutOfRangeError, StoreError
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -105,6 +107,22 @@ async def reply(respond: AsyncRespond, answer: Message, *, response_type: str = 
                               replace_original=replace_original)
         if retry.status_code != 200:
             log.error("Slack refused the plain-text answer too (HTTP %d)", retry.status_code)
+
+
+async def store_failed(error: StoreError, respond: AsyncRespond | None, services: Services | None,
+                       command: str) -> None:
+    """Tell the person that the bot's database failed them, and log why: a database that is
+    locked, gone or broken is an outage, not a bug, so its reason is logged without a
+    traceback, and the answer says to try again (and where admins look) instead of "something
+    went wrong".
+    """
+    reference = current_reference()
+    out_of_range = isinstance(error, IdOutOfRangeError)
+    log.error("The store failed [ref %s] answering %s: %s", reference, command, error)
+    answered(services, command, "user_error" if out_of_range else "store_error")
+    if respond is not None and respond.response_url:
+        answer = number_out_of_range(MAX_ID, reference) if out_of_range else store_unavailable(reference)
+        await reply(respond, answer, replace_original=False)
 
 
 def command_name(text: str) -> str:

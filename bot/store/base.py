@@ -10,6 +10,7 @@ import abc
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
+from bot.cde.models import MAX_ID as CDE_MAX_ID
 from bot.notices.models import AuditEntry, Incident, Mute, NoticeFilter, Subscription
 from bot.notices.posts import OutboxEntry
 
@@ -20,6 +21,31 @@ class StoreError(Exception):
 
 class SchemaTooNewError(StoreError):
     """The database was written by a newer cde-bot than this one."""
+
+
+# Every id the store keeps (site ids, subscription and incident ids) is a signed 64-bit
+# integer, the widest both SQLite and PostgreSQL store; anything larger is refused (the CDE
+# client already refuses larger ids in what the API sends).
+MAX_ID = CDE_MAX_ID
+
+
+class IdOutOfRangeError(StoreError):
+    """A number too large (or too small) for the store's 64-bit id columns."""
+
+
+def fits_id(value: int) -> bool:
+    """Whether `value` fits the store's signed 64-bit id columns."""
+    return -MAX_ID - 1 <= value <= MAX_ID
+
+
+def check_id(name: str, value: int | None) -> None:
+    """Refuse, before any SQL, a `name` the store's 64-bit columns cannot hold."""
+    if value is not None and not fits_id(value):
+        shown = str(value)
+        if len(shown) > 40:  # a number from outside may have thousands of digits
+            shown = f"{shown[:20]}…({len(shown)} digits)"
+        raise IdOutOfRangeError(
+            f"{name} {shown} is out of range: the store keeps ids from {-MAX_ID - 1} to {MAX_ID}")
 
 
 class Store(abc.ABC):
@@ -34,7 +60,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ping(self) -> bool:
-        """True when the database answers (for readiness checks)."""
+        """True when the database reads and writes (see `problem`)."""
+
+    @abc.abstractmethod
+    async def problem(self) -> str | None:
+        """Why the store cannot keep the bot's state right now (for readiness checks), or
+        None when a write and a read in the store succeed.
+        """
 
     # -- subscriptions -----------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.notices.models import AuditEntry, Incident, Mute, NoticeFilter, Subscription
 from bot.notices.posts import OutboxEntry
 from bot.store import sql_outbox, urls
-from bot.store.base import Store, StoreError
+from bot.store.base import Store, StoreError, check_id, fits_id
 from bot.store.database import Database
 from bot.store.schema import (
     announced_table,
@@ -63,6 +63,7 @@ def _filter_key(notice_filter: NoticeFilter) -> str:
 
 
 def _mute_key(site_id: int | None, connector_id: str | None) -> tuple[int, str]:
+    check_id("site id", site_id)
     return (
         _NO_SITE if site_id is None else site_id,
         _NO_CONNECTOR if connector_id is None else connector_id,
@@ -72,6 +73,21 @@ def _mute_key(site_id: int | None, connector_id: str | None) -> tuple[int, str]:
 def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+async def _doomed(conn: AsyncConnection, run_id: ColumnElement[str], older: ColumnElement[bool],
+                  keep: Iterable[str]) -> list[Sequence[str]]:
+    """The run ids of the rows matching `older`, but those in `keep`, in IN_CHUNK batches.
+
+    The runs to keep are all those the API still lists, tens of thousands on a busy
+    installation: as `NOT IN` lists they would exceed the parameters one statement may bind
+    (32 767 on PostgreSQL and SQLite alike). So the old ids are read (a query with one
+    parameter), the kept ones left out here, and the rest deleted a bounded batch at a time.
+    """
+    kept = set(keep)
+    old = (await conn.execute(select(run_id).where(older).distinct())).scalars()
+    doomed = [found for found in old if found not in kept]
+    return list(_chunks(doomed))
 
 
 def _as_time(value: str | None) -> datetime | None:
@@ -133,8 +149,13 @@ class SqlStore(Store):
         await self._db.close()
 
     async def ping(self) -> bool:
-        """True when the database answers `SELECT 1`; errors are logged, not raised."""
+        """True when the database reads and writes; errors are logged, not raised."""
         return await self._db.ping()
+
+    async def problem(self) -> str | None:
+        """Why the store cannot keep the bot's state now (the file deleted, replaced or
+        overwritten, a write or read failing), or None."""
+        return await self._db.problem()
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -193,6 +214,8 @@ class SqlStore(Store):
                                   audit: AuditEntry | None = None) -> bool:
         """False when the channel has no subscription with that id; `audit` is stored with
         the removal."""
+        if not fits_id(subscription_id):
+            return False  # no row can have it
         t = subscriptions_table
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
@@ -260,13 +283,13 @@ class SqlStore(Store):
     async def prune_announced(self, before: datetime, keep: Iterable[str] = ()) -> int:
         """Forget records older than `before`, except those of the runs in `keep`."""
         t = announced_table
-        kept = list(dict.fromkeys(keep))
+        dropped = 0
         async with self._transaction(write=True) as conn:
-            query = delete(t).where(t.c.announced_at < before)
-            for chunk in _chunks(kept):
-                query = query.where(t.c.run_id.not_in(chunk))
-            result = await conn.execute(query)
-        return result.rowcount
+            for chunk in await _doomed(conn, t.c.run_id, t.c.announced_at < before, keep):
+                result = await conn.execute(
+                    delete(t).where(t.c.announced_at < before, t.c.run_id.in_(chunk)))
+                dropped += result.rowcount
+        return dropped
 
     async def first_seen(self, run_ids: Iterable[str], now: datetime) -> dict[str, datetime]:
         """When each run was first seen, recording `now` for the ones never seen before, and
@@ -300,12 +323,10 @@ class SqlStore(Store):
         """Drop what is older than `before`: first sightings (but those of `keep`), resolved
         incidents and ended mutes.
         """
-        kept = list(dict.fromkeys(keep))
+        t = first_seen_table
         async with self._transaction(write=True) as conn:
-            query = delete(first_seen_table).where(first_seen_table.c.seen_at < before)
-            for chunk in _chunks(kept):
-                query = query.where(first_seen_table.c.run_id.not_in(chunk))
-            await conn.execute(query)
+            for chunk in await _doomed(conn, t.c.run_id, t.c.seen_at < before, keep):
+                await conn.execute(delete(t).where(t.c.seen_at < before, t.c.run_id.in_(chunk)))
             await conn.execute(delete(incidents_table).where(incidents_table.c.resolved_at < before))
             await conn.execute(delete(mutes_table).where(mutes_table.c.until < before))
             await conn.execute(delete(outbox_table).where(sql_outbox.settled_before(before)))
@@ -332,6 +353,8 @@ class SqlStore(Store):
 
     async def incident(self, incident_id: int) -> Incident | None:
         """The incident with this id, or None."""
+        if not fits_id(incident_id):
+            return None  # no row can have it
         found = await self._incidents(incidents_table.c.id == incident_id)
         return found[0] if found else None
 
@@ -356,6 +379,9 @@ class SqlStore(Store):
                              at: datetime | None = None,
                              outbox: Sequence[OutboxEntry] = ()) -> list[Incident]:
         """`save_incident` for several incidents at once, all in one transaction."""
+        for incident in incidents:
+            check_id("incident id", incident.id)
+            check_id("site id", incident.site_id)
         t = incidents_table
         pairs = list(announce)
         saved = []
@@ -410,6 +436,8 @@ class SqlStore(Store):
                       ) -> Incident | None:
         """Apply `change` to the incident as stored now, then `record` (given the incident
         before and after) in the same transaction, which holds the row."""
+        if not fits_id(incident_id):
+            return None  # no row can have it
         t = incidents_table
         async with self._transaction(write=True) as conn:
             row = (await conn.execute(

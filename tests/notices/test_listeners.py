@@ -147,14 +147,26 @@ async def test_unmute_and_a_digest_pair(bolt: BoltScenario) -> None:
     assert "no longer tracked" in all_text(gone)
 
 
-@pytest.mark.parametrize("value", ["3", "x:4", "4:", "", "1:2:4"])
-async def test_a_mute_choice_the_bot_never_offers_is_refused(bolt: BoltScenario, value: str) -> None:
+# Forged or damaged values: hours not offered, ids no store can hold, digits Python reads
+# but the bot never writes (which `int()` refuses or reads differently).
+@pytest.mark.parametrize("value", ["3", "x:4", "4:", "", "1:2:4", "04", "²", "١:4", "٤",
+                                   "9223372036854775808:4", "99999999999999999999:24",
+                                   "9" * 5000 + ":4", "-1:4"])
+async def test_a_mute_choice_the_bot_never_offers_is_refused(bolt: BoltScenario, value: str,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     incident, notice = await bolt.post_notice()
     [answer] = bolt.answers(await bolt.click("incident_mute", notice, selected=value))
     assert "not one the bot offers" in all_text(answer)
+    assert "refused a mute choice the bot never offers" in caplog.text
     assert await bolt.store.active_mutes(bolt.services.clock()) == []
     stored = await bolt.store.incident(incident.id)
     assert stored == incident
+
+
+async def test_the_largest_incident_id_a_store_keeps_is_not_tracked(bolt: BoltScenario) -> None:
+    _, notice = await bolt.post_notice(in_digest=True)
+    [gone] = bolt.answers(await bolt.click("incident_mute", notice, selected="9223372036854775807:4"))
+    assert "no longer tracked" in all_text(gone)
 
 
 async def command_in(bolt: BoltScenario, text: str, *, channel_id: str,
