@@ -320,9 +320,11 @@ def help_message(command: Help) -> Message:
                + ", ".join(f"`{key.name}:`" for key in SUBSCRIPTION_KEYS) + "\n"
                f"`{COMMAND} subscriptions` lists them · {escape(USAGE['unsubscribe'])}\n"
                "Notices offer *Acknowledge*, *Mute* and *Recent runs*; repeats and recoveries "
-               "follow in the notice's thread.")
+               "follow in the notice's thread.\n"
+               f"*Audit trail* — {escape(USAGE['audit'])}: who subscribed, unsubscribed, muted, "
+               "unmuted or acknowledged what, when and where.")
     topics = {"runs": [runs], "run": [run], "subscribe": [notices], "subscriptions": [notices],
-              "unsubscribe": [notices], "notices": [notices]}
+              "unsubscribe": [notices], "notices": [notices], "audit": [notices]}
     sections = topics.get(command.topic or "", [runs, run, notices])
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="cde-bot: CDE runs in Slack"))]
     blocks += [section(text) for text in sections]

@@ -45,6 +45,10 @@ class PollerConfig:
     admin_channel: str | None = None
     # Pages one scan may read; a scan that needs more is cut short, and said to be.
     scan_max_pages: int = SCAN_MAX_PAGES
+    # CDE_ALLOWED_SITES: failures of other sites are never told (empty: every site).
+    allowed_sites: frozenset[int] = frozenset()
+    # CDE_ALLOWED_CHANNELS: no new notice is posted elsewhere (empty: every channel).
+    allowed_channels: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -220,7 +224,8 @@ class Poller:
             now=now, window=self.config.window, failed_runs=failed, subscriptions=subscriptions,
             announced=announced, open_incidents=open_incidents, mutes=mutes,
             digest_threshold=self.config.digest_threshold,
-            first_seen=first_seen,
+            first_seen=first_seen, allowed_sites=self.config.allowed_sites,
+            allowed_channels=self.config.allowed_channels,
         )
 
     async def _deliver(self, actions: Iterable[triage.Action], facts: triage.PollFacts,

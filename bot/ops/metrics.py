@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-COMMANDS = ("runs", "run", "help", "subscribe", "subscriptions", "unsubscribe", "button")
+COMMANDS = ("runs", "run", "help", "subscribe", "subscriptions", "unsubscribe", "audit", "button")
 COMMAND_OUTCOMES = ("ok", "user_error", "api_error", "store_error", "internal_error")
 CDE_ENDPOINTS = ("runs", "run")
 # partial: an ok poll with a scan cut short by its page budget (runs beyond it unseen).

@@ -20,6 +20,9 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 20
 MAX_OFFSET = 1_000_000_000
 MAX_TEXT = 1000
+# `/cde audit [N]`: how many changes it shows by default, and at most.
+DEFAULT_AUDIT = 20
+MAX_AUDIT = 100
 # The hidden key of an anchored list (see `Anchor`); accepted, never advertised.
 ANCHOR_KEY = "as-of"
 EXAMPLE_UUID = "019e16f3-bfa8-7390-9e63-3354f9aa2939"
@@ -156,6 +159,7 @@ USAGE = {
     "[process:<uuid>] [project:650] [account:748]`, or `subscribe all`",
     "subscriptions": f"`{COMMAND} subscriptions`",
     "unsubscribe": f"`{COMMAND} unsubscribe <id>` or `{COMMAND} unsubscribe all`",
+    "audit": f"`{COMMAND} audit [N]`: the last N changes (1 to {MAX_AUDIT}, default {DEFAULT_AUDIT})",
     "help": f"`{COMMAND} help`",
 }
 SUBCOMMANDS = tuple(USAGE)

@@ -25,6 +25,7 @@ from bot.lookups import listeners as lookup_listeners
 from bot.notices import listeners as notice_listeners
 from bot.redact import for_settings
 from bot.services import Services
+from bot.slack import enabled
 from bot.slack.gate import BoltLogRedaction
 from bot.slack.message import internal_error
 from bot.slack.respond import (
@@ -93,6 +94,8 @@ def register(app: AsyncApp, services: Services) -> None:
         await next()
 
     app.middleware(provide_services)
+    # First: outside the allowed channels nothing else may answer.
+    enabled.register(app)
     lookup_listeners.register(app)
     notice_listeners.register(app)
 

@@ -189,6 +189,22 @@ outbox_table = Table(
 )
 
 
+audit_table = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("channel_id", String(255), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("details", JSON, nullable=False),
+    # `/cde subscriptions` and `/cde audit` read a channel's newest entries.
+    Index(None, "channel_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+
 def _add_subscriptions_seen_until(conn: Connection) -> None:
     column_type = UtcDateTime().compile(dialect=conn.dialect)
     conn.execute(text(f"ALTER TABLE subscriptions ADD COLUMN seen_until {column_type}"))
@@ -222,6 +238,12 @@ def _widen_ids_to_64_bits(conn: Connection) -> None:
             conn.execute(text(f"ALTER SEQUENCE {sequence} AS BIGINT"))
 
 
+def _add_audit_log(conn: Connection) -> None:
+    """Every change to subscriptions, mutes and acknowledgements is recorded (who, when,
+    what, where). `checkfirst`: a database first made by `create_all` may have it already."""
+    audit_table.create(conn, checkfirst=True)
+
+
 # Schema changes, oldest first: MIGRATIONS[i] takes a database at version i + 1 to version
 # i + 2 (within the transaction `open()` runs it in). Append new ones; never reorder or
 # remove one that has shipped. Write them with portable SQLAlchemy constructs (or branch on
@@ -230,6 +252,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _add_subscriptions_seen_until,
     _add_outbox,
     _widen_ids_to_64_bits,
+    _add_audit_log,
 ]
 
 

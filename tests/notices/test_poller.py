@@ -21,6 +21,7 @@ import pytest
 
 from bot.demo.runs import make_run
 from bot.notices.models import Incident, NoticeFilter, NoticeRef, Subscription
+from bot.notices.oncall import Acknowledged
 from bot.slack.message import Message
 from tests.helpers.world import WithoutTotal, World
 
@@ -252,8 +253,8 @@ async def test_an_acknowledge_during_a_repeat_survives_the_poll(world: World) ->
                    key: str | None = None) -> str:
         ts = await original(channel, message, thread_ts=thread_ts, key=key)
         if thread_ts and not acknowledged:  # someone clicks while the repeat is handled
-            acknowledged.extend(await world.oncall.acknowledge(NoticeRef(OPS, notice.message_ts), "U0002",
-                                                                world.clock()))
+            taken = await world.oncall.acknowledge(NoticeRef(OPS, notice.message_ts), "U0002", world.clock())
+            acknowledged.extend(taken.incidents)
         return ts
 
     world.poster.post = post
@@ -274,7 +275,7 @@ async def test_an_acknowledge_during_the_polls_redraw_is_shown(world: World) -> 
     notice = await world.incident()
     world.fail(10)
     original = world.poster.update
-    clicks: list[asyncio.Task[list[Incident]]] = []
+    clicks: list[asyncio.Task[Acknowledged]] = []
 
     async def update(channel: str, ts: str, message: Message) -> None:
         if not clicks:  # the poll's redraw, drawn already: a click is handled before it is sent
@@ -754,3 +755,35 @@ async def test_a_complete_poll_reads_the_open_incidents_once(world: World) -> No
     world.store.open_incidents = open_incidents  # type: ignore[method-assign]
     report = await world.poll()
     assert (dict(report.actions), report.incomplete_scans, reads) == ({"Repeat": 1}, 0, 1)
+
+
+# ----------------------------------------------------------- CDE_ALLOWED_SITES
+
+
+async def test_failures_of_sites_outside_the_allowed_list_are_never_told(
+    make_world: Callable[..., Awaitable[World]],
+) -> None:
+    world = await make_world(allowed_sites=frozenset({1001}))
+    await world.subscribe()  # every site: made before the list was set, or following all
+    await world.subscribe(OTHER, site_id=1002)
+    world.fail(20, site_id=1002)
+    world.fail(10, site_id=1001)
+    report = await world.poll()
+    assert report.posted == 1
+    [notice] = world.top()
+    assert "1001" in notice["text"] and "1002" not in blocks_text(notice)
+    assert world.top(OTHER) == []
+    world.fail(5, site_id=1002)
+    assert (await world.poll()).posted == 0
+    assert [i.site_id for i in await world.store.open_incidents()] == [1001]
+
+
+async def test_no_notice_goes_to_a_channel_outside_the_allowed_list(
+    make_world: Callable[..., Awaitable[World]],
+) -> None:
+    world = await make_world(allowed_channels=frozenset({OPS}))
+    await world.subscribe(OPS)
+    await world.subscribe(OTHER)  # made before the list left this channel out
+    world.fail(10)
+    assert (await world.poll()).posted == 1
+    assert len(world.top(OPS)) == 1 and world.top(OTHER) == []

@@ -148,7 +148,7 @@ def test_poll_report_counts_posts_by_kind_admin_apart() -> None:
 @pytest.mark.parametrize(("text", "label"), [
     ("runs site:1", "runs"), ("RUN abc", "run"), ("", "help"), ("help runs", "help"),
     ("subs", "subscriptions"), ("unsubscribe all", "unsubscribe"), ("subscribe all", "subscribe"),
-    ("deploy everything", "help"),
+    ("deploy everything", "help"), ("audit 5", "audit"), ("audit x", "audit"),
 ])
 def test_command_labels_are_bounded(text: str, label: str) -> None:
     assert command_name(text) == label

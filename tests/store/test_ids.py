@@ -124,7 +124,7 @@ async def test_a_database_of_the_previous_version_is_migrated_with_its_data(
     finally:
         await migrated.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == index + 2
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == schema.schema_version()
     conn.close()
 
 

@@ -39,7 +39,9 @@ class SlackState:
         self.app_token = app_token
         self.signing_secret = signing_secret
         self.scopes = ["commands", "chat:write", "chat:write.public", "channels:history",
-                       "groups:history"]
+                       "groups:history", "usergroups:read"]
+        # User groups by id (S...), each with its members' user ids.
+        self.usergroups: dict[str, list[str]] = {}
 
         self.calls: list[ApiCall] = []
         # Names shown in the payloads Slack sends, by channel and user id.
