@@ -9,7 +9,8 @@ FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 # Dependencies first, from pyproject.toml alone: a change to bot/ reuses this layer.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+# The image serves one replica on SQLite or several on PostgreSQL: the postgres extra is in.
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres']))" \
         > requirements.txt \
     && pip wheel --no-cache-dir --wheel-dir /wheels/deps -r requirements.txt
 COPY README.md ./

@@ -6,7 +6,8 @@ tools can build `Settings` directly.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -19,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CDE_API_URL = "https://cde.productsup.com"
@@ -27,6 +28,14 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///cde-bot.db"
 
 # Placeholders a CDE web UI link template may use; each is filled from the run.
 LINK_PLACEHOLDERS = ("run_id", "site_id", "connector_id", "process_id", "project_id", "account_id")
+
+# Slack's ids: a kind letter, then upper-case letters and digits (e.g. U0123ABCD).
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_USER_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+# Site ids are stored as signed 64-bit integers.
+MAX_SITE_ID = 2**63 - 1
+
 
 class ConfigError(Exception):
     """Settings are missing or invalid; the message lists every problem and its fix."""
@@ -75,6 +84,10 @@ class Settings(BaseSettings):
     cde_lookback_hours: float = Field(
         default=24, gt=0, le=24 * 14,
         description="how many hours back a poll looks for failed runs (default 24, at most 336)")
+    cde_scan_max_pages: int = Field(
+        default=50, ge=1, le=1000,
+        description="pages of 100 runs one scan may read in a poll (default 50, 1 to 1000); a scan "
+                    "that needs more is cut short, and the admins are told")
     cde_outage_alert_minutes: float = Field(
         default=10, gt=0,
         description="minutes of CDE API outage before the admin channel is told (default 10)")
@@ -84,6 +97,18 @@ class Settings(BaseSettings):
         "is posted instead (1 to 100, default 5)")
     slack_admin_channel: str | None = Field(
         default=None, description="a channel id such as C0123456789 for operational alerts")
+    cde_admins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="comma-separated Slack user ids (U... or W...) and user-group ids (S...) "
+        "who alone may subscribe, unsubscribe, mute and unmute (default: unset, anyone may)")
+    cde_allowed_channels: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="comma-separated Slack channel ids (C..., G... or D...) the bot answers in "
+        "(default: unset, every channel)")
+    cde_allowed_sites: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(),
+        description="comma-separated CDE site ids (positive whole numbers) the bot shows and "
+        "follows (default: unset, every site the CDE token can see)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="one of DEBUG, INFO, WARNING, ERROR")
     log_format: Literal["text", "json"] = Field(
@@ -99,6 +124,30 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_log_format(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("cde_admins", mode="before")
+    @classmethod
+    def _admin_ids(cls, value: object) -> object:
+        return _checked_ids(value, lambda word: bool(_USER_ID.match(word) or _USER_GROUP_ID.match(word)),
+                            "a Slack user id (U... or W...) or user-group id (S...)")
+
+    @field_validator("cde_allowed_channels", mode="before")
+    @classmethod
+    def _channel_ids(cls, value: object) -> object:
+        return _checked_ids(value, lambda word: bool(_CHANNEL_ID.match(word)),
+                            "a Slack channel id (C..., G... or D...)")
+
+    @field_validator("cde_allowed_sites", mode="before")
+    @classmethod
+    def _site_ids(cls, value: object) -> object:
+        words = _id_words(value)
+        if words is None:
+            return value
+        checked = _checked_ids(
+            words, lambda word: word.isascii() and word.isdigit() and 0 < int(word) <= MAX_SITE_ID,
+            f"a site id (a whole number from 1 to {MAX_SITE_ID})")
+        assert isinstance(checked, tuple)
+        return tuple(int(word) for word in checked)
 
     @field_validator(
         "slack_signing_secret", "slack_app_token", "cde_web_url_template", "slack_admin_channel",
@@ -205,6 +254,29 @@ class Settings(BaseSettings):
             elif isinstance(value, str | AnyHttpUrl):
                 secrets += _url_password(str(value))
         return list(dict.fromkeys(s for s in secrets if s))
+
+
+def _id_words(value: object) -> list[str] | None:
+    """The ids of a comma-separated setting (a list given in code is taken as it is); None
+    for a value of another type, left to pydantic to refuse."""
+    if isinstance(value, str):
+        return [word.strip() for word in value.split(",") if word.strip()]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [str(word).strip() for word in value]
+    return None
+
+
+def _checked_ids(value: object, fits: Any, expected: str) -> object:
+    """The ids of `value` in order, once each; a `ValueError` naming every id that does not
+    fit `expected` (shown as typed: ids are not secret)."""
+    words = _id_words(value)
+    if words is None:
+        return value
+    bad = [word for word in words if not fits(word)]
+    if bad:
+        listed = ", ".join(repr(word[:40]) for word in bad[:5]) + (" and more" if len(bad) > 5 else "")
+        raise ValueError(f"{listed} {'is' if len(bad) == 1 else 'are'} not valid: each must be {expected}")
+    return tuple(dict.fromkeys(words))
 
 
 def _url_password(url: str) -> list[str]:

@@ -73,9 +73,15 @@ class SecretFilter(logging.Filter):
         return True
 
 
+# The fields of a structured event, given as `extra=` (e.g. the audit trail's changes):
+# the JSON format carries each as a field of its own.
+EVENT_FIELDS = ("event", "user", "channel", "action", "target")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line: time (ISO 8601, UTC), level, logger,
-    request_id, message, and `exception` / `stack` when the record has them.
+    request_id, message, the `EVENT_FIELDS` a record was given, and `exception` / `stack`
+    when the record has them.
 
     It formats what the handler's filters left (see `configure`), so secrets are already
     scrubbed. Non-ASCII is escaped, so no character can split a record over two lines.
@@ -90,6 +96,7 @@ class JsonFormatter(logging.Formatter):
             "request_id": str(getattr(record, "request_id", "-")),
             "message": record.getMessage(),
         }
+        entry.update({name: str(getattr(record, name)) for name in EVENT_FIELDS if hasattr(record, name)})
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

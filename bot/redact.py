@@ -16,11 +16,18 @@ How long a secret must be, so that a short one never blanks ordinary words:
 - shorter than `MIN_SECRET_LENGTH` (6): never redacted; no real token is that short;
 - `MIN_SECRET_LENGTH` to `MIN_ANYWHERE - 1` (6 to 11): redacted only as a whole word (not
   inside a longer run of letters and digits), in its plain and URL-escaped forms;
-- `MIN_ANYWHERE` (12) and longer: redacted wherever it appears, in every form above.
+- `MIN_ANYWHERE` (12) and longer: redacted wherever it appears, in every form above, and
+  so is what a cut leaves of it: its first or its last `MIN_ANYWHERE` characters or more
+  (a text clipped at a Block Kit limit, a log line's slice, a secret split over two blocks
+  by its source). Fewer than that of a secret is not recognisable, and is left.
+
+The renderer clips texts before the exits redact them (it is pure, and knows no secret), so
+a secret cut by a clip reaches the exit as such a start: it is redacted there.
 
 Slack's `response_url` is no configured secret, but whoever has it may post in the channel
 for half an hour: `mask_hooks` (used by the log) keeps only the host of a Slack hooks URL, and
-hides the value of any `response_url` field or parameter.
+hides the value of any `response_url` field or parameter, and of any `token` one (Slack's
+verification token, in each request body Slack sends, which Bolt dumps at DEBUG).
 
 Everything is one compiled alternation, built once per set of secrets.
 """
@@ -47,9 +54,11 @@ _WORD_EDGE_AFTER = r"(?![A-Za-z0-9])"
 
 # Slack's hooks hosts (commercial and GovSlack): a response_url or an incoming webhook.
 _HOOKS = re.compile(r"(https?:(?:\\?/){2}hooks\.slack(?:-gov)?\.com)((?:\\?/|%2[fF])[^\s\"'<>|,)\]}]*)")
-# `response_url` as a JSON or repr() key, a form field or a keyword: its value is hidden.
+# `response_url` or `token` (Slack's verification token, in every request body it sends) as a
+# JSON or repr() key, a form field or a keyword: its value is hidden.
 _RESPONSE_URL = re.compile(
-    r"""(response_url\\?["']?\s*(?:[:=]|%3[aAdD])\s*\\?["']?)([^\s"'\\,&}\])]+)""")
+    r"""((?<![A-Za-z0-9_])(?:response_url|token)\\?["']?\s*(?:[:=]|%3[aAdD])\s*\\?["']?)"""
+    r"""(?!\[redacted\])([^\s"'\\,&}\])]+)""")  # a value redacted already stays as it is
 
 
 def _hex_case(code: int) -> str:
@@ -58,14 +67,26 @@ def _hex_case(code: int) -> str:
 
 
 def _character(char: str) -> str:
-    """A pattern for one character of a secret, as it is or escaped on its way out."""
+    """A pattern for one character of a secret, as it is or escaped on its way out.
+
+    Every form begins with a fixed character (a backslash, `%`, `&`, the character): an
+    alternation of such is scanned fast, one beginning with a repeat ten times slower.
+    """
     if char in _UNRESERVED:
         return re.escape(char)
     code = ord(char)
-    forms = [re.escape(char), re.escape(repr(char)[1:-1]), re.escape("\\" + char)]
-    forms += [re.escape(entity) for entity in _ENTITIES.get(char, ())]
+    # One backslash or more (`\\\\*`, written so as to begin with a fixed one) before the
+    # character or its escape: JSON or repr() once (`\\"`), or escaped again, as a JSON text
+    # inside a repr() (`\\\\"`, a log of a request body).
+    backslashes = r"\\\\*"
+    # The longer forms first: `&amp;` is not to be read as a plain `&` followed by `amp;`.
+    forms = [re.escape(entity) for entity in _ENTITIES.get(char, ())]
     if code < 0x80:
-        forms += ["%" + _hex_case(code), r"\\u00" + _hex_case(code)]
+        forms += [backslashes + "u00" + _hex_case(code), "%" + _hex_case(code)]
+    escaped = repr(char)[1:-1]
+    if escaped.startswith("\\"):  # `\t`, `\x07`
+        forms.append(backslashes + re.escape(escaped.lstrip("\\")))
+    forms += [backslashes + re.escape(char), re.escape(char)]
     if char == " ":
         forms.append(r"\+")
     unique = list(dict.fromkeys(forms))
@@ -99,6 +120,25 @@ def _base64_cores(secret: str) -> list[str]:
     return cores
 
 
+def _cut_parts(secret: str) -> list[str]:
+    """Patterns for what a cut leaves of `secret`, in any escaped form like the whole: its
+    start or its end, `MIN_ANYWHERE` characters or more. Wherever they are, not only at an
+    ellipsis: a text may be cut with none (a slice in a log line), and what follows a
+    secret's start is of no account.
+    """
+    chars = [_character(c) for c in secret]
+    if len(chars) <= MIN_ANYWHERE:
+        return []
+    # The start: its first MIN_ANYWHERE characters, then as many more as are there.
+    more = ""
+    for char in reversed(chars[MIN_ANYWHERE:-1]):
+        more = f"(?:{char}{more})?"
+    # The end, one alternative per place it may begin, longest first: alternatives that
+    # begin with fixed characters are scanned fast, optional groups ten times slower.
+    ends = ["".join(chars[i:]) for i in range(1, len(chars) - MIN_ANYWHERE + 1)]
+    return ["".join(chars[:MIN_ANYWHERE]) + more, *ends]
+
+
 def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
     forms = {form for secret in secrets for form in (secret, secret.strip())}
     alternatives: list[tuple[int, str]] = []
@@ -106,6 +146,8 @@ def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
         if len(form) >= MIN_ANYWHERE:
             alternatives.append((len(form), _escaped(form)))
             alternatives += [(len(core), re.escape(core)) for core in _base64_cores(form)]
+            # After every whole secret: a secret that is another's start is redacted whole.
+            alternatives += [(MIN_ANYWHERE - 1, part) for part in _cut_parts(form)]
         elif len(form) >= MIN_SECRET_LENGTH:
             alternatives.append((len(form), _WORD_EDGE_BEFORE + _plain_or_url(form) + _WORD_EDGE_AFTER))
     if not alternatives:
@@ -158,8 +200,9 @@ def redactor(secrets: tuple[str, ...]) -> Redactor:
 
 
 def mask_hooks(text: str) -> str:
-    """`text` without the path of any Slack hooks URL nor the value of a `response_url`."""
-    if "hooks.slack" not in text and "response_url" not in text:
+    """`text` without the path of any Slack hooks URL, nor the value of a `response_url` or
+    of a `token` field or parameter."""
+    if "hooks.slack" not in text and "response_url" not in text and "token" not in text:
         return text
     text = _HOOKS.sub(lambda m: f"{m.group(1)}/{REDACTED}", text)
     return _RESPONSE_URL.sub(lambda m: m.group(1) + REDACTED, text)

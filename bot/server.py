@@ -25,6 +25,7 @@ from slack_bolt.middleware.authorization.async_single_team_authorization import 
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.access import Access, AccessPolicy
 from bot.cde.client import DEFAULT_RETRY, CdeClient
 from bot.config import Settings
 from bot.logs import public_url
@@ -43,6 +44,7 @@ from bot.slack.app import build_app, register
 from bot.slack.client import TokenCheckFailed, verify_tokens, web_client
 from bot.slack.poster import SlackPoster
 from bot.slack.socket_mode import AckingSocketModeHandler
+from bot.slack.usergroups import SlackGroups
 from bot.store.base import Store, StoreError
 from bot.store.sql import store_from_url
 
@@ -93,10 +95,15 @@ class Bot:
             digest_threshold=settings.notice_digest_threshold,
             outage_alert_after=timedelta(minutes=settings.cde_outage_alert_minutes),
             admin_channel=settings.slack_admin_channel,
+            scan_max_pages=settings.cde_scan_max_pages,
+            allowed_sites=frozenset(settings.cde_allowed_sites),
+            allowed_channels=frozenset(settings.cde_allowed_channels),
         ))
+        access = Access(AccessPolicy.from_settings(settings), SlackGroups(client))
         app = build_app(settings, client)
-        register(app, Services(Lookups(cde, links), Subscriptions(store, poster), oncall,
-                               metrics=metrics))
+        register(app, Services(Lookups(cde, links, sites=access.policy),
+                               Subscriptions(store, poster, access.policy), oncall,
+                               metrics=metrics, access=access))
         return cls(settings, client, cde, store, app, poller, metrics=metrics)
 
     async def poll_once(self) -> PollReport:
@@ -107,11 +114,14 @@ class Bot:
             self.metrics.poll_finished("crashed")
             raise
         now = time.time()
+        assert self.readiness is not None
         if report.outcome in ("idle", "ok"):
-            assert self.readiness is not None
             self.readiness.last_poll_success = now
+            self.readiness.scans_cut_short = tuple(report.cut_short)
         self.metrics.poll_finished(report.outcome, report.notices, at=now,
                                    incomplete_scans=report.incomplete_scans, post_errors=report.post_errors)
+        if report.outcome in ("idle", "ok"):
+            self.metrics.odd_runs_seen(report.odd_runs)
         return report
 
     async def aclose(self) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bot.access import Access
 from bot.lookups.service import Lookups
 from bot.notices.oncall import OnCall
 from bot.notices.subscriptions import Subscriptions
@@ -26,3 +27,5 @@ class Services:
     oncall: OnCall
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     metrics: Metrics | None = None
+    # Who may change what, where the bot answers, which sites it shows (unbounded by default).
+    access: Access = field(default_factory=Access)

@@ -15,6 +15,7 @@ from bot.demo.api import SampleCdeApi
 from bot.logs import NOISY_LOGGERS
 from tests.helpers.environment import reset_environment
 from tests.helpers.fixtures import load_fixture
+from tests.helpers.postgres import fresh_database
 from tests.helpers.sample import new_cde, new_slack
 from tests.standins.slack import SlackStandIn
 
@@ -70,3 +71,15 @@ def reference_runs(runs_list_body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def pytest_report_header() -> str:
     return f"cde-bot tests; cwd={os.getcwd()}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database on each backend the store supports: a SQLite file, and a
+    PostgreSQL database of its own (see `tests.helpers.postgres`).
+    """
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        return
+    async with fresh_database() as url:
+        yield url

@@ -412,3 +412,38 @@ def test_the_reset_clears_a_stray_setting_from_the_shell(monkeypatch: pytest.Mon
     assert settings.notice_digest_threshold == Settings.model_fields["notice_digest_threshold"].default
     assert settings.cde_lookback_hours == Settings.model_fields["cde_lookback_hours"].default
     assert not [name for name in settings_variables() if name in os.environ]
+
+
+# -- who may do what: CDE_ADMINS, CDE_ALLOWED_CHANNELS, CDE_ALLOWED_SITES ------------------------
+
+
+def test_access_settings_unset_mean_no_bounds(http_env: pytest.MonkeyPatch) -> None:
+    http_env.setenv("CDE_ADMINS", "")
+    settings = load_settings()
+    assert (settings.cde_admins, settings.cde_allowed_channels, settings.cde_allowed_sites) == ((), (), ())
+
+
+def test_access_settings_are_comma_separated_ids(http_env: pytest.MonkeyPatch) -> None:
+    http_env.setenv("CDE_ADMINS", " U0ALICE1, S0ONCALL ,W0BOB123,U0ALICE1,")
+    http_env.setenv("CDE_ALLOWED_CHANNELS", "C0OPS,G0PRIVATE,D0DM")
+    http_env.setenv("CDE_ALLOWED_SITES", "1001, 9223372036854775807")
+    settings = load_settings()
+    assert settings.cde_admins == ("U0ALICE1", "S0ONCALL", "W0BOB123")  # once each, in order
+    assert settings.cde_allowed_channels == ("C0OPS", "G0PRIVATE", "D0DM")
+    assert settings.cde_allowed_sites == (1001, 2**63 - 1)
+
+
+def test_every_bad_access_id_is_named_in_one_message(http_env: pytest.MonkeyPatch) -> None:
+    http_env.setenv("CDE_ADMINS", "U0ALICE1,@bob,u0lower")
+    http_env.setenv("CDE_ALLOWED_CHANNELS", "C0OPS,#general")
+    http_env.setenv("CDE_ALLOWED_SITES", "1001,0,-5,9223372036854775808,site")
+    http_env.setenv("PORT", "70000")
+    problems = problem_lines(config_error())
+    assert set(problems) == {"CDE_ADMINS", "CDE_ALLOWED_CHANNELS", "CDE_ALLOWED_SITES", "PORT"}
+    assert "'@bob', 'u0lower' are not valid" in problems["CDE_ADMINS"]
+    assert "user-group id (S...)" in problems["CDE_ADMINS"]
+    assert "U0ALICE1" not in problems["CDE_ADMINS"]
+    assert "'#general' is not valid: each must be a Slack channel id" in problems["CDE_ALLOWED_CHANNELS"]
+    sites = problems["CDE_ALLOWED_SITES"]
+    assert "'0', '-5', '9223372036854775808', 'site' are not valid" in sites
+    assert "1001" not in sites.split("valid")[0]

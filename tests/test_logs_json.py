@@ -125,3 +125,14 @@ def test_log_format_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="LOG_FORMAT") as raised:
         load_settings()
     assert "json" in str(raised.value)
+
+
+def test_a_structured_events_fields_are_fields_of_their_own(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("INFO", [SECRET], "json")
+    logging.getLogger("bot.notices.audit").info(
+        "audit: mute", extra={"event": "audit", "user": "U0001", "channel": "C0001", "action": "mute",
+                              "target": "connector c on site 1001"})
+    [entry] = lines_of(capsys.readouterr().err)
+    assert {key: entry[key] for key in ("event", "user", "channel", "action", "target")} == {
+        "event": "audit", "user": "U0001", "channel": "C0001", "action": "mute",
+        "target": "connector c on site 1001"}

@@ -20,6 +20,7 @@ from bot.query import (
     MAX_TEXT,
     USAGE,
     Anchor,
+    Audit,
     Help,
     ListRuns,
     ListSubscriptions,
@@ -261,7 +262,8 @@ def test_state_must_be_a_single_word(value: str) -> None:
         ("runs site:1.5", "site:1.5", "`site:1001`"),
         ("runs site:1e3", "site:1e3", "`site:1001`"),
         ("runs site:١٠٠١", "site:١٠٠١", "`site:1001`"),  # Arabic-Indic digits
-        ("runs site:1234567890123456789", "site:1234567890123456789", "`site:1001`"),
+        ("runs site:9223372036854775808", "site:9223372036854775808", "from 1 to 9223372036854775807"),
+        ("runs site:" + "9" * 900, "site:" + "9" * 50, "from 1 to 9223372036854775807"),
         ("runs site-id:x", "site-id:x", "`site:1001`"),
         ("runs version:.1", "version:.1", "`version:1.0.1`"),
         ("runs version:1/2", "version:1/2", "`version:1.0.1`"),
@@ -468,7 +470,9 @@ def test_page_keeps_the_query_and_never_goes_below_zero() -> None:
 def assert_valid(parsed: object) -> None:
     """Whatever parse returns is a command or an error, and nothing invalid gets through."""
     assert isinstance(parsed, Help | ListRuns | ShowRun | Subscribe | ListSubscriptions | Unsubscribe
-                      | QueryError), parsed
+                      | Audit | QueryError), parsed
+    if isinstance(parsed, Audit):
+        assert 1 <= parsed.limit <= 100
     if isinstance(parsed, Subscribe) and parsed.notice_filter.is_empty:
         assert parsed.everything or not parsed.notice_filter.as_dict()
     if isinstance(parsed, Unsubscribe) and parsed.subscription_id is not None:
@@ -605,3 +609,22 @@ def test_an_anchor_round_trips_but_is_never_advertised() -> None:
 def test_a_damaged_anchor_is_refused_like_any_value(value: str) -> None:
     err = error(f"runs as-of:{value}")
     assert "page marker is damaged" in err.message
+
+
+# -- /cde audit [N] ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "limit"), [("audit", 20), ("AUDIT 5", 5), ("audit 100", 100),
+                                             ("audit 007", 7)])
+def test_audit_takes_an_optional_count(text: str, limit: int) -> None:
+    assert parse(text) == Audit(limit)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("audit 0", "out of range"), ("audit 101", "out of range"), ("audit 99999999999999", "out of range"),
+    ("audit -3", "not a number"), ("audit ５", "not a number"), ("audit 1 2", "takes one number"),
+])
+def test_a_bad_audit_count_names_the_range(text: str, says: str) -> None:
+    parsed = parse(text)
+    assert isinstance(parsed, QueryError) and says in parsed.message
+    assert parsed.usage is not None and "1 to 100" in parsed.usage

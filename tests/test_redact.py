@@ -10,8 +10,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from bot.config import load_settings
-from bot.redact import REDACTED, Redactor, for_settings, mask_hooks
-from bot.slack.mrkdwn import escape
+from bot.redact import MIN_ANYWHERE, REDACTED, Redactor, for_settings, mask_hooks
+from bot.slack.mrkdwn import clip, escape
 
 TOKEN = "cde-t0ken/with+odd&chars<\"'>-0123"
 PLAIN = "xoxb-1111-2222-abcdefABCDEF"
@@ -101,3 +101,44 @@ def test_response_urls_are_masked() -> None:
     assert "https://hooks.slack.com/[redacted]," in masked
     assert "'response_url': '[redacted]'" in masked
     assert mask_hooks("nothing to hide here") == "nothing to hide here"
+
+
+@pytest.mark.parametrize("kept", range(len(TOKEN) + 1))
+@pytest.mark.parametrize("shown", [TOKEN, escape(TOKEN), json.dumps(TOKEN)[1:-1], quote(TOKEN, safe="")])
+def test_a_clip_leaves_no_part_of_a_secret_of_twelve_characters_or_more(kept: int, shown: str) -> None:
+    # `kept` characters of `shown` are left before the clip's ellipsis.
+    text = clip("x" * 40 + shown + " and more", 40 + kept + 1)
+    redacted = Redactor([TOKEN]).text(text)
+    for start in range(len(TOKEN) - MIN_ANYWHERE + 1):
+        piece = TOKEN[start:start + MIN_ANYWHERE]
+        assert piece not in redacted and escape(piece) not in redacted, redacted
+        assert json.dumps(piece)[1:-1] not in redacted and quote(piece, safe="") not in redacted, redacted
+
+
+def test_a_secret_split_in_two_is_redacted_on_both_sides() -> None:
+    redactor = Redactor([TOKEN])
+    half = len(TOKEN) // 2
+    assert redactor.value([f"said: {TOKEN[:half]}", f"{TOKEN[half:]} may not"]) == [
+        f"said: {REDACTED}", f"{REDACTED} may not"]
+    # What is left of it under MIN_ANYWHERE characters is not recognisable, and stays.
+    assert redactor.text(f"a {TOKEN[:MIN_ANYWHERE - 1]}…") == f"a {TOKEN[:MIN_ANYWHERE - 1]}…"
+    assert redactor.text(f"{TOKEN[-MIN_ANYWHERE + 1:]} b") == f"{TOKEN[-MIN_ANYWHERE + 1:]} b"
+
+
+def test_a_secret_escaped_twice_is_redacted() -> None:
+    # A JSON body in a repr(): what a library's DEBUG log of a request shows.
+    body = repr(json.dumps({"text": f"state:{TOKEN}"}))
+    assert Redactor([TOKEN]).text(body) == repr(json.dumps({"text": f"state:{REDACTED}"}))
+
+
+def test_ordinary_text_is_left_as_it_is() -> None:
+    text = "cde-bot answered: no failed runs at site 1001 since 2025-10-28 (token accepted)."
+    assert Redactor([TOKEN, PLAIN, "signing-secret-0123"]).text(text) == text
+
+
+def test_slacks_verification_token_is_masked() -> None:
+    # As Bolt logs a Socket Mode envelope at DEBUG, and as a form body or a keyword shows it.
+    envelope = repr(json.dumps({"payload": {"token": "vt-0123", "team_id": "T0001"}}))
+    masked = mask_hooks(f"Received message: {envelope} body: token=vt-0123&team_id=T1 token: vt-0123")
+    assert "vt-0123" not in masked and '"token": "[redacted]"' in masked and "T0001" in masked
+    assert mask_hooks("the token was rejected; next_token=abc") == "the token was rejected; next_token=abc"

@@ -220,16 +220,26 @@ def test_list_subscriptions_takes_no_words(text: str) -> None:
 @pytest.mark.parametrize(("text", "sub_id"), [
     ("unsubscribe 3", 3), ("unsubscribe #3", 3), ("unsubscribe 042", 42), ("UNSUBSCRIBE 17", 17),
     ("unsubscribe all", None), ("unsubscribe ALL", None), ("unsubscribe #all", None),
+    ("unsubscribe 1234567890123", 1234567890123),
+    ("unsubscribe 9223372036854775807", 9223372036854775807),  # the largest id the store keeps
 ])
 def test_unsubscribe(text: str, sub_id: int | None) -> None:
     assert parse(text) == Unsubscribe(sub_id)
 
 
-@pytest.mark.parametrize("word", ["abc", "-1", "3.5", "1234567890123", "#x", "٣", "site:1001"])
+@pytest.mark.parametrize("word", ["abc", "-1", "3.5", "#x", "٣", "site:1001"])
 def test_unsubscribe_bad_id(word: str) -> None:
     err = error(f"unsubscribe {word}")
     assert err.message == (f"`{word}` is not a subscription id; ids are numbers shown by "
                            "`/cde subscriptions`.")
+    assert err.usage == USAGE["unsubscribe"]
+
+
+@pytest.mark.parametrize("word", ["9223372036854775808", "99999999999999999999", "9" * 900])
+def test_unsubscribe_beyond_the_stores_ids_names_the_range(word: str) -> None:
+    err = error(f"unsubscribe {word}")
+    assert err.message.startswith(f"`{word[:20]}")
+    assert "ids go from 1 to 9223372036854775807" in err.message
     assert err.usage == USAGE["unsubscribe"]
 
 

@@ -34,11 +34,14 @@ from bot.cde.errors import (
     CdeUnavailable,
 )
 from bot.cde.models import Run, RunAnswer, RunFilter, RunPage
+from bot.cde.paging import PageSizing
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 DEFAULT_PAGE_SIZE = 100
+# Odd runs are logged once each; this bounds the memory of which were.
+ODD_RUNS_REMEMBERED = 10_000
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -99,6 +102,8 @@ class CdeClient:
             transport=transport,  # for tests: a mock or stand-in transport
             follow_redirects=False,
         )
+        self.page_sizing = PageSizing()
+        self._odd_logged: dict[str, None] = {}  # insertion-ordered: the oldest goes first
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -112,31 +117,78 @@ class CdeClient:
     async def list_runs(
         self, run_filter: RunFilter | None = None, *, offset: int = 0, limit: int = 10
     ) -> RunPage:
-        """One page of runs matching `run_filter`, starting at item `offset`."""
+        """One page of runs matching `run_filter`, starting at item `offset`: at most
+        `limit` runs, fewer when the API gives less (what it gives is learnt; a 400 to a
+        `limit` it finds too large is retried with a smaller one).
+        """
+        page, _ = await self._list(run_filter, offset, limit)
+        return page
+
+    async def _list(self, run_filter: RunFilter | None, offset: int, wanted: int) -> tuple[RunPage, int]:
+        """A page and the `limit` it was asked with."""
         params = run_filter.to_params() if run_filter else {}
-        params |= {"from": str(offset), "limit": str(limit)}
-        return await self._get("runs", params, RunPage)
+        limit = self.page_sizing.limit(wanted)
+        while True:
+            try:
+                page = await self._get("runs", params | {"from": str(offset), "limit": str(limit)},
+                                       RunPage)
+            except CdeBadRequest as exc:
+                smaller = self.page_sizing.smaller_after(exc, limit)
+                if smaller is None:
+                    raise
+                log.warning("the CDE API refused limit=%d (%s); asking %d per page from now on",
+                            limit, exc, smaller)
+                limit = smaller
+                continue
+            self.page_sizing.learn(limit, page)
+            self._log_odd_runs(page)
+            return page.model_copy(update={"asked": limit}), limit
 
     async def get_run(self, run_id: str) -> Run:
         """One run by id; `CdeNotFound` when there is none."""
         answer = await self._get(f"runs/{run_id}", {}, RunAnswer)
+        if answer.run.problems:
+            self._log_odd_run(answer.run.id, "; ".join(answer.run.problems))
         return answer.run
 
     async def iter_pages(
         self, run_filter: RunFilter | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
     ) -> AsyncIterator[RunPage]:
-        """Every page of matching runs, paged by `from`/`limit` until `metadata.total`.
+        """Every page of matching runs, paged by `from`/`limit` until the listing ends:
+        by `metadata.total`, else by a page shorter than the API's page size (when that is
+        not known yet, the next page tells: an empty one ends the listing).
 
         The caller stops iterating as soon as it has seen enough. `metadata.next` is not
         used: its format is not documented.
         """
         offset = 0
+        unsure: RunPage | None = None  # a short page that may or may not have been the last
         while True:
-            page = await self.list_runs(run_filter, offset=offset, limit=page_size)
+            page, asked = await self._list(run_filter, offset, page_size)
+            if unsure is not None and page.size:
+                self.page_sizing.capped_at(unsure.size)  # it was cut, not the last
             yield page
-            offset += len(page.runs)
-            if page.is_last(offset, page_size):
+            offset += page.size
+            last = self.page_sizing.is_last(page, asked, offset)
+            if last:
                 return
+            unsure = page if last is None else None
+
+    def _log_odd_runs(self, page: RunPage) -> None:
+        """Each odd run once (by id), not every poll that lists it."""
+        odd = [(run.id, "; ".join(run.problems)) for run in page.runs if run.problems]
+        odd += [(item.id, item.reason) for item in page.unreadable]
+        for run_id, why in odd:
+            self._log_odd_run(run_id, why)
+
+    def _log_odd_run(self, run_id: str, why: str) -> None:
+        key = f"{run_id} {why}"
+        if key in self._odd_logged:
+            return
+        if len(self._odd_logged) >= ODD_RUNS_REMEMBERED:
+            del self._odd_logged[next(iter(self._odd_logged))]
+        self._odd_logged[key] = None
+        log.warning("the CDE API sent a run this bot cannot fully read, run %s: %s", run_id, why)
 
     async def _get(self, path: str, params: dict[str, str], model: type[Model]) -> Model:
         started = time.monotonic()

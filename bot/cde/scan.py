@@ -1,9 +1,12 @@
 """Reading every run created since a moment, paging no further than needed.
 
 The API's sort order is not documented. The reference page lists newest first, so the scan
-*checks* that order as it reads: while every run so far has come newest first, it stops at
-the first page that reaches past `since`. If the order is ever broken, it reads to the end
-(bounded by `max_pages`), so a different order costs requests, never missed runs.
+*checks* the order as it reads. While every run so far has come newest first, it stops at
+the first page that reaches past `since`. When the first page shows the listing oldest
+first and the API tells its total, the window lies at the tail: the scan reads from the
+end backwards until it reaches past `since`. Any other order is read to the end (bounded
+by `max_pages`), so an order this scan does not expect costs requests, never missed runs;
+and a scan cut short by its budget says so.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.cde.client import CdeClient
-from bot.cde.models import Run, RunFilter
+from bot.cde.models import Run, RunFilter, RunPage
 
 SCAN_PAGE_SIZE = 100
 SCAN_MAX_PAGES = 50
@@ -20,23 +23,39 @@ SCAN_MAX_PAGES = 50
 
 @dataclass
 class OrderCheck:
-    """Follows `created_at` across pages: is the listing still newest first?"""
+    """Follows `created_at` across pages: is the listing newest first, oldest first?
+    Runs without `created_at` say nothing of the order.
+    """
 
-    ordered: bool = True
+    newest_first: bool = True
+    oldest_first: bool = True
     _last: datetime | None = field(default=None, repr=False)
+
+    @property
+    def ordered(self) -> bool:
+        """Newest first so far (the order the reference page shows)."""
+        return self.newest_first
+
+    @property
+    def ascending(self) -> bool:
+        """Oldest first so far, and at least one run newer than the one before."""
+        return self.oldest_first and not self.newest_first
 
     def feed(self, runs: tuple[Run, ...]) -> None:
         for run in runs:
             created = run.created_at
             if created is None:
                 continue
-            if self._last is not None and created > self._last:
-                self.ordered = False
+            if self._last is not None:
+                if created > self._last:
+                    self.newest_first = False
+                elif created < self._last:
+                    self.oldest_first = False
             self._last = created
 
     def past(self, since: datetime) -> bool:
         """True once the listing is known to hold nothing newer than `since` beyond here."""
-        return self.ordered and self._last is not None and self._last < since
+        return self.newest_first and self._last is not None and self._last < since
 
 
 @dataclass(frozen=True)
@@ -49,6 +68,79 @@ class ScanResult:
     runs: list[Run]
     requests: int
     complete: bool
+    # Runs read that did not fully fit the model (see `bot.cde.models.read_run`): odd
+    # fields, or no usable id at all. Each is logged once by the client.
+    odd: int = 0
+
+
+@dataclass
+class _Scan:
+    """One scan under way: what it reads with, what it found (each run once: a listing
+    that moves while it is paged may show a run on two pages) and the pages it may still ask.
+    """
+
+    client: CdeClient
+    run_filter: RunFilter
+    since: datetime
+    page_size: int
+    budget: int
+    requests: int = 0
+    odd: int = 0
+    runs: dict[str, Run] = field(default_factory=dict)
+
+    def take(self, page: RunPage) -> None:
+        self.requests += 1
+        self.odd += len(page.unreadable) + sum(bool(run.problems) for run in page.runs)
+        for run in page.runs:
+            if run.created_at is None or run.created_at >= self.since:
+                self.runs.setdefault(run.id, run)
+
+    def result(self, *, complete: bool) -> ScanResult:
+        return ScanResult(list(self.runs.values()), self.requests, complete, self.odd)
+
+    @property
+    def spent(self) -> bool:
+        return self.requests >= self.budget
+
+    async def page(self, offset: int, limit: int) -> RunPage:
+        return await self.client.list_runs(self.run_filter, offset=offset, limit=limit)
+
+    async def from_the_tail(self, *, read: int, total: int) -> ScanResult:
+        """An oldest-first listing of `total` runs whose first `read` are read: page back
+        from the end, newest first, until a page reaches past `since`.
+        """
+        end = total
+        while end > read:
+            if self.spent:
+                return self.result(complete=False)
+            size = self.client.page_sizing.limit(self.page_size)
+            start = max(read, end - size)
+            page = await self.page(start, end - start)
+            if 0 < page.size < end - start and self.client.page_sizing.limit(self.page_size) < size:
+                self.requests += 1
+                continue  # the API cut the page (now learnt): ask again for the part nearest the end
+            self.take(page)
+            backwards = OrderCheck()
+            backwards.feed(tuple(reversed(page.runs)))
+            if not backwards.newest_first:
+                # No longer oldest first: the order is not what this read relies on.
+                return await self.in_full(read, start)
+            if backwards.past(self.since) or page.size == 0:
+                break
+            end = start
+        return self.result(complete=True)
+
+    async def in_full(self, offset: int, end: int) -> ScanResult:
+        """Read the runs from `offset` to `end` in full."""
+        while offset < end:
+            if self.spent:
+                return self.result(complete=False)
+            page = await self.page(offset, min(self.page_size, end - offset))
+            self.take(page)
+            if page.size == 0:
+                break
+            offset += page.size
+        return self.result(complete=True)
 
 
 async def runs_since(
@@ -62,18 +154,21 @@ async def runs_since(
     """Runs matching `run_filter` created at or after `since` (or with no `created_at`),
     reading at most `max_pages` pages; the result says whether it read them all.
     """
+    scan = _Scan(client, run_filter, since, page_size, budget=max_pages)
     order = OrderCheck()
-    found: list[Run] = []
-    requests = 0
     seen = 0
     async for page in client.iter_pages(run_filter, page_size=page_size):
-        requests += 1
-        seen += len(page.runs)
+        scan.take(page)
+        seen += page.size
         order.feed(page.runs)
-        found.extend(run for run in page.runs if run.created_at is None or run.created_at >= since)
-        if order.past(since) or page.is_last(seen, page_size):
-            return ScanResult(found, requests, complete=True)
-        if requests >= max_pages:
+        if order.past(since):
+            break
+        total = page.info.total
+        if scan.requests == 1 and order.ascending and total is not None and total > seen:
+            return await scan.from_the_tail(read=seen, total=total)
+        if page.asked is not None and client.page_sizing.is_last(page, page.asked, seen):
+            break
+        if scan.spent:
             # The caller says so in the log: it knows what the scan was for.
-            return ScanResult(found, requests, complete=False)
-    return ScanResult(found, requests, complete=True)
+            return scan.result(complete=False)
+    return scan.result(complete=True)

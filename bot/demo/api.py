@@ -39,6 +39,20 @@ class Fault:
 
 
 @dataclass
+class ListingShape:
+    """How `GET /runs` pages, where the contract leaves it open: a cap on the page below
+    the asked `limit` (`page_cap`), the largest `limit` taken before a 400 (`max_limit`),
+    the order, and which of `metadata.total` / `metadata.limit` are given.
+    """
+
+    page_cap: int | None = None
+    max_limit: int = MAX_LIMIT
+    oldest_first: bool = False
+    tells_total: bool = True
+    tells_limit: bool = True
+
+
+@dataclass
 class Received:
     method: str
     path: str
@@ -56,6 +70,7 @@ class SampleCdeApi:
         self.token = token
         self.delay = 0.0
         self.faults: deque[Fault] = deque()
+        self.shape = ListingShape()
         self.requests: list[Received] = []
         self._sorted: list[dict[str, Any]] | None = None
         self._runner: web.AppRunner | None = None
@@ -68,7 +83,7 @@ class SampleCdeApi:
 
     def reset(self) -> None:
         """Forget the requests received, and drop the delay and any fault still queued;
-        the runs stay as they are.
+        the runs stay as they are, and so does the listing's shape.
         """
         self.requests.clear()
         self.delay = 0.0
@@ -158,10 +173,11 @@ class SampleCdeApi:
         errors: dict[str, str] = {}
         offset = _integer(query.get("from", "0"), "from", errors, minimum=0,
                           message="This value should be either positive or zero.")
+        shape = self.shape
         limit = _integer(query.get("limit", "100"), "limit", errors, minimum=1,
-                         message=f"This value should be between 1 and {MAX_LIMIT}.")
-        if limit is not None and limit > MAX_LIMIT:
-            errors["limit"] = f"This value should be between 1 and {MAX_LIMIT}."
+                         message=f"This value should be between 1 and {shape.max_limit}.")
+        if limit is not None and limit > shape.max_limit:
+            errors["limit"] = f"This value should be between 1 and {shape.max_limit}."
         for name in _UUID_FILTERS:
             if name in query and not _is_uuid(query[name]):
                 errors[name] = "This is not a valid UUID."
@@ -172,11 +188,18 @@ class SampleCdeApi:
             return web.json_response({"message": "Bad request.", "errors": errors}, status=400)
         assert offset is not None and limit is not None
         matching = [run for run in self._newest_first() if _matches(run, query)]
-        page = matching[offset: offset + limit]
+        if shape.oldest_first:
+            matching.reverse()
+        size = min(limit, shape.page_cap or limit)
+        page = matching[offset: offset + size]
+        metadata: dict[str, Any] = {"from": offset, "count": len(page), "next": None}
+        if shape.tells_limit:
+            metadata["limit"] = size
+        if shape.tells_total:
+            metadata["total"] = len(matching)
         return web.json_response({
             "data": page,
-            "metadata": {"from": offset, "limit": limit, "count": len(page),
-                         "total": len(matching), "next": None},
+            "metadata": metadata,
             "message": "successful operation",
             "resource": "run",
         })
@@ -194,7 +217,9 @@ class SampleCdeApi:
     def _newest_first(self) -> list[dict[str, Any]]:
         # Sorted once per change, not per request: benchmarks hit this hard.
         if self._sorted is None or len(self._sorted) != len(self.runs):
-            self._sorted = sorted(self.runs, key=lambda run: run.get("created-at") or "", reverse=True)
+            # str(): a run with an odd `created-at` (a test's) must not break the sort.
+            self._sorted = sorted(self.runs, key=lambda run: str(run.get("created-at") or ""),
+                                  reverse=True)
         return self._sorted
 
 

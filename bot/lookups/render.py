@@ -84,25 +84,20 @@ def runs_list(
     """
     # The API's maximum page size is undocumented; never show more than was asked for.
     page = page.model_copy(update={"runs": page.runs[: query.limit]})
-    if not page.runs:
+    if not page.runs and not page.unreadable:
         return _no_runs(page, query)
     asked = filter_words(query.run_filter)
     total = page.total
-    first, last = query.offset + 1, query.offset + len(page.runs)
+    first, last = query.offset + 1, query.offset + _shown(page, query)
     blocks: list[Block] = [section(f"*CDE runs* · {asked}")]
     failed = sum(run.failed for run in page.runs)
-    summary = f"Showing {first}–{last} of {total}"
-    if drift.newer:
-        summary += f" · {plural(drift.newer, 'newer run')} since this list"
-    if failed:
-        summary += f" · {plural(failed, 'failed run')} on this page"
-    if drift.moved:
-        summary += " · the list changed since its first page, so runs may repeat or be skipped"
-    if shared_by:
-        summary += f" · shared by <@{escape(shared_by)}>"
-    blocks.append(context(summary))
+    blocks.append(context(_summary(f"Showing {first}–{last} of {total}", failed, drift, shared_by)))
     for run in page.runs:
         blocks.extend(_run_summary(run, links))
+    if page.unreadable:
+        blocks.append(context(
+            f":warning: {plural(len(page.unreadable), 'entry', 'entries')} of this page could not "
+            "be read at all (no usable run id); the bot's log names them."))
     text = (f"CDE runs {' '.join(describe_filter(query.run_filter)) or '(all)'}: "
             f"showing {first}–{last} of {total}"
             + (f", {failed} failed" if failed else ""))
@@ -116,6 +111,18 @@ def runs_list(
     if buttons:
         blocks.append(ActionsBlock(block_id="runs_actions", elements=buttons))
     return message(text, blocks)
+
+
+def _summary(summary: str, failed: int, drift: Drift, shared_by: str | None) -> str:
+    if drift.newer:
+        summary += f" · {plural(drift.newer, 'newer run')} since this list"
+    if failed:
+        summary += f" · {plural(failed, 'failed run')} on this page"
+    if drift.moved:
+        summary += " · the list changed since its first page, so runs may repeat or be skipped"
+    if shared_by:
+        summary += f" · shared by <@{escape(shared_by)}>"
+    return summary
 
 
 def _no_runs(page: RunPage, query: ListRuns) -> Message:
@@ -165,7 +172,21 @@ def _run_summary(run: Run, links: LinkBuilder) -> list[Block]:
     url = links(run)
     if url:
         when.append(link(url, "Open in CDE"))
+    if run.problems:
+        when.append(":warning: unreadable: " + ", ".join(
+            escape(problem.split(":", 1)[0]) for problem in run.problems))
     return [section("\n".join(lines)), context(" · ".join(when))]
+
+
+def _shown(page: RunPage, query: ListRuns) -> int:
+    """How far this page moves through the listing: runs read or not, never past the limit."""
+    return min(page.size, query.limit)
+
+
+def _problems(run: Run) -> Block:
+    listed = "\n".join(f"• {escape(problem)}" for problem in run.problems)
+    return context(":warning: The CDE API sent fields this bot could not fully read:\n"
+                   f"{listed}")
 
 
 def _paging_buttons(page: RunPage, query: ListRuns) -> list[ButtonElement]:
@@ -175,10 +196,10 @@ def _paging_buttons(page: RunPage, query: ListRuns) -> list[ButtonElement]:
             text="◀ Previous", action_id=f"{ACTION_PAGE}_prev",
             value=query.page(query.offset - query.limit).to_text(),
         ))
-    if page.runs and query.offset + len(page.runs) < page.total:
+    if page.size and query.offset + _shown(page, query) < page.total:
         buttons.append(ButtonElement(
             text="Next ▶", action_id=f"{ACTION_PAGE}_next",
-            value=query.page(query.offset + len(page.runs)).to_text(),
+            value=query.page(query.offset + _shown(page, query)).to_text(),
         ))
     return buttons
 
@@ -214,6 +235,8 @@ def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None
         ("Authentications", _count(run.authentications)),
     ]
     blocks.append(SectionBlock(fields=fields(*container)))
+    if run.problems:
+        blocks.append(_problems(run))
     if run.connector_setup_config is not None:
         blocks.append(section("*Connector setup config*\n" + _json_block(run.connector_setup_config)))
     buttons: list[ButtonElement | None] = [recent_runs_button(
@@ -297,9 +320,11 @@ def help_message(command: Help) -> Message:
                + ", ".join(f"`{key.name}:`" for key in SUBSCRIPTION_KEYS) + "\n"
                f"`{COMMAND} subscriptions` lists them · {escape(USAGE['unsubscribe'])}\n"
                "Notices offer *Acknowledge*, *Mute* and *Recent runs*; repeats and recoveries "
-               "follow in the notice's thread.")
+               "follow in the notice's thread.\n"
+               f"*Audit trail* — {escape(USAGE['audit'])}: who subscribed, unsubscribed, muted, "
+               "unmuted or acknowledged what, when and where.")
     topics = {"runs": [runs], "run": [run], "subscribe": [notices], "subscriptions": [notices],
-              "unsubscribe": [notices], "notices": [notices]}
+              "unsubscribe": [notices], "notices": [notices], "audit": [notices]}
     sections = topics.get(command.topic or "", [runs, run, notices])
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="cde-bot: CDE runs in Slack"))]
     blocks += [section(text) for text in sections]

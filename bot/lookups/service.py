@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 
+from bot.access import UNBOUNDED, AccessPolicy
 from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError, CdeNotFound, CdeRejected
+from bot.cde.models import RunPage
 from bot.logs import current_reference
-from bot.lookups import paging, render
+from bot.lookups import paging, render, sites
 from bot.lookups.runs import LinkBuilder, no_links
 from bot.query import Help, ListRuns, QueryError, ShowRun
 from bot.slack.message import Message
@@ -24,9 +26,11 @@ log = logging.getLogger(__name__)
 class Lookups:
     """Runs lookup commands against the CDE API and renders the answers."""
 
-    def __init__(self, cde: CdeClient, links: LinkBuilder = no_links) -> None:
+    def __init__(self, cde: CdeClient, links: LinkBuilder = no_links, *,
+                 sites: AccessPolicy = UNBOUNDED) -> None:
         self._cde = cde
         self._links = links
+        self._sites = sites
 
     async def answer(self, command: Lookup, *, shared_by: str | None = None) -> Message:
         """The message that answers `command`; API errors become explanations, not exceptions."""
@@ -41,10 +45,18 @@ class Lookups:
 
     async def _look_up(self, command: ListRuns | ShowRun, shared_by: str | None) -> Message:
         if isinstance(command, ListRuns):
-            listed = await paging.list_page(self._cde, command)
-            return render.runs_list(listed.page, listed.query, links=self._links, shared_by=shared_by,
-                                    drift=listed.drift)
+            query = sites.bounded(command, self._sites)
+            if isinstance(query, QueryError):
+                return render.query_error(query)
+            if query is None:  # a site outside CDE_ALLOWED_SITES: nothing to ask the API
+                return render.runs_list(RunPage(runs=()), command, links=self._links)
+            listed = await paging.list_page(self._cde, query)
+            return render.runs_list(sites.visible(listed.page, self._sites), listed.query,
+                                    links=self._links, shared_by=shared_by, drift=listed.drift)
         run = await self._cde.get_run(command.run_id)
+        if not sites.may_show(run, self._sites):
+            # As if the API had answered 404: whether such a run exists is not told.
+            return render.run_not_found(command.run_id)
         return render.run_detail(run, links=self._links, shared_by=shared_by)
 
 

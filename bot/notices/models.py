@@ -6,7 +6,7 @@ subscription at the same cost however many there are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -115,3 +115,25 @@ class Mute:
     until: datetime
     muted_by: str
     suppressed: int = 0
+
+
+# What an audit entry records (`AuditEntry.action`).
+SUBSCRIBED, UNSUBSCRIBED, TAKEN_BACK = "subscribe", "unsubscribe", "subscription_taken_back"
+MUTED, UNMUTED, ACKNOWLEDGED = "mute", "unmute", "acknowledge"
+AUDIT_ACTIONS = (SUBSCRIBED, UNSUBSCRIBED, TAKEN_BACK, MUTED, UNMUTED, ACKNOWLEDGED)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change to a subscription, a mute or an acknowledgement: who (`user_id`), when
+    (`at`, UTC), what (`action`, its `target`, e.g. `subscription 3`, and `details`) and
+    where (`channel_id`). `id` is 0 until stored.
+    """
+
+    at: datetime
+    user_id: str
+    channel_id: str
+    action: str
+    target: str
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int = 0

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.lookups.runs import LinkBuilder, no_links
+from bot.notices import audit
 from bot.notices import render as render_notices
 from bot.notices.best_effort import best_effort
 from bot.notices.models import Incident, Mute, NoticeRef
@@ -20,6 +21,23 @@ from bot.slack.poster import SlackError, SlackPoster
 from bot.store.base import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """The incidents of the message clicked, as they are afterwards (empty when the message
+    is not a tracked notice), and whether the message could be drawn again to show it."""
+
+    incidents: list[Incident]
+    redrawn: bool = True
+
+
+@dataclass(frozen=True)
+class Muted:
+    """The mute set (or lifted), and whether the notice could be drawn again to show it."""
+
+    mute: Mute
+    redrawn: bool = True
 
 
 class OnCall:
@@ -42,21 +60,24 @@ class OnCall:
         """The lock redraws of one message take turns with (see `refresh`)."""
         return self._redraw_locks.setdefault((channel_id, message_ts), asyncio.Lock())
 
-    async def refresh(self, incident: Incident, now: datetime) -> None:
+    async def refresh(self, incident: Incident, now: datetime) -> bool:
         """Draw the parent again with `chat.update`, from the incident as stored now (a
         click may have changed it since the caller read it). Redraws of one message take
         turns, so the last one sent is drawn from the latest state. A failure is logged,
-        not raised: the state is saved and the next change draws it again.
+        not raised: the state is saved and the next change draws it again. Whether it was
+        drawn (a click tells the clicker when it was not).
         """
         async with self.redraw_lock(incident.channel_id, incident.message_ts):
             # The state is saved and the next change draws it again, so a redraw never fails
             # the poll or the click.
-            with best_effort(log, "update notice %s in %s", incident.message_ts, incident.channel_id):
+            with best_effort(log, "update notice %s in %s", incident.message_ts,
+                             incident.channel_id) as attempt:
                 incident = await self.store.incident(incident.id) or incident
                 await self.poster.update(incident.channel_id, incident.message_ts,
                                          await self.draw(incident, now))
+        return not attempt.failed
 
-    async def acknowledge(self, notice: NoticeRef, user: str, now: datetime) -> list[Incident]:
+    async def acknowledge(self, notice: NoticeRef, user: str, now: datetime) -> Acknowledged:
         """Mark every open incident of this message as taken by `user`; the message's
         incidents as they are afterwards (empty when the message is not a tracked notice).
         """
@@ -64,16 +85,18 @@ class OnCall:
         changed = False
         for incident in incidents:
             if incident.is_open and not incident.acknowledged_by:
-                stored = await self.store.update_incident(
-                    incident.id, lambda current: current if current.acknowledged_by else replace(
-                        current, acknowledged_by=user, acknowledged_at=now))
-                changed = changed or (stored is not None and stored.acknowledged_by == user)
-        if changed:
-            await self.refresh(incidents[0], now)
-        return await self.store.incidents_of_message(notice.channel_id, notice.message_ts)
+                entry = audit.acknowledged(incident, user, now)
+                stored = await self.store.acknowledge_incident(incident.id, user, now, audit=entry)
+                taken = stored is not None and stored.acknowledged_by == user
+                if taken:
+                    audit.logged(entry)
+                changed = changed or taken
+        redrawn = await self.refresh(incidents[0], now) if changed else True
+        return Acknowledged(await self.store.incidents_of_message(notice.channel_id, notice.message_ts),
+                            redrawn)
 
     async def mute(self, notice: NoticeRef, user: str, hours: int, now: datetime, *,
-                   incident_id: int | None = None) -> Mute | None:
+                   incident_id: int | None = None) -> Muted | None:
         """Mute (or with 0 hours, unmute) a connector on a site in this channel: the one of
         this notice, or the digest's pair `incident_id`. None when there is nothing to mute.
         """
@@ -89,17 +112,19 @@ class OnCall:
         # Muting again keeps the count of what the mute already held back.
         mute = Mute(channel_id, incident.site_id, incident.connector_id, until, user,
                     suppressed=current.suppressed if current else 0)
+        entry = audit.muted(incident, user, now, hours, until)
         if hours:
-            await self.store.set_mute(mute)
+            await self.store.set_mute(mute, audit=entry)
         else:
-            await self.store.delete_mute(channel_id, incident.site_id, incident.connector_id)
-        await self.refresh(incident, now)
+            await self.store.delete_mute(channel_id, incident.site_id, incident.connector_id, audit=entry)
+        audit.logged(entry)
+        redrawn = await self.refresh(incident, now)
         try:
             await self.poster.post(channel_id, render_notices.muted_notice_reply(hours, user, until),
                                    thread_ts=notice.message_ts)
         except SlackError as exc:
             log.warning("could not reply in %s: %s", channel_id, exc.code)
-        return mute
+        return Muted(mute, redrawn)
 
     async def _mute_of(self, incident: Incident, now: datetime) -> Mute | None:
         for mute in await self.store.active_mutes(now):

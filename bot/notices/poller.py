@@ -22,7 +22,7 @@ from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError
 from bot.cde.models import FAILED, FINISHED, Run, RunFilter
 from bot.cde.scan import SCAN_MAX_PAGES, ScanResult, runs_since
-from bot.notices import outage, triage
+from bot.notices import coverage, outage, triage
 from bot.notices import render as render_notices
 from bot.notices.best_effort import best_effort
 from bot.notices.deliver import Delivery, Outcome
@@ -30,6 +30,7 @@ from bot.notices.models import Incident, Subscription
 from bot.notices.oncall import OnCall
 from bot.notices.outbox import Outbox, PassReport
 from bot.slack.message import Message
+from bot.slack.mrkdwn import duration
 from bot.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ class PollerConfig:
     admin_channel: str | None = None
     # Pages one scan may read; a scan that needs more is cut short, and said to be.
     scan_max_pages: int = SCAN_MAX_PAGES
+    # CDE_ALLOWED_SITES: failures of other sites are never told (empty: every site).
+    allowed_sites: frozenset[int] = frozenset()
+    # CDE_ALLOWED_CHANNELS: no new notice is posted elsewhere (empty: every channel).
+    allowed_channels: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -53,8 +58,11 @@ class PollReport:
     outcome: str = "idle"  # idle | ok | api_error
     api_requests: int = 0
     failed_runs_seen: int = 0
-    # Scans cut short by their page budget: what lies beyond was not seen this poll.
-    incomplete_scans: int = 0
+    # Runs of the failure scan that did not fully fit (logged once each by the client).
+    odd_runs: int = 0
+    # Scans cut short by their page budget, by what each was for: what lies beyond was not
+    # seen this poll.
+    cut_short: list[str] = field(default_factory=list)
     posted: int = 0
     updated: int = 0
     suppressed: int = 0
@@ -63,6 +71,10 @@ class PollReport:
     actions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # Messages Slack accepted, by kind: notice | repeat | recovery | digest | digest_list | admin.
     notices: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def incomplete_scans(self) -> int:
+        return len(self.cut_short)
 
     def count_post(self, kind: str) -> None:
         """One message posted in a channel (admin alerts are counted apart, not in `posted`)."""
@@ -136,6 +148,7 @@ class Poller:
         self.delivery = Delivery(store, oncall)
         self.outbox = Outbox(oncall, clock=clock)
         self.outages = outage.OutageStore(store)
+        self.coverage = coverage.CoverageStore(store)
 
     async def poll_once(self) -> PollReport:
         """Fetch, decide, tell. API errors are reported, never raised; one action failing
@@ -170,6 +183,7 @@ class Poller:
         await self.delivery.end_mutes(now, incidents.now())
         await self._deliver(triage.plan_expiries(incidents.now(), now, self.config.window), facts,
                             report, incidents)
+        await self._follow_coverage(now, report)
         report.add_pass(await self.outbox.deliver())
         await self._prune(now, scan)
         log.info(
@@ -210,7 +224,8 @@ class Poller:
             now=now, window=self.config.window, failed_runs=failed, subscriptions=subscriptions,
             announced=announced, open_incidents=open_incidents, mutes=mutes,
             digest_threshold=self.config.digest_threshold,
-            first_seen=first_seen,
+            first_seen=first_seen, allowed_sites=self.config.allowed_sites,
+            allowed_channels=self.config.allowed_channels,
         )
 
     async def _deliver(self, actions: Iterable[triage.Action], facts: triage.PollFacts,
@@ -243,8 +258,9 @@ class Poller:
         scan = await runs_since(self.cde, RunFilter(state=FAILED), now - self.config.window,
                                 max_pages=self.config.scan_max_pages)
         report.api_requests += scan.requests
+        report.odd_runs = scan.odd
         if not scan.complete:
-            report.incomplete_scans += 1
+            report.cut_short.append(f"failed runs of the last {duration(self.config.window)}")
             log.warning("the scan of failed runs stopped after %d pages, short of the %s window: "
                         "failures further on are not seen this poll", scan.requests,
                         self.config.window)
@@ -274,12 +290,31 @@ class Poller:
                 continue
             report.api_requests += scan.requests
             if not scan.complete:
-                report.incomplete_scans += 1
+                report.cut_short.append(f"finished runs of connector {connector_id} on site {site_id}")
                 log.warning("the recovery scan of connector %s on site %s stopped after %d pages: "
                             "later finished runs are not seen this poll", connector_id, site_id,
                             scan.requests)
             finished[(site_id, connector_id)] = scan.runs
         return finished
+
+    # -- coverage ------------------------------------------------------------------------
+
+    async def _follow_coverage(self, now: datetime, report: PollReport) -> None:
+        """Tell the admins once when scans begin to stop short of the window, and when
+        they cover it again; news that could not be posted is told next poll.
+        """
+        current = await self.coverage.load()
+        step = coverage.transition(current, now, tuple(report.cut_short),
+                                   pages=self.config.scan_max_pages)
+        if isinstance(step.news, coverage.CutShort):
+            message = render_notices.scans_cut_short(step.news.scans, step.news.pages)
+            if not await self._tell_admins(message, report):
+                return
+        elif isinstance(step.news, coverage.CoveredAgain):
+            if not await self._tell_admins(render_notices.scans_cover_again(step.news.since, now), report):
+                return
+            log.info("scans of the CDE API cover the look-back window again")
+        await self.coverage.save(current, step.short_since)
 
     # -- API outages ---------------------------------------------------------------------
 

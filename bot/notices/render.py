@@ -21,7 +21,19 @@ from slack_sdk.models.blocks import (
 
 from bot.cde.models import Run
 from bot.lookups.runs import LinkBuilder, connector_text, named, no_links, recent_runs_button
-from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
+from bot.notices.models import (
+    ACKNOWLEDGED,
+    MUTED,
+    SUBSCRIBED,
+    TAKEN_BACK,
+    UNMUTED,
+    UNSUBSCRIBED,
+    AuditEntry,
+    Incident,
+    Mute,
+    NoticeFilter,
+    Subscription,
+)
 from bot.notices.triage import incident_run
 from bot.slack.actions import ACTION_ACK, ACTION_MUTE, ACTION_OPEN, ACTION_RECENT, ACTION_SUBSCRIBE_ALL
 from bot.slack.message import MAX_BLOCKS, Message, context, fields, message, pack_lines, section
@@ -301,11 +313,21 @@ def confirm_subscribe_all() -> Message:
     ])
 
 
-def subscription_list(subscriptions: Sequence[Subscription]) -> Message:
+# How many of a channel's latest changes `/cde subscriptions` shows under the list.
+RECENT_CHANGES = 5
+
+
+def subscription_list(subscriptions: Sequence[Subscription],
+                      recent: Sequence[AuditEntry] = ()) -> Message:
+    """A channel's subscriptions, and under them its `recent` changes (newest first)."""
+    changes: list[Block] = []
+    if recent:
+        changes = [section("*Recent changes here:*\n" + "\n".join(audit_line(e) for e in recent)),
+                   context(escape("`/cde audit` shows more."))]
     if not subscriptions:
         return message("This channel has no subscriptions", [section(
             "This channel follows no failures yet. Start with `/cde subscribe site:1001` "
-            "(filters: site, connector, version, process, project, account).")])
+            "(filters: site, connector, version, process, project, account)."), *changes])
     lines = [
         f"`{s.id}` · {describe(s.notice_filter)} · by <@{escape(s.created_by)}> {date(s.created_at)}"
         for s in subscriptions
@@ -315,10 +337,58 @@ def subscription_list(subscriptions: Sequence[Subscription]) -> Message:
         section(f"*This channel follows {plural(len(subscriptions), 'subscription')}:*"),
         *(section(text) for text in texts[: MAX_BLOCKS - 3]),
     ]
-    if len(texts) > MAX_BLOCKS - 3:
+    if len(texts) > MAX_BLOCKS - 3 - len(changes):
+        blocks = blocks[: MAX_BLOCKS - 2 - len(changes)]
         blocks.append(context("…more than fit in one message; unsubscribe some to see the rest."))
     blocks.append(context(escape("`/cde unsubscribe <id>` stops one; `/cde unsubscribe all` stops all.")))
+    blocks += changes
     return message(f"This channel has {plural(len(subscriptions), 'subscription')}", blocks)
+
+
+def audit_trail(entries: Sequence[AuditEntry], *, every_channel: bool) -> Message:
+    """`/cde audit`: the latest changes, newest first; with the channel of each when they
+    are every channel's."""
+    where = "in every channel" if every_channel else "in this channel"
+    if not entries:
+        return message(f"No changes {where} yet", [section(
+            f"No subscription, mute or acknowledgement has been changed {where} yet.")])
+    lines = [audit_line(e, with_channel=every_channel) for e in entries]
+    texts = pack_lines(lines)
+    blocks: list[Block] = [section(f"*The last {plural(len(entries), 'change')} {where}, newest first:*"),
+                           *(section(text) for text in texts[: MAX_BLOCKS - 2])]
+    if len(texts) > MAX_BLOCKS - 2:
+        blocks.append(context("…more than fit in one message; ask for fewer."))
+    return message(f"The last {plural(len(entries), 'change')} {where}", blocks)
+
+
+def audit_line(entry: AuditEntry, *, with_channel: bool = False) -> str:
+    """One change in words (mrkdwn): every stored string is escaped."""
+    line = f"{date(entry.at)} · <@{escape(entry.user_id)}> {_change_words(entry)}"
+    if with_channel:
+        line += f" in <#{escape(entry.channel_id)}>"
+    return line
+
+
+def _change_words(entry: AuditEntry) -> str:
+    target, details = escape(entry.target), entry.details
+    if entry.action == SUBSCRIBED:
+        notice_filter = details.get("filter")
+        following = ""
+        if isinstance(notice_filter, dict):
+            try:
+                following = f": {describe(NoticeFilter.from_dict(notice_filter))}"
+            except (TypeError, ValueError):
+                following = f": {escape(str(notice_filter))}"
+        return f"subscribed ({target}){following}"
+    if entry.action == TAKEN_BACK:
+        return f"{target} taken back: could not post here ({code(str(details.get('reason', '?')))})"
+    if entry.action == UNSUBSCRIBED:
+        count = details.get("count")
+        return f"removed {target}" + (f" ({escape(count)})" if count is not None else "")
+    if entry.action == MUTED:
+        return f"muted {target} for {escape(details.get('hours', '?'))} h"
+    verb = {UNMUTED: "unmuted", ACKNOWLEDGED: "acknowledged"}.get(entry.action, escape(entry.action))
+    return f"{verb} {target}"
 
 
 def unsubscribed(user: str, count: int, subscription_id: int | None) -> Message:
@@ -346,3 +416,20 @@ def outage_over(since: datetime, now: datetime) -> Message:
     text = (f":white_check_mark: *The CDE API is reachable again* after {duration(now - since)}. "
             "Delayed failure notices are being sent.")
     return message(f"The CDE API is reachable again after {duration(now - since)}", [section(text)])
+
+
+def scans_cut_short(scans: Sequence[str], pages: int) -> Message:
+    listed = "; ".join(escape(scan) for scan in scans[:5])
+    more = f" and {len(scans) - 5} more" if len(scans) > 5 else ""
+    text = (f":warning: *Some failures may not be told*: scans of the CDE API stopped at their "
+            f"budget of {plural(pages, 'page')} before the end of the look-back window "
+            f"({listed}{more}). Runs further on are not seen until the scans fit again. "
+            "Raise `CDE_SCAN_MAX_PAGES` or shorten `CDE_LOOKBACK_HOURS`.")
+    return message("Some failures may not be told: CDE scans stop short of the window",
+                   [section(text)])
+
+
+def scans_cover_again(since: datetime, now: datetime) -> Message:
+    text = (f":white_check_mark: *Scans of the CDE API cover the look-back window again*, "
+            f"after {duration(now - since)} cut short.")
+    return message("Scans of the CDE API cover the look-back window again", [section(text)])

@@ -12,8 +12,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.access import UNBOUNDED, AccessPolicy
+from bot.notices import audit
 from bot.notices import render as render_notices
-from bot.query import COMMAND, ListSubscriptions, Subscribe, Unsubscribe, subscription_words
+from bot.query import COMMAND, Audit, ListSubscriptions, Subscribe, Unsubscribe, subscription_words
 from bot.slack.message import Message
 from bot.slack.mrkdwn import code, escape
 from bot.slack.poster import ChannelUnavailable, SlackError, SlackPoster
@@ -47,9 +49,10 @@ class Subscriptions:
     one the bot cannot post in is taken back at once.
     """
 
-    def __init__(self, store: Store, poster: SlackPoster) -> None:
+    def __init__(self, store: Store, poster: SlackPoster, policy: AccessPolicy = UNBOUNDED) -> None:
         self.store = store
         self.poster = poster
+        self.policy = policy
 
     async def answer(
         self, command: Subscribe | ListSubscriptions | Unsubscribe, *, channel_id: str, user_id: str,
@@ -57,16 +60,25 @@ class Subscriptions:
     ) -> Message | None:
         """The ephemeral answer, or None when the answer was posted in the channel."""
         if isinstance(command, ListSubscriptions):
-            return render_notices.subscription_list(await self.store.subscriptions(channel_id))
+            return render_notices.subscription_list(
+                await self.store.subscriptions(channel_id),
+                await self.store.audit_log(render_notices.RECENT_CHANGES, channel_id))
         if isinstance(command, Unsubscribe):
-            return await self._unsubscribe(command, channel_id, user_id)
+            return await self._unsubscribe(command, channel_id, user_id, now)
         return await self._subscribe(command, channel_id, user_id, now, where or Conversation())
 
     async def _subscribe(self, command: Subscribe, channel_id: str, user_id: str,
                          now: datetime, where: Conversation) -> Message | None:
+        site = command.notice_filter.site_id
+        if site is not None and not self.policy.may_see_site(site):
+            return render_notices.plain_answer(
+                f":warning: Site {code(site)} is not one cde-bot follows here (see "
+                "`CDE_ALLOWED_SITES`), so I did not subscribe this channel.", error=True)
         if command.notice_filter.is_empty and not command.everything:
             return render_notices.confirm_subscribe_all()
-        subscription = await self.store.add_subscription(channel_id, command.notice_filter, user_id, now)
+        subscription = await self.store.add_subscription(
+            channel_id, command.notice_filter, user_id, now,
+            audit=lambda made: audit.subscribed(made, user_id))
         if subscription is None:
             return render_notices.plain_answer(
                 ":information_source: This channel already follows "
@@ -74,30 +86,39 @@ class Subscriptions:
         try:
             await self.poster.post(channel_id, render_notices.subscribed(subscription))
         except SlackError as exc:
-            await self.store.remove_subscription(channel_id, subscription.id)
+            audit.logged(audit.subscribed(subscription, user_id))
+            back = audit.taken_back(subscription, user_id, now, exc.code)
+            await self.store.remove_subscription(channel_id, subscription.id, audit=back)
+            audit.logged(back)
             log.warning("subscription in %s taken back: cannot post there (%s)", channel_id, exc.code)
             if isinstance(exc, ChannelUnavailable):
                 return _cannot_post(command, channel_id, where)
             return render_notices.plain_answer(
                 f":warning: Slack refused the confirmation post ({code(exc.code)}), so I did not "
                 "subscribe this channel. Try again in a minute.", error=True)
+        audit.logged(audit.subscribed(subscription, user_id))
         log.info("channel %s subscribed (#%d) by %s: %s", channel_id, subscription.id, user_id,
                  subscription.notice_filter.as_dict())
         return None
 
-    async def _unsubscribe(self, command: Unsubscribe, channel_id: str, user_id: str) -> Message | None:
+    async def _unsubscribe(self, command: Unsubscribe, channel_id: str, user_id: str,
+                           now: datetime) -> Message | None:
         """The ephemeral answer when the removal cannot be (or was not) announced in the
         channel; None when it was.
         """
         if command.subscription_id is None:
-            count = await self.store.remove_all_subscriptions(channel_id)
+            count = await self.store.remove_all_subscriptions(
+                channel_id, audit=lambda removed: audit.unsubscribed_all(channel_id, user_id, now, removed))
             if not count:
                 return render_notices.plain_answer("This channel has no subscriptions to remove.", error=True)
-        elif not await self.store.remove_subscription(channel_id, command.subscription_id):
-            return render_notices.plain_answer(
-                f":warning: This channel has no subscription {code(command.subscription_id)}. "
-                "See `/cde subscriptions` for the ids.", error=True)
+            audit.logged(audit.unsubscribed_all(channel_id, user_id, now, count))
         else:
+            entry = audit.unsubscribed(channel_id, user_id, now, command.subscription_id)
+            if not await self.store.remove_subscription(channel_id, command.subscription_id, audit=entry):
+                return render_notices.plain_answer(
+                    f":warning: This channel has no subscription {code(command.subscription_id)}. "
+                    "See `/cde subscriptions` for the ids.", error=True)
+            audit.logged(entry)
             count = 1
         answer = render_notices.unsubscribed(user_id, count, command.subscription_id)
         try:
@@ -106,6 +127,12 @@ class Subscriptions:
             log.warning("could not announce unsubscribe in %s: %s", channel_id, exc.code)
             return answer
         return None
+
+
+async def audit_answer(store: Store, command: Audit, channel_id: str, *, every_channel: bool) -> Message:
+    """`/cde audit [N]`: the last N changes of this channel, or of every channel."""
+    entries = await store.audit_log(command.limit, None if every_channel else channel_id)
+    return render_notices.audit_trail(entries, every_channel=every_channel)
 
 
 def _cannot_post(command: Subscribe, channel_id: str, where: Conversation) -> Message:

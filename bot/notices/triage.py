@@ -107,6 +107,10 @@ class PollFacts:
     digest_threshold: int = 5
     # When the bot first saw each failed run (on its own clock).
     first_seen: dict[str, datetime] = field(default_factory=dict)
+    # CDE_ALLOWED_SITES: the only sites whose failures are told (empty: every site).
+    allowed_sites: frozenset[int] = frozenset()
+    # CDE_ALLOWED_CHANNELS: the only channels told of new failures (empty: every channel).
+    allowed_channels: frozenset[str] = frozenset()
 
     def when(self, run: Run) -> datetime:
         return failed_at(run, self.first_seen.get(run.id, self.now))
@@ -136,12 +140,18 @@ def new_failures(facts: PollFacts) -> dict[str, list[Run]]:
     # Channels that follow the same filter share one match per run.
     followers: dict[NoticeFilter, list[Subscription]] = defaultdict(list)
     for sub in facts.subscriptions:
-        followers[sub.notice_filter].append(sub)
+        # A subscription made before CDE_ALLOWED_CHANNELS left its channel out is not told.
+        if not facts.allowed_channels or sub.channel_id in facts.allowed_channels:
+            followers[sub.notice_filter].append(sub)
     by_channel: dict[str, dict[str, Run]] = defaultdict(dict)
     for run in facts.failed_runs:
         when = facts.when(run)
         # The window is on creation; a run without a creation time is judged by its failure.
         if not run.failed or (run.created_at or when) < cutoff:
+            continue
+        # Outside CDE_ALLOWED_SITES a failure is not told, whatever the subscription (one
+        # made before the list was set, or one following every site).
+        if facts.allowed_sites and run.site_id not in facts.allowed_sites:
             continue
         for notice_filter, subs in followers.items():
             if not notice_filter.matches(run):

@@ -24,6 +24,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.access import is_user_group
 from bot.ansi import BOLD, GREEN, RED, RESET, YELLOW
 from bot.cde.client import RetryPolicy
 from bot.config import ConfigError, Settings, load_settings
@@ -125,7 +126,18 @@ async def check_bot_token(settings: Settings) -> CheckResult:
     if no_history:
         detail += (f"; without {' and '.join(no_history)} a notice may be posted twice after a "
                    "crash or a timeout (the bot cannot look for it in the channel's history)")
+    if "usergroups:read" not in granted:
+        detail += _without_usergroups(settings)
     return CheckResult(name, True, detail)
+
+
+def _without_usergroups(settings: Settings) -> str:
+    """What the bot cannot do without `usergroups:read`: read the user groups in CDE_ADMINS."""
+    groups = [admin for admin in settings.cde_admins if is_user_group(admin)]
+    if groups:
+        return (f"; without usergroups:read the user groups in CDE_ADMINS ({', '.join(groups)}) "
+                "cannot be read, so their members may not subscribe, unsubscribe or mute")
+    return "; without usergroups:read CDE_ADMINS can name users only, not user groups"
 
 
 def _scopes(headers: Mapping[str, Any]) -> set[str] | None:

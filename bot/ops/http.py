@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import payload, web
 from aiohttp.typedefs import Handler, Middleware
 from slack_bolt.async_app import AsyncApp
 
 from bot.config import Settings
 from bot.ops.metrics import Metrics
-from bot.ops.readiness import Check, Readiness
+from bot.ops.readiness import ADVISORY, Check, Readiness, is_ready
 from bot.redact import Redactor, for_settings
 from bot.slack.client import EVENTS_PATH
 from bot.slack.gate import MAX_BODY_BYTES, SignedRequests
@@ -70,8 +70,10 @@ def http_app(bot: Served) -> web.Application:
         checks = await bot.readiness.checks(bot.store)
         if not bot.health.ready:  # starting or stopping: Slack is not (or no longer) ours
             checks["slack"] = Check(False, "not serving")
-        ready = all(check.ok for check in checks.values())
-        body = {"ready": ready, "checks": {name: check.as_dict() for name, check in checks.items()}}
+        ready = is_ready(checks)
+        degraded = sorted(name for name, check in checks.items() if not check.ok and name in ADVISORY)
+        body = {"ready": ready, "degraded": degraded,
+                "checks": {name: check.as_dict() for name, check in checks.items()}}
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:
@@ -93,12 +95,22 @@ def redacting(redactor: Redactor) -> Middleware:
     @web.middleware
     async def redact(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
-        if isinstance(response, web.Response) and isinstance(response.body, bytes) and redactor:
-            # surrogateescape: a body that is not UTF-8 goes out byte for byte as it came.
-            text = response.body.decode("utf-8", "surrogateescape")
-            clean = redactor.text(text)
-            if clean != text:
-                response.body = clean.encode("utf-8", "surrogateescape")
+        if not isinstance(response, web.Response) or not redactor:
+            return response
+        # Bytes, or a body given as text: Bolt's ack (`to_aiohttp_response`) hands aiohttp a
+        # str, which it keeps as a `StringPayload`, not as bytes.
+        body = response.body
+        charset = response.charset or "utf-8"
+        # surrogateescape: a body that is not in its charset goes out byte for byte as it came.
+        if isinstance(body, bytes | bytearray):
+            text = bytes(body).decode(charset, "surrogateescape")
+        elif isinstance(body, payload.BytesPayload):
+            text = body.decode(charset, "surrogateescape")
+        else:
+            return response
+        clean = redactor.text(text)
+        if clean != text:
+            response.body = clean.encode(charset, "surrogateescape")
         return response
 
     return redact

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-COMMANDS = ("runs", "run", "help", "subscribe", "subscriptions", "unsubscribe", "button")
-COMMAND_OUTCOMES = ("ok", "user_error", "api_error", "internal_error")
+COMMANDS = ("runs", "run", "help", "subscribe", "subscriptions", "unsubscribe", "audit", "button")
+COMMAND_OUTCOMES = ("ok", "user_error", "api_error", "store_error", "internal_error")
 CDE_ENDPOINTS = ("runs", "run")
 # partial: an ok poll with a scan cut short by its page budget (runs beyond it unseen).
 POLL_OUTCOMES = ("idle", "ok", "partial", "api_error", "crashed")
@@ -69,6 +69,17 @@ class Metrics:
             "next poll.",
             registry=self.registry,
         )
+        self._scans_cut_short = Gauge(
+            "cde_bot_scans_cut_short",
+            "Scans of the last poll cut short by CDE_SCAN_MAX_PAGES: runs beyond were not seen.",
+            registry=self.registry,
+        )
+        self._odd_runs = Gauge(
+            "cde_bot_odd_runs",
+            "Runs in the last poll's failure scan that did not fully fit the API's documented "
+            "shape (each logged once).",
+            registry=self.registry,
+        )
         self._rate_limited = Counter(
             "cde_bot_slack_rate_limited", "Slack Web API calls answered with HTTP 429, by method.",
             ["method"], registry=self.registry,
@@ -103,6 +114,8 @@ class Metrics:
         with `incomplete_scans` is counted as `partial`; `post_errors` counts the actions it
         could not carry out.
         """
+        if outcome in POLL_SUCCESSES:
+            self._scans_cut_short.set(incomplete_scans)
         if outcome == "ok" and incomplete_scans:
             outcome = "partial"
         _check("poll outcome", outcome, POLL_OUTCOMES)
@@ -115,6 +128,10 @@ class Metrics:
                 self._notices.labels(kind).inc(count)
         if outcome in POLL_SUCCESSES and at is not None:
             self._last_poll.set(at)
+
+    def odd_runs_seen(self, count: int) -> None:
+        """The last failure scan read `count` runs that did not fully fit."""
+        self._odd_runs.set(count)
 
     def slack_rate_limited(self, method: str) -> None:
         """Slack answered a call of `method` (e.g. `chat.postMessage`) with HTTP 429."""

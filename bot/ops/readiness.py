@@ -2,7 +2,7 @@
 
 Three checks: Slack is connected, the store answers, and polling is not stale. The
 decisions are pure functions of what `serve` and each poll record in `Readiness`; the
-only I/O is the store's `ping()` and the Socket Mode client's own connection check.
+only I/O is the store's `problem()` (a write read back) and the Socket Mode client's own connection check.
 """
 
 from __future__ import annotations
@@ -37,6 +37,25 @@ class Check:
         return {"ok": self.ok, "detail": self.detail}
 
 
+# Checks that report a degraded service without taking it out of rotation: scans cut
+# short miss some runs, yet lookups and every other notice still work, and a replica
+# taken out of a load balancer would answer nothing at all.
+ADVISORY = frozenset({"coverage"})
+
+
+def is_ready(checks: dict[str, Check]) -> bool:
+    """Ready when every check but the advisory ones passes."""
+    return all(check.ok for name, check in checks.items() if name not in ADVISORY)
+
+
+def coverage_check(cut_short: tuple[str, ...]) -> Check:
+    """Whether the last poll's scans reached the end of the look-back window."""
+    if not cut_short:
+        return Check(True, "scans cover the look-back window")
+    return Check(False, f"{len(cut_short)} scan(s) cut short by CDE_SCAN_MAX_PAGES, runs beyond "
+                        f"unseen: {'; '.join(cut_short[:3])}")
+
+
 def poll_check(now: float, started_at: float, last_success: float | None, stale_after: float) -> Check:
     """Polling is fresh when the last success (or, before the first, the start) is recent."""
     if last_success is None:
@@ -62,14 +81,19 @@ class Readiness:
     started_at: float = field(default_factory=time.time)
     last_poll_success: float | None = None
     slack_connected: Callable[[], Awaitable[bool]] | None = None
+    # What the last successful poll's scans could not cover (see `coverage_check`).
+    scans_cut_short: tuple[str, ...] = ()
+    # The store probe under way: one at a time, however often /readyz is asked.
+    _store_probe: asyncio.Future[str | None] | None = field(default=None, repr=False)
 
     async def checks(self, store: Store, *, now: float | None = None) -> dict[str, Check]:
         """Every check, by name."""
         return {
             "slack": await self._slack(),
-            "store": await _store(store),
+            "store": await self._store(store),
             "poll": poll_check(time.time() if now is None else now, self.started_at,
                                self.last_poll_success, self.stale_after),
+            "coverage": coverage_check(self.scans_cut_short),
         }
 
     async def _slack(self) -> Check:
@@ -80,9 +104,20 @@ class Readiness:
         return Check(False, "disconnected")
 
 
-async def _store(store: Store) -> Check:
-    try:
-        answered = await asyncio.wait_for(store.ping(), STORE_PING_TIMEOUT)
-    except TimeoutError:
-        return Check(False, f"no answer within {STORE_PING_TIMEOUT:.0f}s")
-    return Check(True, "answers") if answered else Check(False, "does not answer")
+    async def _store(self, store: Store) -> Check:
+        """The store writes and reads back a row in time (and on SQLite, its file is the one
+        opened and still a database): a store that only answers `SELECT 1` may be losing state.
+
+        A probe stuck in the database (SQLite waiting out its busy timeout in a thread, where
+        no cancellation reaches) is not waited for: `/readyz` answers after
+        STORE_PING_TIMEOUT, and the next request waits on that same probe rather than
+        starting another.
+        """
+        if self._store_probe is None or self._store_probe.done():
+            self._store_probe = asyncio.ensure_future(store.problem())
+        probe = self._store_probe
+        done, _ = await asyncio.wait({probe}, timeout=STORE_PING_TIMEOUT)
+        if not done:
+            return Check(False, f"no answer within {STORE_PING_TIMEOUT:g}s")
+        problem = probe.result()
+        return Check(True, "reads and writes") if problem is None else Check(False, problem)

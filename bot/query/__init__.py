@@ -26,10 +26,12 @@ from bot.query.errors import (
 from bot.query.language import (
     ANCHOR_KEY,
     COMMAND,
+    DEFAULT_AUDIT,
     DEFAULT_LIMIT,
     EXAMPLE_RUN,
     EXAMPLE_UUID,
     FILTER_KEYS,
+    MAX_AUDIT,
     MAX_LIMIT,
     MAX_OFFSET,
     MAX_TEXT,
@@ -48,13 +50,16 @@ from bot.query.language import (
     split_pair,
     subscription_words,
     uuid_value,
+    whole_number,
 )
+from bot.store.base import MAX_ID
 
 __all__ = [
-    "ANCHOR_KEY", "COMMAND", "DEFAULT_LIMIT", "EXAMPLE_RUN", "EXAMPLE_UUID", "FILTER_KEYS", "MAX_LIMIT",
-    "MAX_OFFSET", "MAX_TEXT", "PAGING_KEYS", "SUBCOMMANDS", "SUBSCRIPTION_KEYS", "USAGE", "Anchor",
-    "Command", "FilterKey", "Help", "ListRuns", "ListSubscriptions", "QueryError", "ShowRun", "Subscribe",
-    "Unsubscribe", "canonical_subcommand", "describe_filter", "parse", "subscription_words",
+    "ANCHOR_KEY", "COMMAND", "DEFAULT_AUDIT", "DEFAULT_LIMIT", "EXAMPLE_RUN", "EXAMPLE_UUID",
+    "FILTER_KEYS", "MAX_AUDIT", "MAX_LIMIT", "MAX_OFFSET", "MAX_TEXT", "PAGING_KEYS", "SUBCOMMANDS",
+    "SUBSCRIPTION_KEYS", "USAGE", "Anchor", "Audit", "Command", "FilterKey", "Help", "ListRuns",
+    "ListSubscriptions", "QueryError", "ShowRun", "Subscribe", "Unsubscribe",
+    "canonical_subcommand", "describe_filter", "parse", "subscription_words",
 ]
 
 
@@ -131,7 +136,14 @@ class Unsubscribe:
     subscription_id: int | None
 
 
-Command = Help | ListRuns | ShowRun | Subscribe | ListSubscriptions | Unsubscribe
+@dataclass(frozen=True)
+class Audit:
+    """`/cde audit [N]`: the last `limit` changes to subscriptions, mutes and acknowledgements."""
+
+    limit: int = DEFAULT_AUDIT
+
+
+Command = Help | ListRuns | ShowRun | Subscribe | ListSubscriptions | Unsubscribe | Audit
 
 
 @dataclass(frozen=True)
@@ -258,10 +270,32 @@ def _parse_unsubscribe(args: list[str]) -> Unsubscribe | QueryError:
     word = args[0].lstrip("#")
     if word.lower() == "all":
         return Unsubscribe(None)
-    if word.isascii() and word.isdigit() and len(word) <= 12:
-        return Unsubscribe(int(word))
+    if word.isascii() and word.isdigit():
+        number = whole_number(word)
+        if number <= MAX_ID:
+            return Unsubscribe(number)
+        return QueryError(f"`{shown(args[0])}` is not a subscription id: ids go from 1 to {MAX_ID} "
+                          f"(see `{COMMAND} subscriptions`).", usage)
     return QueryError(f"`{shown(args[0])}` is not a subscription id; ids are numbers shown by "
                       f"`{COMMAND} subscriptions`.", usage)
+
+
+def _parse_audit(args: list[str]) -> Audit | QueryError:
+    usage = USAGE["audit"]
+    if not args:
+        return Audit()
+    if len(args) > 1:
+        return QueryError(f"`{COMMAND} audit` takes one number, not {len(args)} words.", usage)
+    word = args[0]
+    if not (word.isascii() and word.isdigit()):
+        return QueryError(f"`{shown(word)}` is not a number of changes; give a whole number, "
+                          f"e.g. `{COMMAND} audit 50`.", usage)
+    # Long digit strings are out of range whatever they say; int() of them is not needed.
+    count = int(word) if len(word) <= 6 else MAX_AUDIT + 1
+    if not 1 <= count <= MAX_AUDIT:
+        return QueryError(f"`{shown(word)}` is out of range: `{COMMAND} audit` shows 1 to "
+                          f"{MAX_AUDIT} changes.", usage)
+    return Audit(count)
 
 
 # Each sub-command (and its other spellings) and how its arguments are read.
@@ -272,6 +306,7 @@ _PARSERS: dict[str, Callable[[list[str]], Command | QueryError]] = {
     "subscribe": _parse_subscribe,
     "subscriptions": _parse_subscriptions, "subs": _parse_subscriptions,
     "unsubscribe": _parse_unsubscribe,
+    "audit": _parse_audit,
 }
 
 

@@ -15,7 +15,9 @@ from bot.query.language import (
     SUBSCRIPTION_KEYS_BY_WORD,
     SUBSCRIPTION_ONLY,
     split_pair,
+    whole_number,
 )
+from bot.store.base import MAX_ID
 
 
 def unknown_subscription_key(key_word: str, word: str) -> str:
@@ -65,7 +67,7 @@ def subscription_only(name: str, word: str) -> str:
     """`runs project:650`: the API has no such filter, but notices can follow one."""
     value = split_pair(word)[2]
     example = {"project": "650", "account": "748"}[name]
-    if value.isascii() and value.isdigit() and len(value) <= 18:
+    if value.isascii() and value.isdigit() and value.strip("0") and whole_number(value) <= MAX_ID:
         example = value
     return (f"`{COMMAND} runs` cannot filter by {name}: the CDE API does not list runs by "
             f"{name}. Failure notices can follow one: `{COMMAND} subscribe {name}:{example}`.")

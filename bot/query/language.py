@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bot.cde.models import KNOWN_STATES, RunFilter
 from bot.notices.models import NoticeFilter
+from bot.store.base import MAX_ID
 
 COMMAND = "/cde"
 DEFAULT_LIMIT = 10
@@ -19,6 +20,9 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 20
 MAX_OFFSET = 1_000_000_000
 MAX_TEXT = 1000
+# `/cde audit [N]`: how many changes it shows by default, and at most.
+DEFAULT_AUDIT = 20
+MAX_AUDIT = 100
 # The hidden key of an anchored list (see `Anchor`); accepted, never advertised.
 ANCHOR_KEY = "as-of"
 EXAMPLE_UUID = "019e16f3-bfa8-7390-9e63-3354f9aa2939"
@@ -70,9 +74,19 @@ def uuid_value(name: str, value: str) -> str:
 
 
 def _site(name: str, value: str) -> int:
-    if not value.isascii() or not value.isdigit() or int(value) <= 0 or len(value) > 18:
+    if not value.isascii() or not value.isdigit() or not value.strip("0"):
         raise BadValue(f"{name} must be a {name} id, a positive whole number, e.g. `{name}:1001`")
-    return int(value)
+    number = whole_number(value)
+    if number > MAX_ID:
+        raise BadValue(f"{name} ids go from 1 to {MAX_ID}, e.g. `{name}:1001`")
+    return number
+
+
+def whole_number(digits: str) -> int:
+    """ASCII digits as a number, or MAX_ID + 1 when it has more digits than any id (so that
+    a pasted thousand-digit number costs nothing to refuse)."""
+    significant = digits.lstrip("0")
+    return int(digits) if len(significant) <= len(str(MAX_ID)) else MAX_ID + 1
 
 
 def _version(name: str, value: str) -> str:
@@ -145,6 +159,7 @@ USAGE = {
     "[process:<uuid>] [project:650] [account:748]`, or `subscribe all`",
     "subscriptions": f"`{COMMAND} subscriptions`",
     "unsubscribe": f"`{COMMAND} unsubscribe <id>` or `{COMMAND} unsubscribe all`",
+    "audit": f"`{COMMAND} audit [N]`: the last N changes (1 to {MAX_AUDIT}, default {DEFAULT_AUDIT})",
     "help": f"`{COMMAND} help`",
 }
 SUBCOMMANDS = tuple(USAGE)

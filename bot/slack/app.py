@@ -23,7 +23,9 @@ from bot.config import Settings
 from bot.logs import current_reference, new_reference, request_id
 from bot.lookups import listeners as lookup_listeners
 from bot.notices import listeners as notice_listeners
+from bot.redact import for_settings
 from bot.services import Services
+from bot.slack import enabled
 from bot.slack.gate import BoltLogRedaction
 from bot.slack.message import internal_error
 from bot.slack.respond import (
@@ -33,7 +35,9 @@ from bot.slack.respond import (
     mark_received,
     redact_answers,
     reply,
+    store_failed,
 )
+from bot.store.base import StoreError
 
 __all__ = ["build_app", "register"]
 
@@ -59,7 +63,7 @@ def build_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
         raise_error_for_unhandled_request=False,
     )
     app.middleware(tag_request)
-    app.middleware(redact_answers)
+    app.middleware(redact_answers(for_settings(settings)))
     app.error(on_error)
     return app
 
@@ -90,6 +94,8 @@ def register(app: AsyncApp, services: Services) -> None:
         await next()
 
     app.middleware(provide_services)
+    # First: outside the allowed channels nothing else may answer.
+    enabled.register(app)
     lookup_listeners.register(app)
     notice_listeners.register(app)
 
@@ -107,11 +113,15 @@ async def tag_request(body: dict[str, Any], next: Callable[[], Awaitable[None]])
 
 async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond | None,
                    context: AsyncBoltContext) -> None:
-    """The one error handler: the traceback in the log, a short answer with its reference."""
+    """The one error handler: the traceback in the log, a short answer with its reference;
+    a store failure is answered as what it is (see `store_failed`)."""
+    command = command_name(str(body.get("text", ""))) if "command" in body else "button"
+    if isinstance(error, StoreError):
+        await store_failed(error, respond, context.get("services"), command)
+        return
     reference = current_reference()
     log.error("Unhandled error [ref %s] in %s", reference, _kind(body), exc_info=error)
-    answered(context.get("services"), command_name(str(body.get("text", ""))) if "command" in body
-             else "button", "internal_error")
+    answered(context.get("services"), command, "internal_error")
     if respond is not None and respond.response_url:
         await reply(respond, internal_error(reference), replace_original=False)
 

@@ -105,6 +105,24 @@ def redactor_of(client: AsyncWebClient) -> Redactor:
     return client.redactor if isinstance(client, RedactingWebClient) else Redactor(())
 
 
+def redacting(client: AsyncWebClient, redactor: Redactor) -> RedactingWebClient:
+    """`client` as a `RedactingWebClient`: the same token, URL, session, retries and team.
+
+    Bolt gives each request a new, plain `AsyncWebClient` (`context.client`, behind `say()`
+    too), built from the app's client but not of its class: without this, whatever a
+    listener sent through it would go out unredacted.
+    """
+    if isinstance(client, RedactingWebClient) and client.redactor is redactor:
+        return client
+    return RedactingWebClient(
+        redactor, token=client.token, base_url=client.base_url, timeout=client.timeout,
+        ssl=client.ssl, proxy=client.proxy, session=client.session,
+        trust_env_in_session=client.trust_env_in_session, headers=client.headers,
+        team_id=client.default_params.get("team_id"), logger=client.logger,
+        retry_handlers=list(client.retry_handlers) if client.retry_handlers is not None else None,
+    )
+
+
 class CountingRateLimitHandler(AsyncRateLimitErrorRetryHandler):
     """slack_sdk's 429 handling (wait for Retry-After, try again), telling `on_rate_limited`
     about every 429 first, including the last one that is not retried.

@@ -91,3 +91,18 @@ def internal_error(reference: str) -> Message:
     text = (":boom: Something went wrong in cde-bot; the error is logged. "
             f"Reference: {code(reference)}.")
     return message(plain(text), [section(text)], escaped=True, error=True)
+
+
+def store_unavailable(reference: str) -> Message:
+    """What the person is told when the bot's database failed them: nothing was done, when
+    to try again, and where an admin looks (the store check of `/readyz`)."""
+    text = (":warning: The bot's database is not answering, so nothing was done; try again in "
+            f"a minute. Admins: see `/readyz`. Reference: {code(reference)}.")
+    return message(plain(text), [section(text)], escaped=True, error=True)
+
+
+def number_out_of_range(largest: int, reference: str) -> Message:
+    """A number in the request is beyond what the store keeps (caught by the store itself)."""
+    text = (f":warning: A number in this request is larger than any id the bot keeps (at most "
+            f"{largest}), so nothing was done. Reference: {code(reference)}.")
+    return message(plain(text), [section(text)], escaped=True, error=True)

@@ -14,16 +14,18 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncBoltContext, AsyncRespond
+from slack_bolt.async_app import AsyncBoltContext, AsyncRespond, AsyncSay
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookResponse
 from typing_extensions import override
 
+from bot.logs import current_reference
 from bot.query import canonical_subcommand
 from bot.redact import Redactor
-from bot.slack.client import redactor_of
-from bot.slack.message import Message
+from bot.slack.client import redacting
+from bot.slack.message import Message, number_out_of_range, store_unavailable
+from bot.store.base import MAX_ID, IdOutOfRangeError, StoreError
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -65,13 +67,28 @@ def _plain(items: Sequence[dict[Any, Any] | Block | Attachment] | None) -> list[
     return [item if isinstance(item, dict) else item.to_dict() for item in items]
 
 
-async def redact_answers(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
-    """Middleware: the request's `respond` redacts what it sends, with the client's redactor."""
-    if context.response_url is not None:
-        client = context.client
-        context["respond"] = RedactingRespond(redactor_of(client), response_url=context.response_url,
-                                              proxy=client.proxy, ssl=client.ssl)
-    await next()
+def redact_answers(redactor: Redactor) -> Callable[[AsyncBoltContext, Callable[[], Awaitable[None]]],
+                                                   Awaitable[None]]:
+    """Middleware: the request's `client` (and `say()`, built on it) and `respond` redact
+    what they send with `redactor`, the app's own (`bot.redact.for_settings`).
+
+    Not the redactor of `context.client`: that is a plain client Bolt makes per request,
+    which redacts nothing (see `bot.slack.client.redacting`).
+    """
+
+    async def redact(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
+        client = redacting(context.client, redactor)
+        context["client"] = client
+        # `say()` may be made already, on the plain client: it sends through ours instead.
+        say = context.get("say")
+        if isinstance(say, AsyncSay):
+            say.client = client
+        if context.response_url is not None:
+            context["respond"] = RedactingRespond(redactor, response_url=context.response_url,
+                                                  proxy=client.proxy, ssl=client.ssl)
+        await next()
+
+    return redact
 
 
 
@@ -105,6 +122,22 @@ async def reply(respond: AsyncRespond, answer: Message, *, response_type: str = 
                               replace_original=replace_original)
         if retry.status_code != 200:
             log.error("Slack refused the plain-text answer too (HTTP %d)", retry.status_code)
+
+
+async def store_failed(error: StoreError, respond: AsyncRespond | None, services: Services | None,
+                       command: str) -> None:
+    """Tell the person that the bot's database failed them, and log why: a database that is
+    locked, gone or broken is an outage, not a bug, so its reason is logged without a
+    traceback, and the answer says to try again (and where admins look) instead of "something
+    went wrong".
+    """
+    reference = current_reference()
+    out_of_range = isinstance(error, IdOutOfRangeError)
+    log.error("The store failed [ref %s] answering %s: %s", reference, command, error)
+    answered(services, command, "user_error" if out_of_range else "store_error")
+    if respond is not None and respond.response_url:
+        answer = number_out_of_range(MAX_ID, reference) if out_of_range else store_unavailable(reference)
+        await reply(respond, answer, replace_original=False)
 
 
 def command_name(text: str) -> str:

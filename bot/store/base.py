@@ -10,7 +10,8 @@ import abc
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
-from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
+from bot.cde.models import MAX_ID as CDE_MAX_ID
+from bot.notices.models import AuditEntry, Incident, Mute, NoticeFilter, Subscription
 from bot.notices.posts import OutboxEntry
 
 
@@ -20,6 +21,31 @@ class StoreError(Exception):
 
 class SchemaTooNewError(StoreError):
     """The database was written by a newer cde-bot than this one."""
+
+
+# Every id the store keeps (site ids, subscription and incident ids) is a signed 64-bit
+# integer, the widest both SQLite and PostgreSQL store; anything larger is refused (the CDE
+# client already refuses larger ids in what the API sends).
+MAX_ID = CDE_MAX_ID
+
+
+class IdOutOfRangeError(StoreError):
+    """A number too large (or too small) for the store's 64-bit id columns."""
+
+
+def fits_id(value: int) -> bool:
+    """Whether `value` fits the store's signed 64-bit id columns."""
+    return -MAX_ID - 1 <= value <= MAX_ID
+
+
+def check_id(name: str, value: int | None) -> None:
+    """Refuse, before any SQL, a `name` the store's 64-bit columns cannot hold."""
+    if value is not None and not fits_id(value):
+        shown = str(value)
+        if len(shown) > 40:  # a number from outside may have thousands of digits
+            shown = f"{shown[:20]}…({len(shown)} digits)"
+        raise IdOutOfRangeError(
+            f"{name} {shown} is out of range: the store keeps ids from {-MAX_ID - 1} to {MAX_ID}")
 
 
 class Store(abc.ABC):
@@ -34,27 +60,39 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ping(self) -> bool:
-        """True when the database answers (for readiness checks)."""
+        """True when the database reads and writes (see `problem`)."""
+
+    @abc.abstractmethod
+    async def problem(self) -> str | None:
+        """Why the store cannot keep the bot's state right now (for readiness checks), or
+        None when a write and a read in the store succeed.
+        """
 
     # -- subscriptions -----------------------------------------------------------------
 
     @abc.abstractmethod
     async def add_subscription(
-        self, channel_id: str, notice_filter: NoticeFilter, created_by: str, now: datetime
+        self, channel_id: str, notice_filter: NoticeFilter, created_by: str, now: datetime, *,
+        audit: Callable[[Subscription], AuditEntry] | None = None,
     ) -> Subscription | None:
-        """The new subscription, or None when the channel already has this same filter."""
+        """The new subscription, or None when the channel already has this same filter.
+        `audit` gives the entry recording it, stored in the same transaction."""
 
     @abc.abstractmethod
     async def subscriptions(self, channel_id: str | None = None) -> list[Subscription]:
         """A channel's subscriptions (every channel's when None), oldest first."""
 
     @abc.abstractmethod
-    async def remove_subscription(self, channel_id: str, subscription_id: int) -> bool:
-        """False when the channel has no subscription with that id."""
+    async def remove_subscription(self, channel_id: str, subscription_id: int, *,
+                                  audit: AuditEntry | None = None) -> bool:
+        """False when the channel has no subscription with that id; `audit` is stored with
+        the removal (only when there was one)."""
 
     @abc.abstractmethod
-    async def remove_all_subscriptions(self, channel_id: str) -> int:
-        """How many were removed."""
+    async def remove_all_subscriptions(self, channel_id: str, *,
+                                       audit: Callable[[int], AuditEntry] | None = None) -> int:
+        """How many were removed; `audit` gives the entry for that many, stored with the
+        removal (only when there were any)."""
 
     # -- announced runs ----------------------------------------------------------------
 
@@ -125,11 +163,19 @@ class Store(abc.ABC):
         only when the incident is there).
         """
 
+    @abc.abstractmethod
+    async def acknowledge_incident(self, incident_id: int, user: str, at: datetime, *,
+                                   audit: AuditEntry | None = None) -> Incident | None:
+        """Mark the incident taken by `user` at `at` unless someone has taken it already,
+        atomically, with `audit` when it was marked; the incident as stored afterwards
+        (None when it is gone).
+        """
+
     # -- mutes ---------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def set_mute(self, mute: Mute) -> None:
-        """Create or replace the mute for (channel, site, connector)."""
+    async def set_mute(self, mute: Mute, *, audit: AuditEntry | None = None) -> None:
+        """Create or replace the mute for (channel, site, connector), with `audit`."""
 
     @abc.abstractmethod
     async def active_mutes(self, now: datetime) -> list[Mute]:
@@ -141,9 +187,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def delete_mute(self, channel_id: str, site_id: int | None, connector_id: str | None,
-                          *, outbox: Sequence[OutboxEntry] = ()) -> None:
-        """Forget a mute, recording the `outbox` entries that tell its end in the same
-        transaction.
+                          *, outbox: Sequence[OutboxEntry] = (), audit: AuditEntry | None = None) -> None:
+        """Forget a mute, recording the `outbox` entries that tell its end and `audit` in
+        the same transaction.
         """
 
     @abc.abstractmethod
@@ -189,6 +235,16 @@ class Store(abc.ABC):
     async def defer_post(self, entry_id: int, error: str, retry_at: datetime, *,
                          fate_unknown: bool) -> None:
         """Try again from `retry_at`; `fate_unknown` when Slack may have taken it."""
+
+    # -- the audit trail ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def record_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Store an entry of its own (one transaction); it, with its id."""
+
+    @abc.abstractmethod
+    async def audit_log(self, limit: int, channel_id: str | None = None) -> list[AuditEntry]:
+        """The newest `limit` entries of a channel (of every channel when None), newest first."""
 
     # -- poller state --------------------------------------------------------------------
 

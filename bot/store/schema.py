@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -36,6 +37,10 @@ from sqlalchemy import (
 from bot.store.base import SchemaTooNewError, StoreError
 
 logger = logging.getLogger(__name__)
+
+# Ids are 64-bit (see `base.MAX_ID`). A primary key stays INTEGER on SQLite, where only
+# `INTEGER PRIMARY KEY` is the rowid that AUTOINCREMENT needs (and it is 64-bit there).
+Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -82,7 +87,7 @@ schema_version_table = Table(
 subscriptions_table = Table(
     "subscriptions",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Id, primary_key=True, autoincrement=True),
     Column("channel_id", String(255), nullable=False),
     Column("filter", JSON, nullable=False),
     Column("filter_key", String(1024), nullable=False),
@@ -108,9 +113,9 @@ announced_table = Table(
 incidents_table = Table(
     "incidents",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Id, primary_key=True, autoincrement=True),
     Column("channel_id", String(255), nullable=False),
-    Column("site_id", Integer, nullable=True),
+    Column("site_id", BigInteger, nullable=True),
     Column("connector_id", String(255), nullable=True),
     Column("message_ts", String(64), nullable=False),
     Column("run", JSON, nullable=False),
@@ -133,9 +138,9 @@ mutes_table = Table(
     "mutes",
     metadata,
     Column("channel_id", String(255), nullable=False),
-    Column("site_key", Integer, nullable=False),
+    Column("site_key", BigInteger, nullable=False),
     Column("connector_key", String(255), nullable=False),
-    Column("site_id", Integer, nullable=True),
+    Column("site_id", BigInteger, nullable=True),
     Column("connector_id", String(255), nullable=True),
     Column("until", UtcDateTime, nullable=False),
     Column("muted_by", String(255), nullable=False),
@@ -184,6 +189,22 @@ outbox_table = Table(
 )
 
 
+audit_table = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("channel_id", String(255), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("details", JSON, nullable=False),
+    # `/cde subscriptions` and `/cde audit` read a channel's newest entries.
+    Index(None, "channel_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+
 def _add_subscriptions_seen_until(conn: Connection) -> None:
     column_type = UtcDateTime().compile(dialect=conn.dialect)
     conn.execute(text(f"ALTER TABLE subscriptions ADD COLUMN seen_until {column_type}"))
@@ -194,6 +215,35 @@ def _add_outbox(conn: Connection) -> None:
     outbox_table.create(conn)
 
 
+# The columns that hold ids from outside (site ids) or ids users send back (subscription
+# and incident ids, in commands and on buttons): 32-bit on PostgreSQL until this migration.
+_WIDENED = (
+    ("subscriptions", "id"), ("incidents", "id"), ("incidents", "site_id"),
+    ("mutes", "site_key"), ("mutes", "site_id"),
+)
+
+
+def _widen_ids_to_64_bits(conn: Connection) -> None:
+    """Ids become 64-bit. SQLite's INTEGER is 64-bit already, so only PostgreSQL changes:
+    its INTEGER is 32-bit, and so are the sequences behind SERIAL keys.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for table, column in _WIDENED:
+        conn.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE BIGINT"))
+    for table in ("subscriptions", "incidents"):
+        sequence = conn.execute(
+            text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table}).scalar_one()
+        if sequence is not None:
+            conn.execute(text(f"ALTER SEQUENCE {sequence} AS BIGINT"))
+
+
+def _add_audit_log(conn: Connection) -> None:
+    """Every change to subscriptions, mutes and acknowledgements is recorded (who, when,
+    what, where). `checkfirst`: a database first made by `create_all` may have it already."""
+    audit_table.create(conn, checkfirst=True)
+
+
 # Schema changes, oldest first: MIGRATIONS[i] takes a database at version i + 1 to version
 # i + 2 (within the transaction `open()` runs it in). Append new ones; never reorder or
 # remove one that has shipped. Write them with portable SQLAlchemy constructs (or branch on
@@ -201,6 +251,8 @@ def _add_outbox(conn: Connection) -> None:
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _add_subscriptions_seen_until,
     _add_outbox,
+    _widen_ids_to_64_bits,
+    _add_audit_log,
 ]
 
 

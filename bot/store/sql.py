@@ -26,13 +26,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.notices.models import Incident, Mute, NoticeFilter, Subscription
+from bot.notices.models import AuditEntry, Incident, Mute, NoticeFilter, Subscription
 from bot.notices.posts import OutboxEntry
 from bot.store import sql_outbox, urls
-from bot.store.base import Store, StoreError
+from bot.store.base import Store, StoreError, check_id, fits_id
 from bot.store.database import Database
 from bot.store.schema import (
     announced_table,
+    audit_table,
     first_seen_table,
     incidents_table,
     mutes_table,
@@ -62,6 +63,7 @@ def _filter_key(notice_filter: NoticeFilter) -> str:
 
 
 def _mute_key(site_id: int | None, connector_id: str | None) -> tuple[int, str]:
+    check_id("site id", site_id)
     return (
         _NO_SITE if site_id is None else site_id,
         _NO_CONNECTOR if connector_id is None else connector_id,
@@ -71,6 +73,21 @@ def _mute_key(site_id: int | None, connector_id: str | None) -> tuple[int, str]:
 def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+async def _doomed(conn: AsyncConnection, run_id: ColumnElement[str], older: ColumnElement[bool],
+                  keep: Iterable[str]) -> list[Sequence[str]]:
+    """The run ids of the rows matching `older`, but those in `keep`, in IN_CHUNK batches.
+
+    The runs to keep are all those the API still lists, tens of thousands on a busy
+    installation: as `NOT IN` lists they would exceed the parameters one statement may bind
+    (32 767 on PostgreSQL and SQLite alike). So the old ids are read (a query with one
+    parameter), the kept ones left out here, and the rest deleted a bounded batch at a time.
+    """
+    kept = set(keep)
+    old = (await conn.execute(select(run_id).where(older).distinct())).scalars()
+    doomed = [found for found in old if found not in kept]
+    return list(_chunks(doomed))
 
 
 def _as_time(value: str | None) -> datetime | None:
@@ -92,6 +109,14 @@ def _new_id(result: CursorResult[Any]) -> int:
     if key is None or key[0] is None:
         raise StoreError("the database driver did not return the id of the row just inserted")
     return int(key[0])
+
+
+async def _record(conn: AsyncConnection, entry: AuditEntry) -> AuditEntry:
+    """Insert an audit entry within the caller's transaction; it, with its id."""
+    result = await conn.execute(insert(audit_table).values(
+        at=entry.at, user_id=entry.user_id, channel_id=entry.channel_id, action=entry.action,
+        target=entry.target[:255], details=entry.details))
+    return dataclasses.replace(entry, id=_new_id(result))
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -124,18 +149,24 @@ class SqlStore(Store):
         await self._db.close()
 
     async def ping(self) -> bool:
-        """True when the database answers `SELECT 1`; errors are logged, not raised."""
+        """True when the database reads and writes; errors are logged, not raised."""
         return await self._db.ping()
+
+    async def problem(self) -> str | None:
+        """Why the store cannot keep the bot's state now (the file deleted, replaced or
+        overwritten, a write or read failing), or None."""
+        return await self._db.problem()
 
     # -- subscriptions ------------------------------------------------------------------------
 
     async def add_subscription(
-        self, channel_id: str, notice_filter: NoticeFilter, created_by: str, now: datetime
+        self, channel_id: str, notice_filter: NoticeFilter, created_by: str, now: datetime, *,
+        audit: Callable[[Subscription], AuditEntry] | None = None,
     ) -> Subscription | None:
         """The new subscription, or None when the channel already has this same filter.
 
-        It records what the bot had seen of failed runs by then, in the same transaction,
-        so that no scan can fall between the two.
+        It records what the bot had seen of failed runs by then, and `audit`'s entry, in the
+        same transaction, so that no scan can fall between the two.
         """
         try:
             async with self._transaction(write=True) as conn:
@@ -151,13 +182,15 @@ class SqlStore(Store):
                         seen_until=seen_until,
                     )
                 )
-                new_id = _new_id(result)
+                subscription = Subscription(
+                    id=_new_id(result), channel_id=channel_id, notice_filter=notice_filter,
+                    created_by=created_by, created_at=now.astimezone(UTC), seen_until=seen_until,
+                )
+                if audit is not None:
+                    await _record(conn, audit(subscription))
         except IntegrityError:
             return None
-        return Subscription(
-            id=new_id, channel_id=channel_id, notice_filter=notice_filter,
-            created_by=created_by, created_at=now.astimezone(UTC), seen_until=seen_until,
-        )
+        return subscription
 
     async def subscriptions(self, channel_id: str | None = None) -> list[Subscription]:
         """A channel's subscriptions (every channel's when None), oldest first."""
@@ -177,20 +210,29 @@ class SqlStore(Store):
             for row in rows
         ]
 
-    async def remove_subscription(self, channel_id: str, subscription_id: int) -> bool:
-        """False when the channel has no subscription with that id."""
+    async def remove_subscription(self, channel_id: str, subscription_id: int, *,
+                                  audit: AuditEntry | None = None) -> bool:
+        """False when the channel has no subscription with that id; `audit` is stored with
+        the removal."""
+        if not fits_id(subscription_id):
+            return False  # no row can have it
         t = subscriptions_table
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
                 delete(t).where(t.c.channel_id == channel_id, t.c.id == subscription_id)
             )
+            if result.rowcount > 0 and audit is not None:
+                await _record(conn, audit)
         return result.rowcount > 0
 
-    async def remove_all_subscriptions(self, channel_id: str) -> int:
-        """How many were removed."""
+    async def remove_all_subscriptions(self, channel_id: str, *,
+                                       audit: Callable[[int], AuditEntry] | None = None) -> int:
+        """How many were removed; `audit`'s entry for them is stored with the removal."""
         t = subscriptions_table
         async with self._transaction(write=True) as conn:
             result = await conn.execute(delete(t).where(t.c.channel_id == channel_id))
+            if result.rowcount > 0 and audit is not None:
+                await _record(conn, audit(result.rowcount))
         return result.rowcount
 
     # -- announced runs -----------------------------------------------------------------------
@@ -241,13 +283,13 @@ class SqlStore(Store):
     async def prune_announced(self, before: datetime, keep: Iterable[str] = ()) -> int:
         """Forget records older than `before`, except those of the runs in `keep`."""
         t = announced_table
-        kept = list(dict.fromkeys(keep))
+        dropped = 0
         async with self._transaction(write=True) as conn:
-            query = delete(t).where(t.c.announced_at < before)
-            for chunk in _chunks(kept):
-                query = query.where(t.c.run_id.not_in(chunk))
-            result = await conn.execute(query)
-        return result.rowcount
+            for chunk in await _doomed(conn, t.c.run_id, t.c.announced_at < before, keep):
+                result = await conn.execute(
+                    delete(t).where(t.c.announced_at < before, t.c.run_id.in_(chunk)))
+                dropped += result.rowcount
+        return dropped
 
     async def first_seen(self, run_ids: Iterable[str], now: datetime) -> dict[str, datetime]:
         """When each run was first seen, recording `now` for the ones never seen before, and
@@ -281,12 +323,10 @@ class SqlStore(Store):
         """Drop what is older than `before`: first sightings (but those of `keep`), resolved
         incidents and ended mutes.
         """
-        kept = list(dict.fromkeys(keep))
+        t = first_seen_table
         async with self._transaction(write=True) as conn:
-            query = delete(first_seen_table).where(first_seen_table.c.seen_at < before)
-            for chunk in _chunks(kept):
-                query = query.where(first_seen_table.c.run_id.not_in(chunk))
-            await conn.execute(query)
+            for chunk in await _doomed(conn, t.c.run_id, t.c.seen_at < before, keep):
+                await conn.execute(delete(t).where(t.c.seen_at < before, t.c.run_id.in_(chunk)))
             await conn.execute(delete(incidents_table).where(incidents_table.c.resolved_at < before))
             await conn.execute(delete(mutes_table).where(mutes_table.c.until < before))
             await conn.execute(delete(outbox_table).where(sql_outbox.settled_before(before)))
@@ -313,6 +353,8 @@ class SqlStore(Store):
 
     async def incident(self, incident_id: int) -> Incident | None:
         """The incident with this id, or None."""
+        if not fits_id(incident_id):
+            return None  # no row can have it
         found = await self._incidents(incidents_table.c.id == incident_id)
         return found[0] if found else None
 
@@ -337,6 +379,9 @@ class SqlStore(Store):
                              at: datetime | None = None,
                              outbox: Sequence[OutboxEntry] = ()) -> list[Incident]:
         """`save_incident` for several incidents at once, all in one transaction."""
+        for incident in incidents:
+            check_id("incident id", incident.id)
+            check_id("site id", incident.site_id)
         t = incidents_table
         pairs = list(announce)
         saved = []
@@ -364,32 +409,61 @@ class SqlStore(Store):
         """Apply `change` to the incident as it is stored now, in one transaction that holds
         the row, so that a click and a poll never overwrite each other's update.
         """
-        t = incidents_table
         pairs = list(announce)
+
+        async def record(conn: AsyncConnection, _: Incident, changed: Incident) -> None:
+            if pairs:
+                await self._announce(conn, pairs, at or changed.last_failed_at)
+            await sql_outbox.enqueue(conn, outbox, at or _now())
+
+        return await self._update(incident_id, change, record)
+
+    async def acknowledge_incident(self, incident_id: int, user: str, at: datetime, *,
+                                   audit: AuditEntry | None = None) -> Incident | None:
+        """Taken by `user` unless taken already, with `audit` when it was (one transaction)."""
+        def take(current: Incident) -> Incident:
+            return current if current.acknowledged_by else dataclasses.replace(
+                current, acknowledged_by=user, acknowledged_at=at)
+
+        async def record(conn: AsyncConnection, before: Incident, after: Incident) -> None:
+            if audit is not None and after != before:
+                await _record(conn, audit)
+
+        return await self._update(incident_id, take, record)
+
+    async def _update(self, incident_id: int, change: Callable[[Incident], Incident],
+                      record: Callable[[AsyncConnection, Incident, Incident], Awaitable[None]],
+                      ) -> Incident | None:
+        """Apply `change` to the incident as stored now, then `record` (given the incident
+        before and after) in the same transaction, which holds the row."""
+        if not fits_id(incident_id):
+            return None  # no row can have it
+        t = incidents_table
         async with self._transaction(write=True) as conn:
             row = (await conn.execute(
                 select(t).where(t.c.id == incident_id).with_for_update()
             )).mappings().first()
             if row is None:
                 return None
-            changed = change(self._incident(row))
+            current = self._incident(row)
+            changed = change(current)
             values = {name: getattr(changed, name) for name in _INCIDENT_FIELDS}
             await conn.execute(update(t).where(t.c.id == incident_id).values(**values))
-            if pairs:
-                await self._announce(conn, pairs, at or changed.last_failed_at)
-            await sql_outbox.enqueue(conn, outbox, at or _now())
+            await record(conn, current, changed)
         return changed
 
     # -- mutes ---------------------------------------------------------------------------------
 
-    async def set_mute(self, mute: Mute) -> None:
-        """Create or replace the mute for (channel, site, connector), counter included."""
+    async def set_mute(self, mute: Mute, *, audit: AuditEntry | None = None) -> None:
+        """Create or replace the mute for (channel, site, connector), counter included, and
+        store `audit` in the same transaction."""
         site_key, connector_key = _mute_key(mute.site_id, mute.connector_id)
         await self._upsert(
             mutes_table,
             {"channel_id": mute.channel_id, "site_key": site_key, "connector_key": connector_key},
             {"site_id": mute.site_id, "connector_id": mute.connector_id, "until": mute.until,
              "muted_by": mute.muted_by, "suppressed": mute.suppressed},
+            audit=audit,
         )
 
     async def active_mutes(self, now: datetime) -> list[Mute]:
@@ -421,13 +495,15 @@ class SqlStore(Store):
         ]
 
     async def delete_mute(self, channel_id: str, site_id: int | None, connector_id: str | None,
-                          *, outbox: Sequence[OutboxEntry] = ()) -> None:
+                          *, outbox: Sequence[OutboxEntry] = (), audit: AuditEntry | None = None) -> None:
         t = mutes_table
         site_key, connector_key = _mute_key(site_id, connector_id)
         async with self._transaction(write=True) as conn:
             await conn.execute(delete(t).where(t.c.channel_id == channel_id, t.c.site_key == site_key,
                                                t.c.connector_key == connector_key))
             await sql_outbox.enqueue(conn, outbox, _now())
+            if audit is not None:
+                await _record(conn, audit)
 
     async def count_suppressed(self, channel_id: str, site_id: int | None,
                                connector_id: str | None) -> None:
@@ -480,6 +556,28 @@ class SqlStore(Store):
         async with self._transaction(write=True) as conn:
             await sql_outbox.defer(conn, entry_id, error, retry_at, fate_unknown=fate_unknown)
 
+    # -- the audit trail ---------------------------------------------------------------------
+
+    async def record_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Store an entry of its own; it, with its id."""
+        async with self._transaction(write=True) as conn:
+            return await _record(conn, entry)
+
+    async def audit_log(self, limit: int, channel_id: str | None = None) -> list[AuditEntry]:
+        """The newest `limit` entries of a channel (of every channel when None), newest first."""
+        t = audit_table
+        query = select(t).order_by(t.c.id.desc()).limit(max(0, limit))
+        if channel_id is not None:
+            query = query.where(t.c.channel_id == channel_id)
+        async with self._transaction(write=False) as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            AuditEntry(at=row["at"], user_id=row["user_id"], channel_id=row["channel_id"],
+                       action=row["action"], target=row["target"],
+                       details=dict(row["details"] or {}), id=row["id"])
+            for row in rows
+        ]
+
     # -- poller state --------------------------------------------------------------------------
 
     async def get_state(self, key: str) -> str | None:
@@ -499,13 +597,16 @@ class SqlStore(Store):
 
     # -- portable upsert ---------------------------------------------------------------------
 
-    async def _upsert(self, table: Table, key: dict[str, Any], values: dict[str, Any]) -> None:
-        """Update the row with this key, or insert it; one transaction."""
+    async def _upsert(self, table: Table, key: dict[str, Any], values: dict[str, Any], *,
+                      audit: AuditEntry | None = None) -> None:
+        """Update the row with this key, or insert it, and store `audit`; one transaction."""
         async def attempt() -> None:
             async with self._transaction(write=True) as conn:
                 where = [table.c[name] == value for name, value in key.items()]
                 result = await conn.execute(update(table).where(*where).values(**values))
                 if result.rowcount == 0:
                     await conn.execute(insert(table).values(**key, **values))
+                if audit is not None:
+                    await _record(conn, audit)
 
         await self._retry_on_conflict(attempt)

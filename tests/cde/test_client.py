@@ -202,8 +202,7 @@ async def test_non_json_body_is_a_protocol_error(client: CdeClient, httpx_mock: 
     [
         {"message": "ok"},
         {"data": "nope"},
-        {"data": [{"state": "failed"}]},
-        {"data": [{"id": RUN_ID, "site-id": "not a number"}]},
+        {"data": {"id": RUN_ID}},
         [],
     ],
 )

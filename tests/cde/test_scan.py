@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.cde.models import PageInfo, Run, RunFilter, RunPage
+from bot.cde.paging import PageSizing
 from bot.cde.scan import SCAN_PAGE_SIZE, OrderCheck, runs_since
 from bot.demo.runs import make_run
 
@@ -25,12 +26,24 @@ def hours_ago(*hours: float) -> list[Run]:
 
 
 class FakeClient:
-    """Stands in for CdeClient.iter_pages: yields the given pages, counting each one asked for."""
+    """Stands in for CdeClient: `iter_pages` yields the given pages, `list_runs` reads the
+    listing they make at any offset; each page asked for is counted.
+    """
 
     def __init__(self, pages: list[list[Run]]) -> None:
         self.pages = pages
         self.requested = 0
         self.calls: list[tuple[RunFilter | None, int]] = []
+        self.offsets: list[int] = []
+        self.page_sizing = PageSizing()
+
+    async def list_runs(self, run_filter: RunFilter | None = None, *, offset: int = 0,
+                        limit: int = 10) -> RunPage:
+        self.requested += 1
+        self.offsets.append(offset)
+        listing = [r for p in self.pages for r in p]
+        return RunPage(runs=tuple(listing[offset: offset + limit]),
+                       info=PageInfo(offset=offset, limit=limit, total=len(listing)))
 
     async def iter_pages(self, run_filter: RunFilter | None = None, *,
                          page_size: int = 100) -> AsyncIterator[RunPage]:
@@ -112,13 +125,33 @@ async def test_everything_newer_than_since_reads_to_the_end() -> None:
     assert result.runs == runs
 
 
-async def test_unordered_listing_reads_to_the_end() -> None:
+async def test_an_oldest_first_listing_is_read_from_its_tail() -> None:
     oldest_first = hours_ago(*range(29, -1, -1))
     client = FakeClient(paged(oldest_first, 10))
-    result = await runs_since(client, RunFilter(), NOW - 4.5 * HOUR)
-    assert client.requested == 3 and result.requests == 3
+    result = await runs_since(client, RunFilter(), NOW - 4.5 * HOUR, page_size=10)
+    # The first page, then the last: it reaches back past `since`.
+    assert (client.requested, result.requests, client.offsets) == (2, 2, [20])
     assert result.complete
     assert result.runs == oldest_first[-5:]
+
+
+async def test_an_oldest_first_listing_of_thousands_of_old_runs_costs_few_pages() -> None:
+    old = [run(NOW - timedelta(days=30, minutes=i)) for i in range(6000, 0, -1)]
+    new = run(NOW - timedelta(minutes=1))
+    client = FakeClient(paged([*old, new], 100))
+    result = await runs_since(client, RunFilter(), NOW - 24 * HOUR)
+    assert result.runs == [new] and result.complete
+    assert result.requests == 2
+
+
+async def test_an_oldest_first_tail_that_breaks_order_is_read_in_full() -> None:
+    # Oldest first on the first page; the last page is not: the middle is read too.
+    listing = [*hours_ago(*range(30, 20, -1)), *hours_ago(0, 1, 2, 3, 4, 15, 16, 17, 18, 19),
+               *hours_ago(10, 11, 12, 13, 14, 9, 8, 7, 6, 5)]
+    client = FakeClient(paged(listing, 10))
+    result = await runs_since(client, RunFilter(), NOW - 4.5 * HOUR, page_size=10)
+    assert result.complete and client.offsets == [20, 10]
+    assert sorted(NOW - r.created_at for r in result.runs) == [timedelta(hours=h) for h in range(5)]
 
 
 async def test_order_broken_on_a_later_page_reads_to_the_end() -> None:
@@ -133,7 +166,7 @@ async def test_order_broken_on_a_later_page_reads_to_the_end() -> None:
 
 async def test_max_pages_cut_reports_incomplete() -> None:
     client = FakeClient(paged(hours_ago(*range(49, -1, -1)), 10))  # oldest first
-    result = await runs_since(client, RunFilter(), NOW - 100 * HOUR, max_pages=3)
+    result = await runs_since(client, RunFilter(), NOW - 100 * HOUR, max_pages=3, page_size=10)
     assert client.requested == 3 and result.requests == 3
     assert not result.complete
     assert len(result.runs) == 30

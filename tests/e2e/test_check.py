@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from bot.demo.api import SampleCdeApi
-from tests.helpers.bot_process import SECRETS, bot_env
+from tests.helpers.bot_process import SECRETS, bot_env, child_environment
 from tests.standins.slack import SlackStandIn
 
 
@@ -22,7 +22,8 @@ async def run_check(env: dict[str, str], cwd: Path) -> tuple[int, str]:
     a secret either.
     """
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "check", env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, cwd=cwd,
+        sys.executable, "-m", "bot", "check", cwd=cwd,
+        env=child_environment({**os.environ, **env, "PYTHONUNBUFFERED": "1"}),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)

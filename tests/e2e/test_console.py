@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.helpers.bot_process import child_environment
+
 FAILED_RUN = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 
 
@@ -40,7 +42,7 @@ async def test_demo_needs_nothing_ignores_the_environment_and_shows_notices_live
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", QUICK_DEMO,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **OPERATOR_SETTINGS, "PYTHONUNBUFFERED": "1"},
+        env=child_environment({**os.environ, **OPERATOR_SETTINGS, "PYTHONUNBUFFERED": "1"}),
     )
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     process.stdin.write(b"runs state:failed limit:2\nsubscribe all\nconfirm\nwait 0.5\n")
@@ -141,7 +143,8 @@ def console_in_a_terminal(tmp_path: Path, *args: str) -> Iterator[tuple[int, Ter
     pid, fd = pty.fork()
     if pid == 0:  # the child: the console, with the pty as its terminal
         os.execvpe(sys.executable, [sys.executable, "-m", "bot", "demo", *args],
-                   {**os.environ, "NO_COLOR": "1", "TERM": "xterm", "XDG_DATA_HOME": str(tmp_path)})
+                   child_environment({**os.environ, "NO_COLOR": "1", "TERM": "xterm",
+                                      "XDG_DATA_HOME": str(tmp_path)}))
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 x 24
     try:
         yield pid, Terminal(fd)

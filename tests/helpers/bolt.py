@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot.access import UNBOUNDED, Access, AccessPolicy
 from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.cde.models import Run
 from bot.config import Settings
@@ -34,6 +35,7 @@ from bot.services import Services
 from bot.slack.app import build_app, register
 from bot.slack.client import web_client
 from bot.slack.poster import SlackPoster
+from bot.slack.usergroups import SlackGroups
 from bot.store.sql import SqlStore, store_from_url
 from tests.helpers.sample import FAILED_RUN, sample_runs
 from tests.standins.slack import (
@@ -189,8 +191,10 @@ async def _listeners_done(response: BoltResponse, created: list[asyncio.Task[Any
 @contextlib.asynccontextmanager
 async def bolt_scenario(
     tmp_path: Path, *, services: Callable[[Services], Services] = lambda s: s,
+    policy: AccessPolicy = UNBOUNDED,
 ) -> AsyncIterator[BoltScenario]:
-    """The real app on stand-ins; `services` may swap a service for the scenario."""
+    """The real app on stand-ins; `services` may swap a service for the scenario. `policy`
+    bounds it as the access settings would, its user groups read from the stand-in."""
     async with (
         SlackStandIn(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET) as slack,
         SampleCdeApi(sample_runs(), token=CDE_TOKEN) as cde,
@@ -205,8 +209,9 @@ async def bolt_scenario(
         cde_client = CdeClient(cde.url, SecretStr(CDE_TOKEN), retry=NO_WAIT_RETRY)
         # No spacing between posts: a scenario posts a few messages, never a burst.
         poster = SlackPoster(client, min_interval=0.0)
-        built = services(Services(Lookups(cde_client, no_links), Subscriptions(store, poster),
-                                  OnCall(store, poster), metrics=Metrics()))
+        built = services(Services(Lookups(cde_client, no_links, sites=policy),
+                                  Subscriptions(store, poster, policy), OnCall(store, poster),
+                                  metrics=Metrics(), access=Access(policy, SlackGroups(client))))
         app = build_app(settings, client)
         register(app, built)
         try:

@@ -30,11 +30,11 @@ class InProcessBot:
 
     def __init__(self, slack: SlackStandIn, cde: SampleCdeApi, database: Path, **settings: object) -> None:
         self.port = free_port()
-        config = load_settings(
-            environment=False, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.base_url, cde_api_url=cde.url, cde_api_token=CDE_TOKEN,
-            database_url=f"sqlite+aiosqlite:///{database}", port=self.port, **settings,
-        )
+        config = load_settings(environment=False, **{
+            "slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET,
+            "slack_api_url": slack.base_url, "cde_api_url": cde.url, "cde_api_token": CDE_TOKEN,
+            "database_url": f"sqlite+aiosqlite:///{database}", "port": self.port, **settings,
+        })
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(server, "SlackPoster", partial(SlackPoster, min_interval=0))
             self.bot = Bot.build(config)

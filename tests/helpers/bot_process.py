@@ -29,6 +29,15 @@ APP_TOKEN = "xapp-test-app-token-0123456789"
 SIGNING_SECRET = "test-signing-secret-0123456789"
 CDE_TOKEN = "cde-test-token-0123456789"
 SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, CDE_TOKEN)
+# The checkout whose `bot` package the tests import: a child process imports the same one,
+# not whichever copy is installed in the environment (another checkout's, say).
+SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def child_environment(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a child `python -m bot ...`, importing the `bot` package under test."""
+    path = [SOURCE_ROOT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**env, "PYTHONPATH": os.pathsep.join(path)}
 
 
 def free_port() -> int:
@@ -47,7 +56,7 @@ class BotProcess:
         # Only `env` configures the bot: no setting leaks in from the shell running the tests
         # (a fixture shared by several tests is made before their environment is reset).
         inherited = {k: v for k, v in os.environ.items() if k not in settings_variables()}
-        self.env = {**inherited, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        self.env = child_environment({**inherited, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"})
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
         self.returncode: int | None = None

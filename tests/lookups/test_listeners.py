@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -322,3 +323,24 @@ async def test_runs_by_project_points_to_subscribe(bolt: BoltScenario) -> None:
     assert "cannot filter by project" in sent.body
     assert "`/cde subscribe project:650`" in sent.body
     assert bolt.cde.requests == []
+
+
+ODD_RUN = "019e16f3-0dd0-7000-8000-00000000dd00"
+
+
+async def test_an_odd_run_is_shown_as_far_as_it_fits_in_lists_and_alone(bolt: BoltScenario) -> None:
+    odd = make_run(state="failed", run_id=ODD_RUN, site_id=1003)
+    odd |= {"exit-code": "ERR", "site-name": ["<!channel>"], "started-at": "soon"}
+    bolt.cde.add_run(odd)
+    bolt.cde.add_run({**make_run(state="failed", site_id=1003), "id": 7.5})
+    [listed] = bolt.answers(await bolt.command("runs site:1003"))
+    text = all_text(listed)
+    [line] = [t for t in text.split("\\n") if "unreadable:" in t] or [""]
+    assert ODD_RUN in text and all(name in line for name in ("exit-code", "site-name", "started-at"))
+    assert "1 entry of this page could not be read" in text
+    assert block_kit_errors(listed["blocks"]) == []
+    [detail] = bolt.answers(await bolt.command(f"run {ODD_RUN}"))
+    text = all_text(detail)
+    assert "could not fully read" in text and "exit-code" in text and "ERR" in text
+    assert "<!channel>" not in json.dumps(detail)  # the odd value is escaped
+    assert block_kit_errors(detail["blocks"]) == []

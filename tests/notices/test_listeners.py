@@ -147,14 +147,26 @@ async def test_unmute_and_a_digest_pair(bolt: BoltScenario) -> None:
     assert "no longer tracked" in all_text(gone)
 
 
-@pytest.mark.parametrize("value", ["3", "x:4", "4:", "", "1:2:4"])
-async def test_a_mute_choice_the_bot_never_offers_is_refused(bolt: BoltScenario, value: str) -> None:
+# Forged or damaged values: hours not offered, ids no store can hold, digits Python reads
+# but the bot never writes (which `int()` refuses or reads differently).
+@pytest.mark.parametrize("value", ["3", "x:4", "4:", "", "1:2:4", "04", "²", "١:4", "٤",
+                                   "9223372036854775808:4", "99999999999999999999:24",
+                                   "9" * 5000 + ":4", "-1:4"])
+async def test_a_mute_choice_the_bot_never_offers_is_refused(bolt: BoltScenario, value: str,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     incident, notice = await bolt.post_notice()
     [answer] = bolt.answers(await bolt.click("incident_mute", notice, selected=value))
     assert "not one the bot offers" in all_text(answer)
+    assert "refused a mute choice the bot never offers" in caplog.text
     assert await bolt.store.active_mutes(bolt.services.clock()) == []
     stored = await bolt.store.incident(incident.id)
     assert stored == incident
+
+
+async def test_the_largest_incident_id_a_store_keeps_is_not_tracked(bolt: BoltScenario) -> None:
+    _, notice = await bolt.post_notice(in_digest=True)
+    [gone] = bolt.answers(await bolt.click("incident_mute", notice, selected="9223372036854775807:4"))
+    assert "no longer tracked" in all_text(gone)
 
 
 async def command_in(bolt: BoltScenario, text: str, *, channel_id: str,
@@ -193,3 +205,32 @@ async def test_the_bots_own_direct_message_can_be_subscribed(bolt: BoltScenario)
                                channel_name="directmessage")
     assert answers == []
     assert "subscribed this channel" in all_text(bolt.slack.messages("D0BOTDM01"))
+
+
+async def test_acknowledge_when_the_notice_cannot_be_updated_tells_the_clicker(bolt: BoltScenario) -> None:
+    incident, notice = await bolt.post_notice()
+    bolt.slack.fail_next("chat.update", status=200, retry_after=None, error="cant_update_message")
+    sent = await bolt.click("incident_ack", notice, user="U0002")
+    [answer] = bolt.answers(sent)
+    assert "Your acknowledgement is saved, but Slack did not let me update the notice" in all_text(answer)
+    assert answer["replace_original"] is False and answer["response_type"] == "ephemeral"
+    assert "is on it" not in all_text(bolt.slack.message(OPS, incident.message_ts))
+    stored = await bolt.store.incident(incident.id)
+    assert stored is not None and stored.acknowledged_by == "U0002"
+    # The next redraw (a mute here) shows the acknowledgement kept.
+    await bolt.click("incident_mute", notice, selected="4", user="U0001")
+    assert "<@U0002> is on it" in all_text(bolt.slack.message(OPS, incident.message_ts))
+
+
+@pytest.mark.parametrize(("selected", "done"), [("4", "The mute is set"), ("0", "The mute is lifted")])
+async def test_mute_when_the_notice_cannot_be_updated_tells_the_clicker(
+    bolt: BoltScenario, selected: str, done: str,
+) -> None:
+    _, notice = await bolt.post_notice()
+    if selected == "0":
+        await bolt.click("incident_mute", notice, selected="4")
+    bolt.slack.fail_next("chat.update", status=500, retry_after=None, error="internal_error")
+    [answer] = bolt.answers(await bolt.click("incident_mute", notice, selected=selected, user="U0002"))
+    assert f"{done}, but Slack did not let me update the notice" in all_text(answer)
+    mutes = await bolt.store.active_mutes(bolt.services.clock())
+    assert len(mutes) == (1 if selected == "4" else 0)

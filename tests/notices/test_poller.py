@@ -13,27 +13,17 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
-from pydantic import SecretStr
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cde.client import NO_WAIT_RETRY, CdeClient
-from bot.demo.api import Fault, SampleCdeApi
 from bot.demo.runs import make_run
 from bot.notices.models import Incident, NoticeFilter, NoticeRef, Subscription
-from bot.notices.oncall import OnCall
-from bot.notices.poller import Poller, PollerConfig, PollReport
+from bot.notices.oncall import Acknowledged
 from bot.slack.message import Message
-from bot.slack.poster import SlackPoster
-from bot.store.sql import SqlStore
-from tests.standins.slack import SlackStandIn
+from tests.helpers.world import WithoutTotal, World
 
 OPS, OTHER, ADMIN = "C0001", "C0002", "C0ADMIN"
 CONNECTOR = "019e16f3-bf9c-7485-b60b-ff3407921934"
@@ -45,124 +35,6 @@ OTHER_CONNECTORS = (
 
 
 # ------------------------------------------------------------------------------ harness
-
-
-class Clock:
-    """The poller's clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-class WithoutTotal(httpx.AsyncBaseTransport):
-    """Forwards to the CDE stand-in, dropping `metadata.total` from every answer."""
-
-    def __init__(self) -> None:
-        self._inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self._inner.handle_async_request(request)
-        body = json.loads(await response.aread())
-        await response.aclose()
-        if isinstance(body.get("metadata"), dict):
-            body["metadata"].pop("total", None)
-        return httpx.Response(response.status_code, json=body)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class World:
-    """The poller wired to the stand-ins, a tmp SQLite store and a fake clock."""
-
-    cde: SampleCdeApi
-    slack: SlackStandIn
-    store: SqlStore
-    api: CdeClient
-    poster: Any  # SlackPoster; Any so tests may swap its methods
-    oncall: OnCall
-    clock: Clock
-    poller: Poller
-
-    async def start(self, database: Path, *, transport: httpx.AsyncBaseTransport | None = None,
-                    **config: Any) -> World:
-        self.cde = SampleCdeApi()
-        await self.cde.start()
-        self.slack = SlackStandIn()
-        await self.slack.start()
-        self.store = SqlStore(f"sqlite+aiosqlite:///{database}")
-        await self.store.open()
-        client = AsyncWebClient(token="xoxb-test", base_url=self.slack.base_url,
-                                retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)])
-        self.poster = SlackPoster(client, min_interval=0)
-        self.oncall = OnCall(self.store, self.poster)
-        self.api = CdeClient(self.cde.url, SecretStr("cde-test-token"), retry=NO_WAIT_RETRY,
-                             transport=transport)
-        self.clock = Clock()
-        self.poller = Poller(self.api, self.store, self.oncall, PollerConfig(**config),
-                             clock=self.clock)
-        return self
-
-    async def stop(self) -> None:
-        await self.api.aclose()
-        await self.store.close()
-        await self.slack.stop()
-        await self.cde.stop()
-
-    async def subscribe(self, channel: str = OPS, **filters: Any) -> Subscription:
-        """A subscription made an hour ago."""
-        made = await self.store.add_subscription(channel, NoticeFilter(**filters), "U0001",
-                                                 self.clock() - timedelta(hours=1))
-        assert made is not None
-        return made
-
-    def fail(self, minutes_ago: float = 0, *, took: timedelta = timedelta(minutes=5),
-             **fields: Any) -> dict[str, Any]:
-        """Add a run that failed `minutes_ago`, having run for `took`."""
-        fields.setdefault("site_id", 1001)
-        run = make_run(state="failed", started_at=self.clock() - timedelta(minutes=minutes_ago) - took,
-                       took=took, **fields)
-        self.cde.add_run(run)
-        return run
-
-    async def poll(self, minutes: float = 1) -> PollReport:
-        """Let `minutes` pass, then poll."""
-        self.clock.advance(minutes=minutes)
-        return await self.poller.poll_once()
-
-    def top(self, channel: str = OPS) -> list[dict[str, Any]]:
-        return self.slack.messages(channel)
-
-    def thread(self, ts: str, channel: str = OPS) -> list[dict[str, Any]]:
-        return self.slack.replies(channel, ts)
-
-    def parent(self, ts: str, channel: str = OPS) -> dict[str, Any]:
-        message = self.slack.message(channel, ts)
-        assert message is not None
-        return message
-
-    async def incident(self, channel: str = OPS) -> Incident:
-        [incident] = await self.store.open_incidents(channel)
-        return incident
-
-    def posts(self) -> int:
-        return len(self.slack.calls_to("chat.postMessage"))
-
-    def runs_requests(self) -> int:
-        return len(self.cde.requests_to("/runs"))
-
-    def api_down(self) -> None:
-        """Every CDE request answers 503 until `api_up`."""
-        self.cde.fail_next(*(Fault(status=503) for _ in range(10_000)))
-
-    def api_up(self) -> None:
-        self.cde.faults.clear()
 
 
 def fail_threaded_posts_once(world: World, error: str = "fatal_error") -> None:
@@ -191,25 +63,6 @@ def blocks_text(message: dict[str, Any]) -> str:
 def mentions(message: dict[str, Any], *needles: str) -> bool:
     body = blocks_text(message)
     return all(needle in body for needle in needles)
-
-
-@pytest.fixture
-async def make_world(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[World]]]:
-    worlds: list[World] = []
-
-    async def make(**config: Any) -> World:
-        world = await World().start(tmp_path / f"bot{len(worlds)}.db", **config)
-        worlds.append(world)
-        return world
-
-    yield make
-    for world in worlds:
-        await world.stop()
-
-
-@pytest.fixture
-async def world(make_world: Callable[..., Awaitable[World]]) -> World:
-    return await make_world()
 
 
 # ----------------------------------------------------------- (1) partly failed actions
@@ -400,8 +253,8 @@ async def test_an_acknowledge_during_a_repeat_survives_the_poll(world: World) ->
                    key: str | None = None) -> str:
         ts = await original(channel, message, thread_ts=thread_ts, key=key)
         if thread_ts and not acknowledged:  # someone clicks while the repeat is handled
-            acknowledged.extend(await world.oncall.acknowledge(NoticeRef(OPS, notice.message_ts), "U0002",
-                                                                world.clock()))
+            taken = await world.oncall.acknowledge(NoticeRef(OPS, notice.message_ts), "U0002", world.clock())
+            acknowledged.extend(taken.incidents)
         return ts
 
     world.poster.post = post
@@ -422,7 +275,7 @@ async def test_an_acknowledge_during_the_polls_redraw_is_shown(world: World) -> 
     notice = await world.incident()
     world.fail(10)
     original = world.poster.update
-    clicks: list[asyncio.Task[list[Incident]]] = []
+    clicks: list[asyncio.Task[Acknowledged]] = []
 
     async def update(channel: str, ts: str, message: Message) -> None:
         if not clicks:  # the poll's redraw, drawn already: a click is handled before it is sent
@@ -902,3 +755,35 @@ async def test_a_complete_poll_reads_the_open_incidents_once(world: World) -> No
     world.store.open_incidents = open_incidents  # type: ignore[method-assign]
     report = await world.poll()
     assert (dict(report.actions), report.incomplete_scans, reads) == ({"Repeat": 1}, 0, 1)
+
+
+# ----------------------------------------------------------- CDE_ALLOWED_SITES
+
+
+async def test_failures_of_sites_outside_the_allowed_list_are_never_told(
+    make_world: Callable[..., Awaitable[World]],
+) -> None:
+    world = await make_world(allowed_sites=frozenset({1001}))
+    await world.subscribe()  # every site: made before the list was set, or following all
+    await world.subscribe(OTHER, site_id=1002)
+    world.fail(20, site_id=1002)
+    world.fail(10, site_id=1001)
+    report = await world.poll()
+    assert report.posted == 1
+    [notice] = world.top()
+    assert "1001" in notice["text"] and "1002" not in blocks_text(notice)
+    assert world.top(OTHER) == []
+    world.fail(5, site_id=1002)
+    assert (await world.poll()).posted == 0
+    assert [i.site_id for i in await world.store.open_incidents()] == [1001]
+
+
+async def test_no_notice_goes_to_a_channel_outside_the_allowed_list(
+    make_world: Callable[..., Awaitable[World]],
+) -> None:
+    world = await make_world(allowed_channels=frozenset({OPS}))
+    await world.subscribe(OPS)
+    await world.subscribe(OTHER)  # made before the list left this channel out
+    world.fail(10)
+    assert (await world.poll()).posted == 1
+    assert len(world.top(OPS)) == 1 and world.top(OTHER) == []

@@ -775,3 +775,19 @@ def test_recovery_keys_of_open_incidents_with_known_site_and_connector() -> None
     ]
     assert recovery_keys(incidents) == {(1001, CONNECTOR), (1002, CONNECTOR)}
     assert recovery_keys([]) == set()
+
+
+def test_failures_outside_the_allowed_sites_are_no_news() -> None:
+    allowed, outside, unknown = run(site_id=1001), run(site_id=1002), run(site_id=None)
+    bounded = replace(facts([allowed, outside, unknown]), allowed_sites=frozenset({1001}))
+    assert new_failures(bounded) == {"C1": [allowed]}
+    assert new_failures(facts([allowed, outside, unknown])) == {"C1": sorted(
+        [allowed, outside, unknown], key=lambda r: (r.finished_at, r.id))}
+
+
+def test_channels_outside_the_allowed_list_are_told_nothing() -> None:
+    failed = run(site_id=1001)
+    both = [sub("C1"), sub("C2", sub_id=2)]
+    bounded = replace(facts([failed], both), allowed_channels=frozenset({"C2"}))
+    assert new_failures(bounded) == {"C2": [failed]}
+    assert set(new_failures(facts([failed], both))) == {"C1", "C2"}

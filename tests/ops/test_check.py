@@ -516,3 +516,21 @@ async def test_with_the_history_scopes_check_says_nothing_of_duplicates(
 ) -> None:
     results = await checked(settings_for(slack, cde, tmp_path))
     assert "twice" not in results["Slack bot token"].detail
+
+
+async def test_without_usergroups_read_check_says_what_cde_admins_can_name(
+    slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path
+) -> None:
+    slack.scopes.remove("usergroups:read")
+    plain = (await checked(settings_for(slack, cde, tmp_path)))["Slack bot token"]
+    assert plain.ok and "without usergroups:read CDE_ADMINS can name users only" in plain.detail
+    grouped = (await checked(settings_for(slack, cde, tmp_path, cde_admins="U0ALICE,S0ONCALL")))
+    token = grouped["Slack bot token"]
+    assert token.ok and "the user groups in CDE_ADMINS (S0ONCALL) cannot be read" in token.detail
+
+
+async def test_with_usergroups_read_check_says_nothing_of_user_groups(
+    slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path
+) -> None:
+    results = await checked(settings_for(slack, cde, tmp_path, cde_admins="S0ONCALL"))
+    assert "usergroups" not in results["Slack bot token"].detail

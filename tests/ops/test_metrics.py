@@ -148,7 +148,7 @@ def test_poll_report_counts_posts_by_kind_admin_apart() -> None:
 @pytest.mark.parametrize(("text", "label"), [
     ("runs site:1", "runs"), ("RUN abc", "run"), ("", "help"), ("help runs", "help"),
     ("subs", "subscriptions"), ("unsubscribe all", "unsubscribe"), ("subscribe all", "subscribe"),
-    ("deploy everything", "help"),
+    ("deploy everything", "help"), ("audit 5", "audit"), ("audit x", "audit"),
 ])
 def test_command_labels_are_bounded(text: str, label: str) -> None:
     assert command_name(text) == label
@@ -264,8 +264,8 @@ class FakeStore:
     def __init__(self, answers: bool) -> None:
         self.answers = answers
 
-    async def ping(self) -> bool:
-        return self.answers
+    async def problem(self) -> str | None:
+        return None if self.answers else "the database file /data/bot.db is gone"
 
 
 async def connected() -> bool:
@@ -279,6 +279,7 @@ async def test_readiness_checks_every_part() -> None:
     readiness.slack_connected = connected
     checks = await readiness.checks(FakeStore(False))  # type: ignore[arg-type]
     assert checks["slack"].ok and not checks["store"].ok
+    assert checks["store"].detail == "the database file /data/bot.db is gone"
 
 
 # ------------------------------------------------------------------ endpoints

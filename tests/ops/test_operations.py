@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +52,12 @@ def metric(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
 
 
 async def start_bot(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                    *, socket_mode: bool) -> ServedBot:
+                    *, socket_mode: bool, **settings: str) -> ServedBot:
     env = bot_env(slack, cde, socket_mode=socket_mode, database=tmp_path / "bot.db") | {
         "CDE_POLL_INTERVAL": "1",
         "CDE_POLL_STALE_SECONDS": str(STALE_SECONDS),
         "LOG_FORMAT": "json",
-    }
+    } | settings
     bot = ServedBot(settings_from(env, monkeypatch))
     bot.start()
     try:
@@ -89,9 +91,9 @@ async def test_http_mode_ready_metrics_stale_polls_and_json_logs(
     try:
         status, body = await readyz(bot)
         assert status == 200, body
-        assert body["ready"] is True
+        assert body["ready"] is True and body["degraded"] == []
         assert {name: check["ok"] for name, check in body["checks"].items()} == {
-            "slack": True, "store": True, "poll": True}
+            "slack": True, "store": True, "poll": True, "coverage": True}
 
         # A lookup and a subscription, answered.
         _, _, url = await command(bot, slack, "runs site:1002 state:failed")
@@ -179,3 +181,79 @@ async def test_socket_mode_ready_and_metrics(slack: SlackStandIn, cde: SampleCde
         await stop_cleanly(bot)
     check_json_log(bot)
 
+
+
+async def test_scans_cut_short_are_shown_by_readyz_and_metrics_yet_the_bot_stays_ready(
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for second in range(150):
+        started = datetime.now(UTC) - timedelta(minutes=10, seconds=second)
+        cde.add_run(make_run(state="failed", site_id=1001, started_at=started))
+    bot = await start_bot(slack, cde, tmp_path, monkeypatch, socket_mode=False,
+                          CDE_SCAN_MAX_PAGES="1", SLACK_ADMIN_CHANNEL="C0ADMIN")
+    try:
+        await command(bot, slack, "subscribe site:1001")
+        await until(lambda: slack.messages("C0ADMIN"), "the admins to be told")
+
+        async def degraded() -> tuple[int, dict[str, Any]] | None:
+            status, body = await readyz(bot)
+            return (status, body) if body["degraded"] == ["coverage"] else None
+
+        status, body = await until(degraded, "/readyz to show scans cut short")
+        # Ready or not by the other checks alone (a loaded machine may make polls stale).
+        others = all(check["ok"] for name, check in body["checks"].items() if name != "coverage")
+        assert body["ready"] is others and status == (200 if others else 503)
+        assert body["checks"]["coverage"]["ok"] is False
+        assert "CDE_SCAN_MAX_PAGES" in body["checks"]["coverage"]["detail"]
+        scraped = await scrape(bot)
+        assert metric(scraped, "cde_bot_scans_cut_short") == 1
+        assert metric(scraped, "cde_bot_polls_total", outcome="partial") >= 1
+    finally:
+        await stop_cleanly(bot)
+    assert [m["text"] for m in slack.messages("C0ADMIN")] == [
+        "Some failures may not be told: CDE scans stop short of the window"]
+
+
+@pytest.mark.parametrize("damage", ["deleted", "overwritten"])
+async def test_a_database_file_damaged_under_the_running_bot_is_not_ready(
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        damage: str) -> None:
+    bot = await start_bot(slack, cde, tmp_path, monkeypatch, socket_mode=False)
+    database = tmp_path / "bot.db"
+    try:
+        status, body = await readyz(bot)
+        assert status == 200 and body["checks"]["store"] == {"ok": True, "detail": "reads and writes"}
+        if damage == "deleted":
+            database.unlink()
+        else:
+            with database.open("r+b") as file:
+                file.write(b"not a database" * 100)
+        status, body = await readyz(bot)
+        assert status == 503 and body["ready"] is False
+        store = body["checks"]["store"]
+        assert store["ok"] is False
+        expected = "is gone" if damage == "deleted" else "is not an SQLite database any more"
+        assert f"the database file {database.resolve()} {expected}" in store["detail"]
+        status, _ = await get(bot, "/healthz")
+        assert status == 200
+    finally:
+        await bot.stop()
+
+
+async def test_a_command_on_a_locked_database_is_acked_and_told_why(
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bot = await start_bot(slack, cde, tmp_path, monkeypatch, socket_mode=False)
+    other = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        status, body, url = await command(bot, slack, "subscribe site:1001")
+        assert (status, body) == (200, "")  # the ack does not wait for the store
+        # The store gives up after its busy timeout (5 s), behind a poll that waits as long.
+        [answer] = await slack.wait_for_response(url, timeout=30)
+        assert "The bot's database is not answering, so nothing was done" in json.dumps(answer)
+        other.execute("ROLLBACK")
+        _, _, again = await command(bot, slack, "subscribe site:1001")
+        await until(lambda: len(slack.messages(OPS)) == 1, "the subscription, once the lock is gone")
+        assert slack.responses(again) == []
+    finally:
+        other.close()
+        await bot.stop()

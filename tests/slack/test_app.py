@@ -18,6 +18,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.lookups.service import Lookup, Lookups
 from bot.slack.message import Message
+from bot.store.base import MAX_ID, IdOutOfRangeError, StoreError
 from tests.helpers.bolt import BoltScenario, all_text, bolt_scenario, with_lookups
 from tests.standins.slack import encode_slash_command, sign_request, slash_command_payload
 
@@ -41,6 +42,39 @@ class BrokenLookups(Lookups):
         # `test_bolt_keeps_the_ack_of_a_listener_that_fails_right_after_it` below.
         await asyncio.sleep(0.05)
         raise KeyError("site-name")
+
+
+class StoreFailingLookups(Lookups):
+    """Lookups whose every answer meets a store failure (none touches the store today: this
+    is the error handler's answer for any listener that may)."""
+
+    def __init__(self, error: StoreError) -> None:
+        self.error = error
+
+    async def answer(self, command: Lookup, *, shared_by: str | None = None) -> Message:
+        await asyncio.sleep(0.05)  # past Bolt's race (see BrokenLookups)
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "told", "outcome"), [
+    (StoreError("the database file /data/bot.db failed: disk I/O error"),
+     "The bot's database is not answering, so nothing was done; try again in a minute.", "store_error"),
+    (IdOutOfRangeError(f"site id {MAX_ID + 1} is out of range"),
+     f"larger than any id the bot keeps (at most {MAX_ID}), so nothing was done", "user_error"),
+])
+async def test_a_store_failure_reaching_the_error_handler_is_told_as_such(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, error: StoreError, told: str,
+        outcome: str) -> None:
+    async with bolt_scenario(tmp_path, services=with_lookups(StoreFailingLookups(error))) as bolt:
+        sent = await bolt.command("runs site:1001")
+        assert sent.status == 200
+        [answer] = bolt.answers(sent)
+        assert told in all_text(answer) and "Something went wrong" not in all_text(answer)
+        assert f'cde_bot_commands_total{{command="runs",outcome="{outcome}"}} 1.0' in (
+            bolt.metrics.render().decode())
+    [logged] = [r for r in caplog.records if r.getMessage().startswith("The store failed")]
+    assert str(error) in logged.getMessage() and logged.exc_info is None
+    assert "Unhandled error" not in caplog.text
 
 
 @pytest.fixture

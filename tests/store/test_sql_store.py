@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import StatementError
 
 from bot.notices import posts
@@ -34,8 +35,18 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqlStore]:
+async def sqlite_store(db_path: Path) -> AsyncIterator[SqlStore]:
+    """A store on a SQLite file at `db_path`, for what only SQLite has (a file, WAL)."""
     opened = SqlStore(url_of(db_path))
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    """A store on each backend (see `database_url`)."""
+    opened = SqlStore(database_url)
     await opened.open()
     yield opened
     await opened.close()
@@ -63,13 +74,14 @@ def make_incident(channel_id: str = "C1", message_ts: str = "1.1", **changes: ob
 # -- opening and the schema ---------------------------------------------------------------------
 
 
-async def test_open_creates_directory_file_and_version(store: SqlStore, db_path: Path) -> None:
+async def test_open_creates_directory_file_and_version(sqlite_store: SqlStore, db_path: Path) -> None:
+    store = sqlite_store
     assert is_file(db_path)
     assert stored_version(db_path) == schema_version()
     assert await store.ping() is True
 
 
-async def test_sqlite_runs_in_wal_mode(store: SqlStore, db_path: Path) -> None:
+async def test_sqlite_runs_in_wal_mode(sqlite_store: SqlStore, db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -145,9 +157,31 @@ def version_1_database(path: Path) -> None:
     conn.close()
 
 
-async def test_a_version_1_database_is_migrated_with_its_data(db_path: Path) -> None:
-    version_1_database(db_path)
-    store = SqlStore(url_of(db_path))
+SCHEMA_V1_POSTGRESQL = Path(__file__).with_name("schema_v1.postgresql.sql")
+V1_SUBSCRIPTION = ("INSERT INTO subscriptions (channel_id, filter, filter_key, created_by, created_at)"
+                   " VALUES ('C1', '{\"site_id\": 1001}', '{\"site_id\":1001}', 'U1',"
+                   " '2026-01-02 03:04:05+00')")
+
+
+async def version_1_postgresql(url: str) -> None:
+    """A PostgreSQL database as cde-bot wrote it at schema version 1, with a subscription."""
+    import asyncpg
+
+    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql")
+                                 .render_as_string(hide_password=False))
+    try:
+        await conn.execute(SCHEMA_V1_POSTGRESQL.read_text())
+        await conn.execute(V1_SUBSCRIPTION)
+    finally:
+        await conn.close()
+
+
+async def test_a_version_1_database_is_migrated_with_its_data(database_url: str, tmp_path: Path) -> None:
+    if database_url.startswith("sqlite"):
+        version_1_database(tmp_path / "bot.db")
+    else:
+        await version_1_postgresql(database_url)
+    store = SqlStore(database_url)
     await store.open()
     try:
         [subscription] = await store.subscriptions()
@@ -158,9 +192,15 @@ async def test_a_version_1_database_is_migrated_with_its_data(db_path: Path) -> 
         await store.first_seen(["run-1"], now)
         later = await store.add_subscription("C2", NoticeFilter(), "U2", now + timedelta(seconds=1))
         assert later is not None and later.seen_until == now
+        # Ids are 64-bit now, on both backends.
+        big = await store.add_subscription("C3", NoticeFilter(site_id=2**40), "U3", now)
+        assert big is not None and big.notice_filter.site_id == 2**40
+        saved = await store.save_incident(make_incident(site_id=2**62, channel_id="C3"))
+        assert (await store.incident(saved.id)) is not None
     finally:
         await store.close()
-    assert stored_version(db_path) == schema_version()
+    if database_url.startswith("sqlite"):
+        assert stored_version(tmp_path / "bot.db") == schema_version()
 
 
 async def test_a_version_no_cde_bot_wrote_is_an_error(db_path: Path) -> None:

@@ -39,12 +39,15 @@ class SlackState:
         self.app_token = app_token
         self.signing_secret = signing_secret
         self.scopes = ["commands", "chat:write", "chat:write.public", "channels:history",
-                       "groups:history"]
+                       "groups:history", "usergroups:read"]
+        # User groups by id (S...), each with its members' user ids.
+        self.usergroups: dict[str, list[str]] = {}
 
         self.calls: list[ApiCall] = []
         # Names shown in the payloads Slack sends, by channel and user id.
         self.channel_names: dict[str, str] = {"C0001": "general", "C0002": "random"}
         self.user_names: dict[str, str] = {"U0001": "alice", "U0002": "bob", BOT_USER_ID: BOT_USER_NAME}
+        self.team_name = "Test"  # the workspace's name, as auth.test gives it
 
         self.socket_connections = 0  # WebSocket connections accepted so far
         self.socket_received: list[JsonDict] = []  # every JSON message from the app

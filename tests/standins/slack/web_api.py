@@ -28,7 +28,8 @@ DEFAULT_HTML_ERROR = (
 class WebApi(SlackState):
     """Web API methods, answered like Slack: ``auth.test``, ``chat.postMessage``,
     ``chat.update``, ``conversations.history``/``.replies`` (with message metadata, and
-    ``missing_scope`` without channels:history/groups:history) and
+    ``missing_scope`` without channels:history/groups:history),
+    ``usergroups.users.list`` (``missing_scope`` without usergroups:read) and
     ``apps.connections.open``; any other is an ``unknown_method``.
     """
 
@@ -129,6 +130,7 @@ class WebApi(SlackState):
             "chat.update": self._chat_update,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
+            "usergroups.users.list": self._usergroups_users_list,
             "apps.connections.open": self._apps_connections_open,
         }
 
@@ -136,7 +138,7 @@ class WebApi(SlackState):
         return {
             "ok": True,
             "url": f"{WORKSPACE_URL}/",
-            "team": "Test",
+            "team": self.team_name,
             "user": BOT_USER_NAME,
             "team_id": TEAM_ID,
             "user_id": BOT_USER_ID,
@@ -233,6 +235,15 @@ class WebApi(SlackState):
         messages = self._listed([parent, *self._replies.get((channel, ts), [])], params)
         return {"ok": True, "messages": messages, "has_more": False,
                 "response_metadata": {"next_cursor": ""}}
+
+    def _usergroups_users_list(self, params: JsonDict) -> JsonDict:
+        if "usergroups:read" not in self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "usergroups:read",
+                    "provided": ",".join(self.scopes)}
+        group = str(params.get("usergroup") or "")
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
 
     def _apps_connections_open(self, params: JsonDict) -> JsonDict:
         ticket = uuid.uuid4()
