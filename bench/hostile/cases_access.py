@@ -95,7 +95,8 @@ async def allowed_sites(seen: Observation, quick: bool) -> None:
         world.cde.add_run(outside)
         for text in ("runs site:1002", "runs state:failed", f"run {outside['id']}"):
             seen.tried()
-            if outside["id"] in await lookup(world, text, OPS):
+            # Shown: its site's name is in the answer (a "not found" quotes only the id typed).
+            if "Site 2" in await lookup(world, text, OPS):
                 seen.forged_accepted += 1
                 seen.failures.append(f"`/cde {text}` showed a run of site 1002")
         seen.tried()
