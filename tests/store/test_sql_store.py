@@ -476,7 +476,7 @@ async def test_concurrent_tasks_share_one_store(store: SqlStore) -> None:
         await store.set_state("counter", str(n))
         await store.set_mute(Mute("C1", None, None, NOW + timedelta(hours=1), "U1"))
         await store.count_suppressed("C1", None, None)
-        await store.save_incident(make_incident(message_ts=f"{n}.0"))
+        await store.save_incident(make_incident(message_ts=f"{n}.0", connector_id=f"conn{n}"))
         await store.subscriptions()
         await store.announced([f"r{m}" for m in range(5)])
 

@@ -1,0 +1,91 @@
+"""The poller's lease and fencing, on both backends: one holder at a time, a new token for
+each new holder, and a deposed holder's writes refused whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.notices.models import NoticeFilter
+from bot.store.base import LeaseLost
+from bot.store.sql import SqlStore
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TTL = timedelta(seconds=10)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    opened = SqlStore(database_url)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_one_holder_at_a_time_and_a_new_token_for_each(store: SqlStore) -> None:
+    first = await store.take_lease("poller", "a", NOW, TTL)
+    assert first is not None and first.token == 1
+    assert await store.take_lease("poller", "b", NOW + timedelta(seconds=5), TTL) is None
+    renewed = await store.take_lease("poller", "a", NOW + timedelta(seconds=5), TTL)
+    assert renewed is not None and renewed.token == 1 and renewed.expires_at == NOW + timedelta(seconds=15)
+    taken = await store.take_lease("poller", "b", NOW + timedelta(seconds=16), TTL)
+    assert taken is not None and taken.token == 2 and taken.holder == "b"
+    # The old holder cannot renew what it lost: it must wait for expiry like anyone.
+    assert await store.take_lease("poller", "a", NOW + timedelta(seconds=17), TTL) is None
+
+
+async def test_a_released_lease_is_taken_at_once(store: SqlStore) -> None:
+    lease = await store.take_lease("poller", "a", NOW, TTL)
+    assert lease is not None
+    await store.release_lease(lease)
+    taken = await store.take_lease("poller", "b", datetime.now(UTC), TTL)
+    assert taken is not None and taken.token == 2
+
+
+async def test_replicas_racing_for_the_lease_get_one_holder(database_url: str) -> None:
+    stores = [SqlStore(database_url) for _ in range(5)]
+    for each in stores:
+        await each.open()
+    try:
+        for round_ in range(3):
+            at = NOW + round_ * 2 * TTL
+            got = await asyncio.gather(*(s.take_lease("poller", f"r{i}", at, TTL)
+                                         for i, s in enumerate(stores)))
+            held = [lease for lease in got if lease is not None]
+            assert len(held) == 1, got
+            assert held[0].token == round_ + 1
+    finally:
+        for each in stores:
+            await each.close()
+
+
+async def test_writes_fenced_by_a_lost_lease_are_refused_whole(store: SqlStore) -> None:
+    old = await store.take_lease("poller", "a", NOW, TTL)
+    assert old is not None
+    with store.fenced(old):
+        await store.set_state("k", "kept")  # while it holds
+    assert await store.take_lease("poller", "b", NOW + 2 * TTL, TTL) is not None
+    with store.fenced(old), pytest.raises(LeaseLost, match="held by b"):
+        await store.set_state("k", "lost")
+    with store.fenced(old), pytest.raises(LeaseLost):
+        await store.add_subscription("C1", NoticeFilter(site_id=1), "U1", NOW)
+    assert await store.get_state("k") == "kept"
+    assert await store.subscriptions() == []
+    # Outside the fenced context (the listeners' writes), nothing is checked.
+    await store.set_state("k", "listener")
+    assert await store.get_state("k") == "listener"
+
+
+async def test_the_fence_follows_tasks_started_inside_it(store: SqlStore) -> None:
+    old = await store.take_lease("poller", "a", NOW, TTL)
+    assert old is not None
+    assert await store.take_lease("poller", "b", NOW + 2 * TTL, TTL) is not None
+    with store.fenced(old):
+        task = asyncio.create_task(store.set_state("k", "from a task"))
+    with pytest.raises(LeaseLost):
+        await task
+    assert await store.get_state("k") is None
