@@ -46,7 +46,7 @@ from bot.slack.client import TokenCheckFailed, verify_tokens, web_client
 from bot.slack.poster import SlackPoster
 from bot.slack.socket_mode import AckingSocketModeHandler
 from bot.slack.usergroups import SlackGroups
-from bot.store.base import LeaseLost, Store, StoreError
+from bot.store.base import Store, StoreError
 from bot.store.sql import store_from_url
 
 log = logging.getLogger(__name__)
@@ -124,25 +124,16 @@ class Bot:
         """
         leadership = self.leadership
         assert leadership is not None
-        if not leadership.leads:
-            await leadership.renew()
-        self.metrics.leads(leadership.leads)
-        if leadership.lease is None or not leadership.leads:
-            self.metrics.poll_finished("standby")
-            return PollReport(outcome="standby")
         try:
-            with self.store.fenced(leadership.lease):
-                report = await self.poller.poll_once()
-                if report.outcome in ("idle", "ok"):
-                    await self.store.set_state(LAST_POLL_KEY, repr(time.time()))
-        except LeaseLost:
-            leadership.lost()
-            self.metrics.leads(False)
-            self.metrics.poll_finished("lease_lost")
-            return PollReport(outcome="lease_lost")
+            report = await leadership.poll(self._poll_and_share)
         except Exception:
             self.metrics.poll_finished("crashed")
             raise
+        self.metrics.leads(leadership.leads)
+        if report is None:
+            outcome = "lease_lost" if leadership.lost_mid_poll else "standby"
+            self.metrics.poll_finished(outcome)
+            return PollReport(outcome=outcome)
         now = time.time()
         assert self.readiness is not None
         if report.outcome in ("idle", "ok"):
@@ -152,6 +143,13 @@ class Bot:
                                    incomplete_scans=report.incomplete_scans, post_errors=report.post_errors)
         if report.outcome in ("idle", "ok"):
             self.metrics.odd_runs_seen(report.odd_runs)
+        return report
+
+    async def _poll_and_share(self) -> PollReport:
+        """A poll, and its success recorded for every replica's `/readyz` (fenced too)."""
+        report = await self.poller.poll_once()
+        if report.outcome in ("idle", "ok"):
+            await self.store.set_state(LAST_POLL_KEY, repr(time.time()))
         return report
 
     async def aclose(self) -> None:

@@ -22,12 +22,15 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-from bot.store.base import Lease, Store, StoreError
+from bot.store.base import Lease, LeaseLost, Store, StoreError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 LEASE = "poller"
 MIN_TTL = timedelta(seconds=1.5)
@@ -53,6 +56,8 @@ class Leadership:
         self.holder = holder or replica_name()
         self.clock = clock
         self.lease: Lease | None = None
+        # Whether the last `poll` stopped because another replica took the lease meanwhile.
+        self.lost_mid_poll = False
 
     @property
     def leads(self) -> bool:
@@ -98,6 +103,25 @@ class Leadership:
             await self.store.release_lease(lease)
         except StoreError as exc:
             log.warning("could not release the poller lease (it expires by itself): %s", exc)
+
+    async def poll(self, poll: Callable[[], Awaitable[T]]) -> T | None:
+        """Run `poll` when this replica leads (renewing or taking the lease first if need
+        be), with every write fenced by the lease; None when another replica leads, or took
+        the lease during the poll (which then stopped at its first write).
+        """
+        self.lost_mid_poll = False
+        if not self.leads:
+            await self.renew()
+        lease = self.lease
+        if lease is None or not self.leads:
+            return None
+        try:
+            with self.store.fenced(lease):
+                return await poll()
+        except LeaseLost:
+            self.lost()
+            self.lost_mid_poll = True
+            return None
 
     async def keep(self, stop: asyncio.Event, *, on_lead: Callable[[], None],
                    on_change: Callable[[bool], None]) -> None:

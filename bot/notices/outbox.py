@@ -173,7 +173,11 @@ class Outbox:
             return None
 
     async def _send(self, entry: OutboxEntry, target: str | None, report: PassReport) -> bool:
-        await self.store.start_post(entry.id, datetime.now(UTC))
+        if not await self.store.start_post(entry.id, datetime.now(UTC), attempts=entry.attempts):
+            # Another poller (an overlapping replica) took this attempt: it posts, not us.
+            log.info("%s %s in %s is being sent by another poller", entry.kind, entry.key,
+                     entry.channel_id)
+            return True
         try:
             ts = await self._call(entry, target)
         except SlackError as exc:

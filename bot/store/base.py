@@ -260,8 +260,11 @@ class Store(abc.ABC):
         """The entry whose message `ref` stands for."""
 
     @abc.abstractmethod
-    async def start_post(self, entry_id: int, at: datetime) -> None:
-        """An attempt begins: from now on its fate is unknown until settled."""
+    async def start_post(self, entry_id: int, at: datetime, *, attempts: int | None = None) -> bool:
+        """An attempt begins: from now on its fate is unknown until settled. With
+        `attempts` (as the entry was read), a claim: False when another poller began an
+        attempt since, and this one must not post.
+        """
 
     @abc.abstractmethod
     async def finish_post(self, entry_id: int, ts: str, at: datetime) -> None:

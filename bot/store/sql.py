@@ -578,10 +578,10 @@ class SqlStore(Store):
         async with self._transaction(write=False) as conn:
             return await sql_outbox.by_ref(conn, ref)
 
-    async def start_post(self, entry_id: int, at: datetime) -> None:
-        """An attempt begins; its fate is unknown until settled."""
+    async def start_post(self, entry_id: int, at: datetime, *, attempts: int | None = None) -> bool:
+        """An attempt begins; its fate is unknown until settled (see `Store.start_post`)."""
         async with self._transaction(write=True) as conn:
-            await sql_outbox.start(conn, entry_id, at)
+            return await sql_outbox.start(conn, entry_id, at, attempts=attempts)
 
     async def finish_post(self, entry_id: int, ts: str, at: datetime) -> None:
         """Slack took it as `ts`; the incidents of its message now name `ts`."""

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.notices.leadership import Leadership
 from bot.notices.models import NoticeFilter
 from bot.store.base import LeaseLost
 from bot.store.sql import SqlStore
@@ -89,3 +90,26 @@ async def test_the_fence_follows_tasks_started_inside_it(store: SqlStore) -> Non
     with pytest.raises(LeaseLost):
         await task
     assert await store.get_state("k") is None
+
+
+async def test_a_leader_deposed_mid_poll_stops_at_its_next_write(store: SqlStore) -> None:
+    clock = [NOW]
+    leader = Leadership(store, ttl=TTL, holder="a", clock=lambda: clock[0])
+    other = Leadership(store, ttl=TTL, holder="b", clock=lambda: clock[0])
+    written: list[str] = []
+
+    async def poll() -> str:
+        await store.set_state("step", "1")
+        written.append("1")
+        clock[0] += 2 * TTL  # paused past its lease...
+        assert await other.renew()  # ...and taken over
+        await store.set_state("step", "2")
+        written.append("2")
+        return "done"
+
+    assert await leader.poll(poll) is None
+    assert leader.lost_mid_poll and not leader.leads and written == ["1"]
+    assert await store.get_state("step") == "1"
+    assert await other.poll(lambda: store.set_state("step", "b")) is None  # returns nothing...
+    assert await store.get_state("step") == "b"  # ...but wrote, holding the lease
+    assert await leader.poll(poll) is None and not leader.lost_mid_poll  # standby now
