@@ -93,6 +93,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def current_lease(self, name: str) -> Lease | None:
+        """Lease `name` as recorded (expired or not), or None when never taken."""
+
+    @abc.abstractmethod
     async def release_lease(self, lease: Lease) -> None:
         """Give up `lease` (if still held), so another may take it at once."""
 

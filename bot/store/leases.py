@@ -50,6 +50,13 @@ async def take(conn: AsyncConnection, name: str, holder: str, now: datetime,
     return Lease(name, holder, token, until)
 
 
+async def current(conn: AsyncConnection, name: str) -> Lease | None:
+    """See `Store.current_lease`."""
+    t = leases_table
+    row = (await conn.execute(select(t).where(t.c.name == name))).mappings().first()
+    return None if row is None else Lease(name, row["holder"], row["token"], row["expires_at"])
+
+
 async def release(conn: AsyncConnection, lease: Lease, now: datetime) -> None:
     """See `Store.release_lease`."""
     t = leases_table

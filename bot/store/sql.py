@@ -151,6 +151,10 @@ class SqlStore(Store):
         async with self._transaction(write=True) as conn:
             return await leases.take(conn, name, holder, now, ttl)
 
+    async def current_lease(self, name: str) -> Lease | None:
+        async with self._transaction(write=False) as conn:
+            return await leases.current(conn, name)
+
     async def release_lease(self, lease: Lease) -> None:
         async with self._transaction(write=True) as conn:
             await leases.release(conn, lease, _now())

@@ -101,8 +101,9 @@ async def test_replicas_sharing_the_lease_tell_each_failure_once_as_it_changes_h
         reports = await asyncio.gather(*(r.poll(p.poll_once) for r, p in asking))
         assert sum(report is not None for report in reports) == 1  # one poller per round
         led.append(next(r.holder for (r, _), report in zip(asking, reports, strict=True) if report))
-    # Back from its pause, the old leader's lease is gone: it polls no more.
-    assert led == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    # After each pause the other replica leads; back from its pause, the old leader's lease
+    # is gone, and it does not poll.
+    assert all((led[i] != led[i - 1]) == bool(i % 2) for i in range(1, len(led))), led
     for channel in (OPS, OTHER):
         posted = world.slack.messages(channel)
         assert len(posted) == len(runs), channel
