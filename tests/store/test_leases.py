@@ -12,8 +12,9 @@ import pytest
 
 from bot.notices.leadership import Leadership
 from bot.notices.models import NoticeFilter
-from bot.store.base import LeaseLost
+from bot.store.base import ClaimedElsewhere, LeaseLost
 from bot.store.sql import SqlStore
+from tests.helpers.incidents import make_incident
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TTL = timedelta(seconds=10)
@@ -113,3 +114,34 @@ async def test_a_leader_deposed_mid_poll_stops_at_its_next_write(store: SqlStore
     assert await other.poll(lambda: store.set_state("step", "b")) is None  # returns nothing...
     assert await store.get_state("step") == "b"  # ...but wrote, holding the lease
     assert await leader.poll(poll) is None and not leader.lost_mid_poll  # standby now
+
+
+async def test_racing_saves_of_one_notice_leave_one_and_no_raw_error(database_url: str) -> None:
+    """Ten replicas record the same new incident at once: one wins, the others are told
+    it was claimed elsewhere (never a raw IntegrityError), and claiming the same runs in
+    opposite orders does not deadlock.
+    """
+    stores = [SqlStore(database_url) for _ in range(10)]
+    for each in stores:
+        await each.open()
+    try:
+        for race in range(3):
+            runs = [f"run-{race}-{i}" for i in range(20)]
+
+            async def save(index: int, store: SqlStore, runs: list[str] = runs,
+                           race: int = race) -> str:
+                order = runs if index % 2 else list(reversed(runs))
+                incident = make_incident(channel_id="C1", connector_id=f"conn-{race}")
+                try:
+                    await store.save_incident(incident, announce=[("C1", r) for r in order], at=NOW)
+                except ClaimedElsewhere:
+                    return "claimed elsewhere"
+                return "saved"
+
+            results = await asyncio.gather(*(save(i, s) for i, s in enumerate(stores)))
+            assert sorted(results) == ["claimed elsewhere"] * 9 + ["saved"], results
+            assert len(await stores[0].announced(runs)) == 20
+        assert len(await stores[0].open_incidents("C1")) == 3
+    finally:
+        for each in stores:
+            await each.close()
