@@ -31,6 +31,7 @@ from bot.config import Settings
 from bot.logs import public_url
 from bot.lookups.runs import web_links
 from bot.lookups.service import Lookups
+from bot.notices.leadership import Leadership, lease_ttl
 from bot.notices.oncall import OnCall
 from bot.notices.poller import Poller, PollerConfig, PollReport
 from bot.notices.scheduler import PollScheduler
@@ -56,6 +57,8 @@ DRAIN_SECONDS = DEFAULT_RETRY.deadline + 5
 # Start-up asks Slack again after 1 s, then twice as long each time, at most every 30 s.
 SLACK_RETRY_FIRST = 1.0
 SLACK_RETRY_MAX = 30.0
+# The state key of the last successful poll (Unix seconds), written by the leader.
+LAST_POLL_KEY = "poll.last_success"
 
 
 class StartupError(Exception):
@@ -75,11 +78,20 @@ class Bot:
     health: Health = field(default_factory=Health)
     metrics: Metrics = field(default_factory=Metrics)
     readiness: Readiness | None = None
+    leadership: Leadership | None = None
 
     def __post_init__(self) -> None:
         if self.readiness is None:
             self.readiness = Readiness(
                 stale_after(self.settings.cde_poll_interval, self.settings.cde_poll_stale_seconds))
+        if self.leadership is None:
+            self.leadership = Leadership(self.store, ttl=lease_ttl(self.settings.cde_poll_interval))
+        # Any replica tells the truth about polling: the leader's last success is shared.
+        self.readiness.shared_last_poll = self._shared_last_poll
+
+    async def _shared_last_poll(self) -> float | None:
+        stored = await self.store.get_state(LAST_POLL_KEY)
+        return float(stored) if stored else None
 
     @classmethod
     def build(cls, settings: Settings) -> Bot:
@@ -107,12 +119,21 @@ class Bot:
         return cls(settings, client, cde, store, app, poller, metrics=metrics)
 
     async def poll_once(self) -> PollReport:
-        """One poll, recorded for `/metrics` and `/readyz`; a crash is counted, then raised."""
+        """One poll, when this replica holds the poller's lease, with every write fenced by
+        it; recorded for `/metrics` and `/readyz`. A crash is counted, then raised.
+        """
+        leadership = self.leadership
+        assert leadership is not None
         try:
-            report = await self.poller.poll_once()
+            report = await leadership.poll(self._poll_and_share)
         except Exception:
             self.metrics.poll_finished("crashed")
             raise
+        self.metrics.leads(leadership.leads)
+        if report is None:
+            outcome = "lease_lost" if leadership.lost_mid_poll else "standby"
+            self.metrics.poll_finished(outcome)
+            return PollReport(outcome=outcome)
         now = time.time()
         assert self.readiness is not None
         if report.outcome in ("idle", "ok"):
@@ -122,6 +143,13 @@ class Bot:
                                    incomplete_scans=report.incomplete_scans, post_errors=report.post_errors)
         if report.outcome in ("idle", "ok"):
             self.metrics.odd_runs_seen(report.odd_runs)
+        return report
+
+    async def _poll_and_share(self) -> PollReport:
+        """A poll, and its success recorded for every replica's `/readyz` (fenced too)."""
+        report = await self.poller.poll_once()
+        if report.outcome in ("idle", "ok"):
+            await self.store.set_state(LAST_POLL_KEY, repr(time.time()))
         return report
 
     async def aclose(self) -> None:
@@ -147,6 +175,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
     bot = Bot.build(settings)
     runner: web.AppRunner | None = None
     socket: AckingSocketModeHandler | None = None
+    keeper: asyncio.Task[None] | None = None
     scheduler = PollScheduler(bot.poll_once, settings.cde_poll_interval)
     try:
         try:
@@ -175,6 +204,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         bot.readiness.started_at = time.time()
         # Polling starts only once Slack is connected, so notices have somewhere to go.
         scheduler.start()
+        keeper = asyncio.create_task(_keep_lease(bot, scheduler, stop), name="poller-lease")
         log.info(
             "cde-bot ready as %s in %s (%s mode; port %d)",
             identity["bot_user"], identity["team"], bot.health.details["transport"], settings.port,
@@ -182,7 +212,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         await stop.wait()
         log.info("shutting down")
     finally:
-        await _shut_down(bot, scheduler, socket, runner)
+        await _shut_down(bot, scheduler, socket, runner, keeper)
 
 
 async def _listen(bot: Bot, host: str) -> web.AppRunner:
@@ -239,12 +269,25 @@ async def _check_cde(settings: Settings) -> None:
                     probe.detail, probe.fix)
 
 
+async def _keep_lease(bot: Bot, scheduler: PollScheduler, stop: asyncio.Event) -> None:
+    """Renew the poller's lease (or wait for it) until stopped; a replica that becomes the
+    leader polls at once rather than at its next turn.
+    """
+    assert bot.leadership is not None
+    await bot.leadership.keep(stop, on_lead=scheduler.poll_now, on_change=bot.metrics.leads)
+
+
 async def _shut_down(bot: Bot, scheduler: PollScheduler, socket: AckingSocketModeHandler | None,
-                     runner: web.AppRunner | None) -> None:
+                     runner: web.AppRunner | None, keeper: asyncio.Task[None] | None) -> None:
     # One budget for the whole shutdown, so the orchestrator's stop timeout holds.
     deadline = time.monotonic() + DRAIN_SECONDS
     bot.health.ready = False
     await scheduler.stop(grace=DRAIN_SECONDS)
+    if keeper is not None:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+    assert bot.leadership is not None
+    await bot.leadership.release()  # another replica takes over at once
     if socket is not None:
         await _close(socket)
     if runner is not None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bot.slack.poster import SlackError
+from bot.store.base import LeaseLost
 
 
 @dataclass
@@ -33,6 +34,8 @@ def best_effort(log: logging.Logger, what: str, *args: object,
     except SlackError as exc:
         attempt.failed = True
         log.log(level, f"could not {what}: %s", *args, exc.code)
+    except LeaseLost:
+        raise  # not a follow-up's failure: this replica no longer polls, and stops
     except Exception:
         # The last resort of the policy: whatever else stopped the follow-up, with its traceback.
         attempt.failed = True

@@ -27,7 +27,7 @@ from bot.notices.best_effort import best_effort
 from bot.notices.models import Incident, Mute
 from bot.notices.oncall import OnCall
 from bot.notices.posts import OutboxEntry
-from bot.store.base import Store
+from bot.store.base import ClaimedElsewhere, LeaseLost, Store
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,12 @@ class Delivery:
         outcome = Outcome()
         try:
             await self._handlers[type(action)](action, facts, outcome)
+        except LeaseLost:
+            raise  # another replica leads: this poll stops here
+        except ClaimedElsewhere as exc:
+            # Two pollers overlapped and the other recorded it first: nothing to do here.
+            log.info("not carrying out %s in %s: %s", type(action).__name__, _channel(action), exc)
+            outcome.stored = {}
         except Exception:
             # Whatever goes wrong with one action (the database, a bug), the poll goes on
             # with the others; nothing of it was recorded, so it is tried again next poll.
@@ -144,7 +150,8 @@ class Delivery:
             posts.redraw(incident.channel_id, incident.message_ts, now),
         ]
         stored = await self.store.update_incident(
-            incident.id, lambda current: replace(current, resolved_at=now, resolved_by_run=run.id),
+            incident.id, lambda current: replace(_still_open(current), resolved_at=now,
+                                                 resolved_by_run=run.id),
             outbox=entries)
         _queued(outcome, entries if stored is not None else [])
         outcome.stored[incident.id] = stored
@@ -153,7 +160,8 @@ class Delivery:
         now, incident = facts.now, action.incident
         entries = [posts.redraw(incident.channel_id, incident.message_ts, now)]
         stored = await self.store.update_incident(
-            incident.id, lambda current: replace(current, resolved_at=now), outbox=entries)
+            incident.id, lambda current: replace(_still_open(current), resolved_at=now),
+            outbox=entries)
         _queued(outcome, entries if stored is not None else [])
         outcome.stored[incident.id] = stored
 
@@ -181,6 +189,15 @@ class Delivery:
         with best_effort(log, "tell that a mute in %s ended", mute.channel_id):
             await self.store.delete_mute(mute.channel_id, mute.site_id, mute.connector_id,
                                          outbox=entries)
+
+
+def _still_open(incident: Incident) -> Incident:
+    """The incident, when no other poller closed it meanwhile (a recovery or expiry is
+    told once: the second to close it rolls back).
+    """
+    if incident.resolved_at is not None:
+        raise ClaimedElsewhere(f"incident {incident.id} was closed already")
+    return incident
 
 
 def _queued(outcome: Outcome, entries: list[OutboxEntry]) -> None:

@@ -38,7 +38,7 @@ from bot.slack.poster import (
     SlackError,
     SlackUnavailable,
 )
-from bot.store.base import StoreError
+from bot.store.base import LeaseLost, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ class Outbox:
                     return
             except _Blocked:
                 return
+            except LeaseLost:
+                raise  # another replica leads now: it delivers this
             except Exception:
                 # A bug or the database: this channel waits for the next pass, the others go on.
                 report.deferred += 1
@@ -171,7 +173,11 @@ class Outbox:
             return None
 
     async def _send(self, entry: OutboxEntry, target: str | None, report: PassReport) -> bool:
-        await self.store.start_post(entry.id, datetime.now(UTC))
+        if not await self.store.start_post(entry.id, datetime.now(UTC), attempts=entry.attempts):
+            # Another poller (an overlapping replica) took this attempt: it posts, not us.
+            log.info("%s %s in %s is being sent by another poller", entry.kind, entry.key,
+                     entry.channel_id)
+            return True
         try:
             ts = await self._call(entry, target)
         except SlackError as exc:
@@ -245,6 +251,8 @@ class Outbox:
             try:
                 await self.store.finish_post(entry.id, ts, self.clock())
                 break
+            except LeaseLost:
+                raise  # the new leader finds the post by its tag (see `_look_for`)
             except StoreError as exc:
                 self.record_failures += 1
                 if attempt == RECORD_ATTEMPTS - 1:

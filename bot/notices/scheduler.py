@@ -44,6 +44,11 @@ class PollScheduler:
             id=JOB_ID, replace_existing=True, misfire_grace_time=None,
         )
 
+    def poll_now(self) -> None:
+        """Poll at once, unless a poll is under way (the next follows it as usual)."""
+        if self._current is None and self._scheduler.running:
+            self._schedule(0.0)
+
     async def _run(self) -> None:
         if self._stopping:
             return  # fired just as the bot began to stop

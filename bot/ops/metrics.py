@@ -17,7 +17,8 @@ COMMANDS = ("runs", "run", "help", "subscribe", "subscriptions", "unsubscribe", 
 COMMAND_OUTCOMES = ("ok", "user_error", "api_error", "store_error", "internal_error")
 CDE_ENDPOINTS = ("runs", "run")
 # partial: an ok poll with a scan cut short by its page budget (runs beyond it unseen).
-POLL_OUTCOMES = ("idle", "ok", "partial", "api_error", "crashed")
+# standby: another replica holds the poller's lease; lease_lost: it was taken mid-poll.
+POLL_OUTCOMES = ("idle", "ok", "partial", "api_error", "crashed", "standby", "lease_lost")
 # Outcomes that mean the poll did its job (idle: nothing to watch, which is not a failure).
 POLL_SUCCESSES = ("idle", "ok", "partial")
 NOTICE_KINDS = ("notice", "repeat", "recovery", "digest", "digest_list", "admin")
@@ -80,6 +81,11 @@ class Metrics:
             "shape (each logged once).",
             registry=self.registry,
         )
+        self._leader = Gauge(
+            "cde_bot_poller_leader",
+            "1 while this replica holds the poller's lease (it polls), 0 while another does.",
+            registry=self.registry,
+        )
         self._rate_limited = Counter(
             "cde_bot_slack_rate_limited", "Slack Web API calls answered with HTTP 429, by method.",
             ["method"], registry=self.registry,
@@ -128,6 +134,10 @@ class Metrics:
                 self._notices.labels(kind).inc(count)
         if outcome in POLL_SUCCESSES and at is not None:
             self._last_poll.set(at)
+
+    def leads(self, leading: bool) -> None:
+        """Whether this replica holds the poller's lease."""
+        self._leader.set(1 if leading else 0)
 
     def odd_runs_seen(self, count: int) -> None:
         """The last failure scan read `count` runs that did not fully fit."""

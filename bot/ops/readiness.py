@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.store.base import Store
+from bot.store.base import Store, StoreError
 
 # Polling counts as stale after this many intervals without a success, and never sooner
 # than STALE_FLOOR seconds: a poll that retries through a short API blip is not an outage.
@@ -81,6 +81,9 @@ class Readiness:
     started_at: float = field(default_factory=time.time)
     last_poll_success: float | None = None
     slack_connected: Callable[[], Awaitable[bool]] | None = None
+    # The leader's last successful poll as the store records it (any replica's, so that
+    # a replica that does not poll tells the truth about polling), in Unix seconds.
+    shared_last_poll: Callable[[], Awaitable[float | None]] | None = None
     # What the last successful poll's scans could not cover (see `coverage_check`).
     scans_cut_short: tuple[str, ...] = ()
     # The store probe under way: one at a time, however often /readyz is asked.
@@ -92,9 +95,20 @@ class Readiness:
             "slack": await self._slack(),
             "store": await self._store(store),
             "poll": poll_check(time.time() if now is None else now, self.started_at,
-                               self.last_poll_success, self.stale_after),
+                               await self._last_poll(), self.stale_after),
             "coverage": coverage_check(self.scans_cut_short),
         }
+
+    async def _last_poll(self) -> float | None:
+        """The latest of this replica's and the shared last successful poll."""
+        shared = None
+        if self.shared_last_poll is not None:
+            try:
+                shared = await asyncio.wait_for(self.shared_last_poll(), STORE_PING_TIMEOUT)
+            except (TimeoutError, StoreError, ValueError):
+                shared = None  # the store check says what is wrong with the store
+        known = [t for t in (self.last_poll_success, shared) if t is not None]
+        return max(known) if known else None
 
     async def _slack(self) -> Check:
         if self.slack_connected is None:

@@ -7,8 +7,10 @@ SQLite (the default) and PostgreSQL work behind the same calls.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot.cde.models import MAX_ID as CDE_MAX_ID
 from bot.notices.models import AuditEntry, Incident, Mute, NoticeFilter, Subscription
@@ -21,6 +23,30 @@ class StoreError(Exception):
 
 class SchemaTooNewError(StoreError):
     """The database was written by a newer cde-bot than this one."""
+
+
+class LeaseLost(StoreError):
+    """A write fenced by a lease found another holder's token: this replica no longer
+    leads, and must stop at once (nothing of the write was kept).
+    """
+
+
+class ClaimedElsewhere(StoreError):
+    """Another poller recorded this news first (a run told, an incident opened): the
+    action is rolled back, and must not be posted again.
+    """
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A named lease held by `holder` until `expires_at`. `token` (the fencing token) grows
+    by one with each new holder, so a write checked against it fails once another holds it.
+    """
+
+    name: str
+    holder: str
+    token: int
+    expires_at: datetime
 
 
 # Every id the store keeps (site ids, subscription and incident ids) is a signed 64-bit
@@ -57,6 +83,28 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    # -- the poller's lease ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def take_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> Lease | None:
+        """Hold lease `name` until `now + ttl`: renewed when `holder` holds it, taken (with a
+        new token) when it is free or expired; None while another holder's is current.
+        """
+
+    @abc.abstractmethod
+    async def current_lease(self, name: str) -> Lease | None:
+        """Lease `name` as recorded (expired or not), or None when never taken."""
+
+    @abc.abstractmethod
+    async def release_lease(self, lease: Lease) -> None:
+        """Give up `lease` (if still held), so another may take it at once."""
+
+    @abc.abstractmethod
+    def fenced(self, lease: Lease) -> contextlib.AbstractContextManager[None]:
+        """Within this context (and the tasks started in it), every write transaction first
+        checks that `lease` still holds, in the same transaction, else raises `LeaseLost`.
+        """
 
     @abc.abstractmethod
     async def ping(self) -> bool:
@@ -216,8 +264,11 @@ class Store(abc.ABC):
         """The entry whose message `ref` stands for."""
 
     @abc.abstractmethod
-    async def start_post(self, entry_id: int, at: datetime) -> None:
-        """An attempt begins: from now on its fate is unknown until settled."""
+    async def start_post(self, entry_id: int, at: datetime, *, attempts: int | None = None) -> bool:
+        """An attempt begins: from now on its fate is unknown until settled. With
+        `attempts` (as the entry was read), a claim: False when another poller began an
+        attempt since, and this one must not post.
+        """
 
     @abc.abstractmethod
     async def finish_post(self, entry_id: int, ts: str, at: datetime) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Connection, event, insert, select, update
@@ -19,8 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bot.store import schema, urls
-from bot.store.base import IdOutOfRangeError, StoreError
+from bot.store import leases, schema, urls
+from bot.store.base import IdOutOfRangeError, Lease, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 PROBE_KEY = "readiness_probe"
 # Execution option that marks a transaction as one that will write (BEGIN IMMEDIATE on SQLite).
 _WRITE_OPTION = "cde_bot_write"
+# The lease the writes of this context are fenced by (the poller's task and the tasks it
+# starts); the listeners' writes are not.
+_fence: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("cde_bot_fence", default=None)
 
 
 def reason(exc: BaseException) -> str:
@@ -107,18 +111,31 @@ class Database:
             return f"the database file {self._file.resolve()}"
         return f"the database {urls.display_url(self._url)}"
 
+    @contextlib.contextmanager
+    def fenced(self, lease: Lease) -> Iterator[None]:
+        """Write transactions in this context check `lease` first (see `bot.store.leases`)."""
+        token = _fence.set(lease)
+        try:
+            yield
+        finally:
+            _fence.reset(token)
+
     @contextlib.asynccontextmanager
     async def transaction(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
-        """One transaction; `write` ones take SQLite's write lock up front.
+        """One transaction; `write` ones take SQLite's write lock up front, and check the
+        lease of a fenced context (raising `LeaseLost`, a `StoreError`, when it is gone).
 
         Driver and OS errors become `StoreError`; an `IntegrityError` is passed on as it is.
         """
         engine = self._writer if write else self._engine
+        fence = _fence.get() if write else None
         async with contextlib.AsyncExitStack() as stack:
             if self._lock is not None and (write or self._lock_reads):
                 await stack.enter_async_context(self._lock)
             try:
                 async with engine.begin() as conn:
+                    if fence is not None:
+                        await leases.check(conn, fence)
                     yield conn
             except IntegrityError:
                 raise  # the callers that expect one handle it

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
     insert,
     inspect,
     select,
@@ -134,6 +135,17 @@ incidents_table = Table(
     sqlite_autoincrement=True,
 )
 
+# One open incident per channel, site and connector, whatever two pollers may try: the
+# second to open one fails and rolls its action back (see `ClaimedElsewhere`). NULLs are
+# distinct in a unique index, hence the COALESCEs.
+OPEN_INCIDENT_INDEX = Index(
+    "uq_incidents_open", incidents_table.c.channel_id,
+    func.coalesce(incidents_table.c.site_id, -1), func.coalesce(incidents_table.c.connector_id, ""),
+    unique=True,
+    sqlite_where=incidents_table.c.resolved_at.is_(None),
+    postgresql_where=incidents_table.c.resolved_at.is_(None),
+)
+
 mutes_table = Table(
     "mutes",
     metadata,
@@ -186,6 +198,18 @@ outbox_table = Table(
     Index(None, "ref"),
     Index(None, "state", "id"),
     sqlite_autoincrement=True,
+)
+
+# Which replica polls: the lease row of the poller, held by one replica until it expires.
+# `token` grows by one with every new holder: writes fenced by a lease check it (see
+# `bot.store.leases`).
+leases_table = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
 )
 
 
@@ -244,6 +268,33 @@ def _add_audit_log(conn: Connection) -> None:
     audit_table.create(conn, checkfirst=True)
 
 
+def _add_leases_and_one_open_incident(conn: Connection) -> None:
+    """The poller's lease, and at most one open incident per channel, site and connector.
+    Replicas that polled side by side before may have left duplicates open: all but the
+    first are closed, so that the index can be made.
+    """
+    leases_table.create(conn, checkfirst=True)
+    t = incidents_table
+    key = (t.c.channel_id, func.coalesce(t.c.site_id, -1), func.coalesce(t.c.connector_id, ""))
+    first = select(func.min(t.c.id)).where(t.c.resolved_at.is_(None)).group_by(*key)
+    closed = conn.execute(update(t).where(t.c.resolved_at.is_(None), t.c.id.not_in(first))
+                          .values(resolved_at=datetime.now(UTC)))
+    if closed.rowcount:
+        logger.warning("closed %d duplicate open incidents left by replicas that polled side by "
+                       "side", closed.rowcount)
+    if not _has_index(conn, "uq_incidents_open"):
+        OPEN_INCIDENT_INDEX.create(conn)
+
+
+def _has_index(conn: Connection, name: str) -> bool:
+    # The inspector does not list expression indexes on every database: ask the catalogue.
+    if conn.dialect.name == "sqlite":
+        query = text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :name")
+    else:
+        query = text("SELECT 1 FROM pg_indexes WHERE indexname = :name")
+    return conn.execute(query, {"name": name}).first() is not None
+
+
 # Schema changes, oldest first: MIGRATIONS[i] takes a database at version i + 1 to version
 # i + 2 (within the transaction `open()` runs it in). Append new ones; never reorder or
 # remove one that has shipped. Write them with portable SQLAlchemy constructs (or branch on
@@ -253,6 +304,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _add_outbox,
     _widen_ids_to_64_bits,
     _add_audit_log,
+    _add_leases_and_one_open_incident,
 ]
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.notices.models import AuditEntry, Incident, Mute, NoticeFilter, Subscription
 from bot.notices.posts import OutboxEntry
-from bot.store import sql_outbox, urls
-from bot.store.base import Store, StoreError, check_id, fits_id
+from bot.store import leases, sql_outbox, urls
+from bot.store.base import ClaimedElsewhere, Lease, Store, StoreError, check_id, fits_id
 from bot.store.database import Database
 from bot.store.schema import (
     announced_table,
@@ -122,6 +122,17 @@ async def _record(conn: AsyncConnection, entry: AuditEntry) -> AuditEntry:
 # -- the store ------------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def _claims() -> AsyncIterator[None]:
+    """A unique key that another transaction took first (a run told, an incident opened:
+    `uq_incidents_open`) means another poller carried the action out: `ClaimedElsewhere`.
+    """
+    try:
+        yield
+    except IntegrityError as exc:
+        raise ClaimedElsewhere(f"another poller recorded it first ({type(exc.orig).__name__})") from exc
+
+
 class SqlStore(Store):
     """The store on an SQLAlchemy async database URL: written for SQLite and PostgreSQL."""
 
@@ -133,6 +144,23 @@ class SqlStore(Store):
 
     async def _retry_on_conflict(self, attempt: Callable[[], Awaitable[None]]) -> None:
         await self._db.retry_on_conflict(attempt)
+
+    # -- the poller's lease -------------------------------------------------------------------
+
+    async def take_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> Lease | None:
+        async with self._transaction(write=True) as conn:
+            return await leases.take(conn, name, holder, now, ttl)
+
+    async def current_lease(self, name: str) -> Lease | None:
+        async with self._transaction(write=False) as conn:
+            return await leases.current(conn, name)
+
+    async def release_lease(self, lease: Lease) -> None:
+        async with self._transaction(write=True) as conn:
+            await leases.release(conn, lease, _now())
+
+    def fenced(self, lease: Lease) -> contextlib.AbstractContextManager[None]:
+        return self._db.fenced(lease)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -253,6 +281,24 @@ class SqlStore(Store):
             return set()
         async with self._transaction(write=False) as conn:
             return await self._announced(conn, wanted)
+
+    async def _claim(self, conn: AsyncConnection, pairs: Iterable[tuple[str, str]],
+                     at: datetime) -> None:
+        """Record (channel_id, run_id) pairs as told by this action, or raise
+        `ClaimedElsewhere` when one of them was told already (by another poller: triage plans
+        only runs not told yet). Taken in key order, so that two transactions claiming the
+        same runs lock them in the same order and cannot deadlock.
+        """
+        wanted = sorted(set(pairs), key=lambda pair: (pair[1], pair[0]))
+        if not wanted:
+            return
+        known = await self._announced(conn, list(dict.fromkeys(run for _, run in wanted)))
+        if known & set(wanted):
+            raise ClaimedElsewhere(f"{len(known & set(wanted))} of {len(wanted)} runs were "
+                                   "told already by another poller")
+        await conn.execute(insert(announced_table), [
+            {"channel_id": channel_id, "run_id": run_id, "announced_at": at}
+            for channel_id, run_id in wanted])
 
     async def _announce(self, conn: AsyncConnection, pairs: Iterable[tuple[str, str]],
                         at: datetime) -> None:
@@ -385,7 +431,7 @@ class SqlStore(Store):
         t = incidents_table
         pairs = list(announce)
         saved = []
-        async with self._transaction(write=True) as conn:
+        async with _claims(), self._transaction(write=True) as conn:
             for incident in incidents:
                 values = {name: getattr(incident, name) for name in _INCIDENT_FIELDS}
                 if incident.id == 0:
@@ -397,7 +443,7 @@ class SqlStore(Store):
                         raise StoreError(f"no incident with id {incident.id} to update")
                 saved.append(incident)
             if pairs:
-                await self._announce(conn, pairs, at or saved[0].last_failed_at)
+                await self._claim(conn, pairs, at or saved[0].last_failed_at)
             await sql_outbox.enqueue(conn, outbox, at or _now())
         return saved
 
@@ -413,10 +459,11 @@ class SqlStore(Store):
 
         async def record(conn: AsyncConnection, _: Incident, changed: Incident) -> None:
             if pairs:
-                await self._announce(conn, pairs, at or changed.last_failed_at)
+                await self._claim(conn, pairs, at or changed.last_failed_at)
             await sql_outbox.enqueue(conn, outbox, at or _now())
 
-        return await self._update(incident_id, change, record)
+        async with _claims():
+            return await self._update(incident_id, change, record)
 
     async def acknowledge_incident(self, incident_id: int, user: str, at: datetime, *,
                                    audit: AuditEntry | None = None) -> Incident | None:
@@ -535,10 +582,10 @@ class SqlStore(Store):
         async with self._transaction(write=False) as conn:
             return await sql_outbox.by_ref(conn, ref)
 
-    async def start_post(self, entry_id: int, at: datetime) -> None:
-        """An attempt begins; its fate is unknown until settled."""
+    async def start_post(self, entry_id: int, at: datetime, *, attempts: int | None = None) -> bool:
+        """An attempt begins; its fate is unknown until settled (see `Store.start_post`)."""
         async with self._transaction(write=True) as conn:
-            await sql_outbox.start(conn, entry_id, at)
+            return await sql_outbox.start(conn, entry_id, at, attempts=attempts)
 
     async def finish_post(self, entry_id: int, ts: str, at: datetime) -> None:
         """Slack took it as `ts`; the incidents of its message now name `ts`."""

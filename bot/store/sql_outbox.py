@@ -70,10 +70,16 @@ async def by_ref(conn: AsyncConnection, ref: str) -> OutboxEntry | None:
     return entry_of(row) if row is not None else None
 
 
-async def start(conn: AsyncConnection, entry_id: int, at: datetime) -> None:
+async def start(conn: AsyncConnection, entry_id: int, at: datetime, *,
+                attempts: int | None = None) -> bool:
+    """Begin an attempt; with `attempts`, only if no other began one since (a claim)."""
     t = outbox_table
-    await conn.execute(update(t).where(t.c.id == entry_id).values(
+    query = update(t).where(t.c.id == entry_id, t.c.state.in_(posts.UNSETTLED))
+    if attempts is not None:
+        query = query.where(t.c.attempts == attempts)
+    result = await conn.execute(query.values(
         state=posts.SENDING, attempt_started_at=at, attempts=t.c.attempts + 1))
+    return result.rowcount == 1
 
 
 async def finish(conn: AsyncConnection, entry_id: int, ts: str, at: datetime) -> None:

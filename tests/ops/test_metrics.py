@@ -310,7 +310,9 @@ async def test_bot_poll_once_feeds_metrics_and_readiness(bot: Bot) -> None:
     ok.count_post("notice")
     bot.poller = FakeNotifier(ok, RuntimeError("bug"), PollReport(outcome="api_error"))  # type: ignore[assignment]
     assert bot.readiness is not None and bot.readiness.last_poll_success is None
+    await bot.store.open()
     await bot.poll_once()
+    assert value(bot.metrics, "cde_bot_poller_leader") == 1  # the only replica leads
     success = bot.readiness.last_poll_success
     assert success is not None and abs(success - time.time()) < 5
     with pytest.raises(RuntimeError):

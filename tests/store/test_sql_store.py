@@ -15,12 +15,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import StatementError
 
 from bot.notices import posts
-from bot.notices.models import Incident, Mute, NoticeFilter
+from bot.notices.models import Mute, NoticeFilter
 from bot.slack.message import Message
 from bot.store import schema, sql
 from bot.store.base import SchemaTooNewError, StoreError
 from bot.store.schema import schema_version
 from bot.store.sql import SqlStore, store_from_url
+from tests.helpers.incidents import make_incident
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -59,16 +60,6 @@ def is_file(path: Path) -> bool:
 def stored_version(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         return conn.execute("SELECT version FROM schema_version").fetchone()[0]
-
-
-def make_incident(channel_id: str = "C1", message_ts: str = "1.1", **changes: object) -> Incident:
-    values: dict[str, object] = {
-        "id": 0, "channel_id": channel_id, "site_id": 7, "connector_id": "conn", "message_ts": message_ts,
-        "run": {"id": "run-1", "status": "failed", "nested": {"n": [1, 2]}},
-        "failures": 1, "muted_failures": 0, "first_failed_at": NOW, "last_failed_at": NOW,
-    }
-    values.update(changes)
-    return Incident(**values)  # type: ignore[arg-type]
 
 
 # -- opening and the schema ---------------------------------------------------------------------
@@ -476,7 +467,7 @@ async def test_concurrent_tasks_share_one_store(store: SqlStore) -> None:
         await store.set_state("counter", str(n))
         await store.set_mute(Mute("C1", None, None, NOW + timedelta(hours=1), "U1"))
         await store.count_suppressed("C1", None, None)
-        await store.save_incident(make_incident(message_ts=f"{n}.0"))
+        await store.save_incident(make_incident(message_ts=f"{n}.0", connector_id=f"conn{n}"))
         await store.subscriptions()
         await store.announced([f"r{m}" for m in range(5)])
 
