@@ -1,6 +1,6 @@
 """The Docker build, read without Docker: what `.dockerignore` leaves in the build context
 (by Docker's own matching rules, re-implemented below), the Dockerfile's layers and pinned
-base image, and the example compose.yaml.
+base image, the example compose.yaml and compose.postgres.yaml.
 """
 
 from __future__ import annotations
@@ -150,3 +150,24 @@ def test_the_compose_example_keeps_state_in_a_volume() -> None:
     assert "build: ." in text and "env_file: .env" in text
     assert "- cde-bot-data:/data" in text and re.search(r"^volumes:\n  cde-bot-data:", text, re.M)
     assert "stop_grace_period: 30s" in text
+
+
+def test_the_postgres_compose_example_runs_two_replicas_on_one_database() -> None:
+    text = (ROOT / "compose.postgres.yaml").read_text()
+    services = re.search(r"^services:\n(.*?)^\S", text, re.M | re.S)
+    assert services, "no services"
+    names = re.findall(r"^  (\w[\w-]*):$", services.group(1), re.M)
+    assert names == ["postgres", "bot"]
+    postgres, bot = re.split(r"^  bot:$", services.group(1), flags=re.M)
+    assert re.search(r"^    image: postgres:\d+", postgres, re.M)
+    assert "pg_isready" in postgres and "- cde-bot-postgres:/var/lib/postgresql/data" in postgres
+    assert "build: ." in bot and "env_file: .env" in bot
+    assert re.search(r"^      replicas: 2$", bot, re.M)
+    # Every replica on the same database, the postgres service, through the async driver.
+    [url] = re.findall(r"DATABASE_URL: (\S+)", bot)
+    assert url == "postgresql+asyncpg://cdebot:${POSTGRES_PASSWORD}@postgres:5432/cdebot"
+    assert re.search(r"depends_on:\n\s+postgres:\n\s+condition: service_healthy", bot)
+    assert "stop_grace_period: 30s" in bot
+    # No SQLite volume: a file per replica would be state split in two.
+    assert "/data" not in bot
+    assert re.search(r"^volumes:\n  cde-bot-postgres:", text, re.M)
