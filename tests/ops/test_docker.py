@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+import tomllib
 from functools import cache
 from pathlib import Path
 
@@ -150,6 +152,23 @@ def test_the_compose_example_keeps_state_in_a_volume() -> None:
     assert "build: ." in text and "env_file: .env" in text
     assert "- cde-bot-data:/data" in text and re.search(r"^volumes:\n  cde-bot-data:", text, re.M)
     assert "stop_grace_period: 30s" in text
+
+
+def test_the_image_installs_the_postgres_extra() -> None:
+    """The command the build stage writes requirements.txt with, run on pyproject.toml: the
+    image can serve several replicas on PostgreSQL, so asyncpg must be in it."""
+    [run] = [line for line in dockerfile() if "> requirements.txt" in line]
+    command = re.fullmatch(r'RUN python -c "(.+)"\s+> requirements\.txt .*', run)
+    assert command, run
+    written = subprocess.run([sys.executable, "-c", command.group(1)], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.splitlines()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    postgres = project["optional-dependencies"]["postgres"]
+    assert any(requirement.startswith("asyncpg") for requirement in postgres)
+    assert set(postgres) <= set(written) and set(project["dependencies"]) <= set(written)
+    # Installed from those wheels, with nothing fetched from an index in the final stage.
+    assert any("pip wheel" in line and "-r requirements.txt" in line for line in dockerfile())
+    assert "RUN pip install --no-index /wheels/deps/*.whl && rm -rf /wheels/deps" in dockerfile()
 
 
 def test_the_postgres_compose_example_runs_two_replicas_on_one_database() -> None:
