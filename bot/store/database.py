@@ -101,7 +101,8 @@ class Database:
 
     def __init__(self, database_url: str) -> None:
         try:
-            self._url = make_url(database_url)
+            self._url = make_url(urls.async_url(database_url))
+            urls.check_driver(self._url)
             is_sqlite = self._url.get_backend_name() == "sqlite"
             self._engine: AsyncEngine = create_async_engine(
                 self._url,
@@ -109,10 +110,7 @@ class Database:
                 pool_pre_ping=not is_sqlite,
             )
         except ImportError as exc:
-            raise StoreError(
-                f"DATABASE_URL {urls.display_url(database_url)} needs the Python package "
-                f"{exc.name!r}, which is not installed; install it or use sqlite+aiosqlite:///cde-bot.db"
-            ) from exc
+            raise StoreError(urls.missing_package(self._url, exc.name)) from exc
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot use DATABASE_URL {urls.display_url(database_url)}: {exc}; "
