@@ -31,6 +31,11 @@ FIX_HINT = (
     "make sure its directory exists and is writable by the user running cde-bot, "
     "or set DATABASE_URL to a writable location, e.g. sqlite+aiosqlite:////data/cde-bot.db"
 )
+SERVER_HINT = (
+    "check that the PostgreSQL server is up and reachable from here, and that DATABASE_URL's "
+    "host, port, user, password and database are right (create the database first: cde-bot "
+    "creates the tables, not the database)"
+)
 # The first bytes of every SQLite database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
 # The state row the readiness probe writes and reads back.
@@ -201,9 +206,10 @@ class Database:
             ) from exc
         except StoreError as exc:
             cause = exc.__cause__
-            if self._file is None or not isinstance(cause, DBAPIError | OSError):
+            if not isinstance(cause, DBAPIError | OSError):
                 raise
-            raise StoreError(f"cannot open {self.where}: {reason(cause)}; {FIX_HINT}") from cause
+            hint = FIX_HINT if self._file is not None else SERVER_HINT
+            raise StoreError(f"cannot open {self.where}: {reason(cause)}; {hint}") from cause
         if self._file is not None:
             found = self._file.stat()
             self._identity = (found.st_dev, found.st_ino)
