@@ -25,6 +25,13 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CDE_API_URL = "https://cde.productsup.com"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///cde-bot.db"
+# DATABASE_URL's database -> the async driver the store runs on (and is tested with). Read
+# here without SQLAlchemy, which `cde-bot check` and `--help` need not import.
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
 
 # Placeholders a CDE web UI link template may use; each is filled from the run.
 LINK_PLACEHOLDERS = ("run_id", "site_id", "connector_id", "process_id", "project_id", "account_id")
@@ -74,7 +81,8 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535, description="a TCP port number from 1 to 65535")
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
-        description="an SQLAlchemy URL such as sqlite+aiosqlite:///cde-bot.db")
+        description="an SQLAlchemy URL: sqlite+aiosqlite:///cde-bot.db, or "
+                    "postgresql+asyncpg://user:password@host/database for several replicas")
     cde_poll_interval: float = Field(
         default=60, ge=1, description="a number of seconds, at least 1 (default 60)")
     cde_poll_stale_seconds: float | None = Field(
@@ -194,6 +202,24 @@ class Settings(BaseSettings):
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_driver(cls, value: str) -> str:
+        # A plain sqlite:// or postgresql:// URL gets its async driver; a synchronous
+        # driver (psycopg2, pysqlite...) would only fail when the store opens. Messages
+        # never repeat the URL: it may hold a password.
+        scheme, separator, rest = value.strip().partition("://")
+        if not separator:
+            raise ValueError("is not a URL: it must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        backend, _, driver = scheme.lower().partition("+")
+        wanted = ASYNC_DRIVERS.get(backend)
+        if wanted is None:
+            return value  # another database: SQLAlchemy says what it makes of it
+        if driver in ("", wanted.partition("+")[2]):
+            return f"{wanted}://{rest}"
+        raise ValueError(f"uses the driver {driver!r}, which cde-bot does not run on: write "
+                         f"{wanted}:// instead of {scheme}://, the rest of the URL unchanged")
 
     @field_validator("cde_web_url_template")
     @classmethod

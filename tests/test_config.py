@@ -447,3 +447,34 @@ def test_every_bad_access_id_is_named_in_one_message(http_env: pytest.MonkeyPatc
     sites = problems["CDE_ALLOWED_SITES"]
     assert "'0', '-5', '9223372036854775808', 'site' are not valid" in sites
     assert "1001" not in sites.split("valid")[0]
+
+
+# -- DATABASE_URL -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("given", "used"), [
+    ("postgresql://bot:pw@db/cde", "postgresql+asyncpg://bot:pw@db/cde"),
+    ("postgres://bot:pw@db:5433/cde", "postgresql+asyncpg://bot:pw@db:5433/cde"),
+    ("postgres+asyncpg://bot:pw@db/cde", "postgresql+asyncpg://bot:pw@db/cde"),
+    ("sqlite:////data/x.db", "sqlite+aiosqlite:////data/x.db"),
+    ("postgresql+asyncpg://bot:pw@db/cde", "postgresql+asyncpg://bot:pw@db/cde"),
+    ("sqlite+aiosqlite:///cde-bot.db", "sqlite+aiosqlite:///cde-bot.db"),
+])
+def test_a_database_url_gets_the_async_driver_the_store_runs_on(
+        socket_env: pytest.MonkeyPatch, given: str, used: str) -> None:
+    socket_env.setenv("DATABASE_URL", given)
+    assert load_settings().database_url == used
+
+
+@pytest.mark.parametrize(("given", "fix"), [
+    ("postgresql+psycopg2://bot:hunter2-secret@db/cde", "write postgresql+asyncpg:// instead of postgresql+psycopg2://"),
+    ("sqlite+pysqlite:///x.db", "write sqlite+aiosqlite:// instead of sqlite+pysqlite://"),
+    ("hunter2-secret@db/cde", "is not a URL"),
+])
+def test_a_database_url_the_store_cannot_run_on_is_refused_at_start(
+        socket_env: pytest.MonkeyPatch, given: str, fix: str) -> None:
+    socket_env.setenv("DATABASE_URL", given)
+    message = config_error()
+    [line] = [line for line in message.splitlines() if "DATABASE_URL" in line]
+    assert fix in line
+    assert "hunter2" not in message

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -30,6 +31,11 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 FIX_HINT = (
     "make sure its directory exists and is writable by the user running cde-bot, "
     "or set DATABASE_URL to a writable location, e.g. sqlite+aiosqlite:////data/cde-bot.db"
+)
+SERVER_HINT = (
+    "check that the PostgreSQL server is up and reachable from here, and that DATABASE_URL's "
+    "host, port, user, password and database are right (create the database first: cde-bot "
+    "creates the tables, not the database)"
 )
 # The first bytes of every SQLite database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -55,9 +61,39 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        # WAL lets readers go on while one connection writes.
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> bool:
+    """Put the file in WAL mode (it stays so), which lets readers go on while one connection
+    writes; True once it is.
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once,
+    without waiting out busy_timeout, when another connection is in a transaction (replicas
+    opening a new file together). The switch is then left to `Database.open`, which retries
+    it; until then this connection works in the file's current mode, which is safe, and
+    picks up WAL when the file changes to it.
+    """
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return True
+    try:
+        cursor.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return False
+    return str(cursor.fetchone()[0]).lower() == "wal"
+
+
+def _switch_connection_to_wal(conn: Connection) -> bool:
+    # On the driver's connection, outside any transaction SQLAlchemy would begin.
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        return _switch_to_wal(cursor)
     finally:
         cursor.close()
 
@@ -74,7 +110,8 @@ class Database:
 
     def __init__(self, database_url: str) -> None:
         try:
-            self._url = make_url(database_url)
+            self._url = make_url(urls.async_url(database_url))
+            urls.check_driver(self._url)
             is_sqlite = self._url.get_backend_name() == "sqlite"
             self._engine: AsyncEngine = create_async_engine(
                 self._url,
@@ -82,10 +119,7 @@ class Database:
                 pool_pre_ping=not is_sqlite,
             )
         except ImportError as exc:
-            raise StoreError(
-                f"DATABASE_URL {urls.display_url(database_url)} needs the Python package "
-                f"{exc.name!r}, which is not installed; install it or use sqlite+aiosqlite:///cde-bot.db"
-            ) from exc
+            raise StoreError(urls.missing_package(self._url, exc.name)) from exc
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot use DATABASE_URL {urls.display_url(database_url)}: {exc}; "
@@ -177,14 +211,36 @@ class Database:
         try:
             async with self.transaction(write=True) as conn:
                 await conn.run_sync(schema.create_or_migrate, self.where)
+            if self._file is not None:
+                await self._ensure_wal()
+        except IntegrityError as exc:
+            # The migration lock makes this impossible between cde-bots that take it; an
+            # older cde-bot (from before the lock) starting alongside does not.
+            raise StoreError(
+                f"cannot create or migrate the schema of {self.where}: {reason(exc)}; another "
+                "cde-bot was changing it at the same time (one older than this, which does "
+                "not wait for the others): start this cde-bot again once the others are up"
+            ) from exc
         except StoreError as exc:
             cause = exc.__cause__
-            if self._file is None or not isinstance(cause, DBAPIError | OSError):
+            if not isinstance(cause, DBAPIError | OSError):
                 raise
-            raise StoreError(f"cannot open {self.where}: {reason(cause)}; {FIX_HINT}") from cause
+            hint = FIX_HINT if self._file is not None else SERVER_HINT
+            raise StoreError(f"cannot open {self.where}: {reason(cause)}; {hint}") from cause
         if self._file is not None:
             found = self._file.stat()
             self._identity = (found.st_dev, found.st_ino)
+
+    async def _ensure_wal(self) -> None:
+        """Switch the SQLite file to WAL if no connection could yet (see `_switch_to_wal`),
+        retrying while other connections hold it for up to busy_timeout, as SQLite would."""
+        waited, pause = 0.0, 0.01
+        async with self._engine.connect() as conn:
+            while not await conn.run_sync(_switch_connection_to_wal):
+                if waited * 1000 >= SQLITE_BUSY_TIMEOUT_MS:
+                    raise StoreError(f"{self.where} could not be switched to WAL mode: database is locked")
+                await asyncio.sleep(pause)
+                waited, pause = waited + pause, min(pause * 2, 0.5)
 
     async def close(self) -> None:
         """Close every pooled connection."""

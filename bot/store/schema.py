@@ -313,13 +313,21 @@ def schema_version() -> int:
     return 1 + len(MIGRATIONS)
 
 
+# The PostgreSQL advisory lock that serializes schema changes: "cde-bot" and 0x01, a fixed
+# 64-bit key of this bot's own (the lock space is shared by every application on the server).
+MIGRATION_LOCK_KEY = 0x6364_652D_626F_7401
+
+
 def create_or_migrate(conn: Connection, where: str) -> None:
     """Create the schema in an empty database, or bring an older one up to `schema_version()`.
 
-    `where` names the database in messages. Raises `SchemaTooNewError` for a database written
-    by a newer cde-bot.
+    Run it in a write transaction: it takes the migration lock first, so that replicas
+    starting together change the schema once, one after the other. `where` names the
+    database in messages. Raises `SchemaTooNewError` for a database written by a newer cde-bot.
     """
+    _lock_for_migration(conn)
     target = schema_version()
+    # Read under the lock: a replica that waited for it finds what the one before it did.
     found = _stored_version(conn)
     if found is None:
         metadata.create_all(conn)
@@ -343,6 +351,19 @@ def create_or_migrate(conn: Connection, where: str) -> None:
             .where(schema_version_table.c.id == 1)
             .values(version=target)
         )
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    """Wait until no other cde-bot is creating or migrating the schema.
+
+    PostgreSQL: a transaction-level advisory lock, let go at commit or rollback (and when
+    the connection dies), taken before anything is read. At the default READ COMMITTED
+    level each later statement sees what the transaction before it committed.
+    SQLite: the write transaction (BEGIN IMMEDIATE, see `database`) already holds the
+    file's only write lock, taken before the first read.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
 def _stored_version(conn: Connection) -> int | None:

@@ -12,14 +12,11 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.config import ASYNC_DRIVERS
 from bot.store.base import StoreError
 
-# Plain scheme -> the async driver the store runs on.
-ASYNC_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-}
+# The Python package each async driver needs, and the cde-bot extra that installs it.
+EXTRAS = {"asyncpg": "postgres"}
 
 
 def parse(database_url: str | URL) -> URL | None:
@@ -37,11 +34,39 @@ def async_url(database_url: str) -> str:
     """
     try:
         url = make_url(database_url)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, ValueError) as exc:  # ValueError: a port that is not a number
         raise StoreError(f"DATABASE_URL is not a valid SQLAlchemy URL: {exc}") from exc
     if url.drivername in ASYNC_DRIVERS:
         url = url.set(drivername=ASYNC_DRIVERS[url.drivername])
     return url.render_as_string(hide_password=False)
+
+
+def check_driver(url: URL) -> None:
+    """Refuse an SQLite or PostgreSQL URL with a driver the store does not run on (a
+    synchronous one such as psycopg2 or pysqlite, or another async one it is not tested
+    with), saying which URL to use instead. Other databases are left to SQLAlchemy.
+
+    Raises `StoreError`.
+    """
+    backend = url.get_backend_name()
+    wanted = ASYNC_DRIVERS.get(backend)
+    if wanted is None or url.drivername in (backend, wanted):
+        return
+    instead = url.set(drivername=wanted).render_as_string(hide_password=True)
+    raise StoreError(
+        f"DATABASE_URL {display_url(url)} uses the driver {url.get_driver_name()!r}, which "
+        f"cde-bot does not run on: it needs the async driver {wanted.split('+')[1]}; "
+        f"use {instead}")
+
+
+def missing_package(database_url: str | URL, package: str | None) -> str:
+    """What to tell when the driver of `database_url` needs `package`, not installed."""
+    extra = EXTRAS.get(package or "")
+    install = (f"pip install 'cde-bot[{extra}]' (the Docker image has it)" if extra
+               else f"install {package!r}")
+    return (f"DATABASE_URL {display_url(database_url)} needs the Python package {package!r}, "
+            f"which is not installed: {install}; or use sqlite+aiosqlite:///cde-bot.db for "
+            "one replica")
 
 
 def sqlite_file(url: URL) -> Path | None:

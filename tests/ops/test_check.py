@@ -340,8 +340,10 @@ async def test_an_unwritable_database(slack: SlackStandIn, cde: SampleCdeApi, tm
 
 
 async def test_an_invalid_database_url(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
-    results = await checked(settings_for(slack, cde, tmp_path, database_url="not a database url"))
-    assert "DATABASE_URL" in only_failure(results, "Store").detail
+    # A URL the settings take (its scheme is right) that SQLAlchemy cannot read.
+    url = "postgresql+asyncpg://bot@db:not-a-port/cde"
+    results = await checked(settings_for(slack, cde, tmp_path, database_url=url))
+    assert "DATABASE_URL is not a valid SQLAlchemy URL" in only_failure(results, "Store").detail
 
 
 async def test_a_database_password_is_never_shown(slack: SlackStandIn, cde: SampleCdeApi,

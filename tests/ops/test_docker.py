@@ -1,12 +1,14 @@
 """The Docker build, read without Docker: what `.dockerignore` leaves in the build context
 (by Docker's own matching rules, re-implemented below), the Dockerfile's layers and pinned
-base image, and the example compose.yaml.
+base image, the example compose.yaml and compose.postgres.yaml.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
+import tomllib
 from functools import cache
 from pathlib import Path
 
@@ -150,3 +152,41 @@ def test_the_compose_example_keeps_state_in_a_volume() -> None:
     assert "build: ." in text and "env_file: .env" in text
     assert "- cde-bot-data:/data" in text and re.search(r"^volumes:\n  cde-bot-data:", text, re.M)
     assert "stop_grace_period: 30s" in text
+
+
+def test_the_image_installs_the_postgres_extra() -> None:
+    """The command the build stage writes requirements.txt with, run on pyproject.toml: the
+    image can serve several replicas on PostgreSQL, so asyncpg must be in it."""
+    [run] = [line for line in dockerfile() if "> requirements.txt" in line]
+    command = re.fullmatch(r'RUN python -c "(.+)"\s+> requirements\.txt .*', run)
+    assert command, run
+    written = subprocess.run([sys.executable, "-c", command.group(1)], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.splitlines()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    postgres = project["optional-dependencies"]["postgres"]
+    assert any(requirement.startswith("asyncpg") for requirement in postgres)
+    assert set(postgres) <= set(written) and set(project["dependencies"]) <= set(written)
+    # Installed from those wheels, with nothing fetched from an index in the final stage.
+    assert any("pip wheel" in line and "-r requirements.txt" in line for line in dockerfile())
+    assert "RUN pip install --no-index /wheels/deps/*.whl && rm -rf /wheels/deps" in dockerfile()
+
+
+def test_the_postgres_compose_example_runs_two_replicas_on_one_database() -> None:
+    text = (ROOT / "compose.postgres.yaml").read_text()
+    services = re.search(r"^services:\n(.*?)^\S", text, re.M | re.S)
+    assert services, "no services"
+    names = re.findall(r"^  (\w[\w-]*):$", services.group(1), re.M)
+    assert names == ["postgres", "bot"]
+    postgres, bot = re.split(r"^  bot:$", services.group(1), flags=re.M)
+    assert re.search(r"^    image: postgres:\d+", postgres, re.M)
+    assert "pg_isready" in postgres and "- cde-bot-postgres:/var/lib/postgresql/data" in postgres
+    assert "build: ." in bot and "env_file: .env" in bot
+    assert re.search(r"^      replicas: 2$", bot, re.M)
+    # Every replica on the same database, the postgres service, through the async driver.
+    [url] = re.findall(r"DATABASE_URL: (\S+)", bot)
+    assert url == "postgresql+asyncpg://cdebot:${POSTGRES_PASSWORD}@postgres:5432/cdebot"
+    assert re.search(r"depends_on:\n\s+postgres:\n\s+condition: service_healthy", bot)
+    assert "stop_grace_period: 30s" in bot
+    # No SQLite volume: a file per replica would be state split in two.
+    assert "/data" not in bot
+    assert re.search(r"^volumes:\n  cde-bot-postgres:", text, re.M)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ from sqlalchemy.engine import make_url
 
 from bot.store import urls
 from bot.store.base import StoreError
+from bot.store.database import Database
+from bot.store.sql import SqlStore
+from tests.helpers.postgres import fresh_database
 
 
 def test_plain_schemes_get_their_async_drivers() -> None:
@@ -17,9 +21,10 @@ def test_plain_schemes_get_their_async_drivers() -> None:
     assert urls.async_url("postgresql+asyncpg://u:pw@db/cde") == "postgresql+asyncpg://u:pw@db/cde"
 
 
-def test_an_invalid_url_is_a_store_error() -> None:
-    with pytest.raises(StoreError, match="DATABASE_URL"):
-        urls.async_url("not a database url")
+@pytest.mark.parametrize("given", ["not a database url", "postgresql+asyncpg://u@db:not-a-port/cde"])
+def test_an_invalid_url_is_a_store_error(given: str) -> None:
+    with pytest.raises(StoreError, match="DATABASE_URL is not a valid SQLAlchemy URL"):
+        urls.async_url(given)
 
 
 def test_sqlite_file_and_memory() -> None:
@@ -52,3 +57,47 @@ def test_whether_an_sqlite_file_exists(tmp_path: Path) -> None:
     assert urls.sqlite_file_exists("sqlite+aiosqlite:///:memory:") is None
     assert urls.sqlite_file_exists("postgresql+asyncpg://db/cde") is None
     assert urls.sqlite_file_exists("nonsense") is None
+
+
+@pytest.mark.parametrize(("given", "instead"), [
+    ("postgresql+psycopg2://u:secret@db/cde", "postgresql+asyncpg://u:***@db/cde"),
+    ("postgresql+pg8000://u:secret@db:5433/cde", "postgresql+asyncpg://u:***@db:5433/cde"),
+    ("sqlite+pysqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+])
+def test_a_driver_the_store_does_not_run_on_is_refused_naming_the_url_to_use(
+        given: str, instead: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        SqlStore(given)
+    message = str(caught.value)
+    assert f"use {instead}" in message
+    assert make_url(given).get_driver_name() in message  # the driver it found
+    assert "secret" not in message
+
+
+@pytest.mark.parametrize("given", ["postgresql://u:secret@db/cde", "postgres://u:secret@db/cde"])
+def test_a_plain_postgresql_url_runs_on_asyncpg(given: str) -> None:
+    where = Database(given).where
+    assert where == "the database postgresql+asyncpg://u:***@db/cde"
+
+
+async def test_a_store_opens_on_a_plain_postgresql_url() -> None:
+    async with fresh_database() as url:
+        plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        store = SqlStore(plain)
+        try:
+            await store.open()
+            await store.set_state("k", "v")
+            assert await store.get_state("k") == "v"
+        finally:
+            await store.close()
+
+
+def test_a_postgresql_url_without_asyncpg_installed_says_which_extra_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if it were not installed
+    with pytest.raises(StoreError) as caught:
+        SqlStore("postgresql+asyncpg://u:secret@db/cde")
+    message = str(caught.value)
+    assert "needs the Python package 'asyncpg', which is not installed" in message
+    assert "pip install 'cde-bot[postgres]'" in message
+    assert "postgresql+asyncpg://u:***@db/cde" in message and "secret" not in message
