@@ -126,6 +126,12 @@ class Bot:
         assert leadership is not None
         try:
             report = await leadership.poll(self._poll_and_share)
+        except StoreError as exc:
+            # The database, not a bug: what the poll had not recorded is planned again at
+            # the next one, so a warning says it all.
+            log.warning("poll stopped: %s; the next poll tries again", exc)
+            self.metrics.poll_finished("store_error")
+            return PollReport(outcome="store_error", error=str(exc))
         except Exception:
             self.metrics.poll_finished("crashed")
             raise

@@ -3,10 +3,11 @@
 The API's sort order is not documented. The reference page lists newest first, so the scan
 *checks* the order as it reads. While every run so far has come newest first, it stops at
 the first page that reaches past `since`. When the first page shows the listing oldest
-first and the API tells its total, the window lies at the tail: the scan reads from the
-end backwards until it reaches past `since`. Any other order is read to the end (bounded
-by `max_pages`), so an order this scan does not expect costs requests, never missed runs;
-and a scan cut short by its budget says so.
+first, the window lies at the tail: the scan reads from the end backwards until it reaches
+past `since` (when the API does not tell its total, the end is found first, by asking
+single runs at doubling offsets). Any other order is read to the end (bounded by
+`max_pages`), so an order this scan does not expect costs requests, never missed runs; and
+a scan cut short by its budget says so.
 """
 
 from __future__ import annotations
@@ -130,6 +131,31 @@ class _Scan:
             end = start
         return self.result(complete=True)
 
+    async def find_end(self, known: int) -> int | None:
+        """How many runs the listing holds, when the API does not say, `known` being held:
+        runs asked one at a time at doubling offsets until none comes, then halving the gap
+        (a few dozen requests for millions of runs). None when the budget runs out first.
+        """
+        low, step, high = known, max(known, 1), None
+        while high is None:
+            if self.spent:
+                return None
+            self.requests += 1
+            if (await self.page(low + step - 1, 1)).size:
+                low, step = low + step, step * 2
+            else:
+                high = low + step - 1
+        while low < high:  # runs up to `low` exist; none from `high` on
+            if self.spent:
+                return None
+            middle = (low + high) // 2
+            self.requests += 1
+            if (await self.page(middle, 1)).size:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
     async def in_full(self, offset: int, end: int) -> ScanResult:
         """Read the runs from `offset` to `end` in full."""
         while offset < end:
@@ -141,6 +167,13 @@ class _Scan:
                 break
             offset += page.size
         return self.result(complete=True)
+
+
+def _more(client: CdeClient, page: RunPage, seen: int) -> bool:
+    """Whether the listing goes on past this first page."""
+    if page.info.total is not None:
+        return page.info.total > seen
+    return page.asked is not None and client.page_sizing.is_last(page, page.asked, seen) is not True
 
 
 async def runs_since(
@@ -164,8 +197,13 @@ async def runs_since(
         if order.past(since):
             break
         total = page.info.total
-        if scan.requests == 1 and order.ascending and total is not None and total > seen:
-            return await scan.from_the_tail(read=seen, total=total)
+        if scan.requests == 1 and order.ascending and _more(client, page, seen):
+            if total is None:
+                total = await scan.find_end(seen)
+                if total is None:
+                    return scan.result(complete=False)
+            if total > seen:
+                return await scan.from_the_tail(read=seen, total=total)
         if page.asked is not None and client.page_sizing.is_last(page, page.asked, seen):
             break
         if scan.spent:

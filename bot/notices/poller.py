@@ -55,7 +55,7 @@ class PollerConfig:
 class PollReport:
     """What one poll did, for logs and metrics."""
 
-    outcome: str = "idle"  # idle | ok | api_error
+    outcome: str = "idle"  # idle | ok | api_error (Bot.poll_once adds: standby | lease_lost | store_error)
     api_requests: int = 0
     failed_runs_seen: int = 0
     # Runs of the failure scan that did not fully fit (logged once each by the client).

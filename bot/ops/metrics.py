@@ -17,8 +17,10 @@ COMMANDS = ("runs", "run", "help", "subscribe", "subscriptions", "unsubscribe", 
 COMMAND_OUTCOMES = ("ok", "user_error", "api_error", "store_error", "internal_error")
 CDE_ENDPOINTS = ("runs", "run")
 # partial: an ok poll with a scan cut short by its page budget (runs beyond it unseen).
-# standby: another replica holds the poller's lease; lease_lost: it was taken mid-poll.
-POLL_OUTCOMES = ("idle", "ok", "partial", "api_error", "crashed", "standby", "lease_lost")
+# standby: another replica holds the poller's lease; lease_lost: it was taken mid-poll;
+# store_error: the database failed the poll.
+POLL_OUTCOMES = ("idle", "ok", "partial", "api_error", "store_error", "crashed", "standby",
+                 "lease_lost")
 # Outcomes that mean the poll did its job (idle: nothing to watch, which is not a failure).
 POLL_SUCCESSES = ("idle", "ok", "partial")
 NOTICE_KINDS = ("notice", "repeat", "recovery", "digest", "digest_list", "admin")

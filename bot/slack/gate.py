@@ -70,6 +70,11 @@ class SignedRequests:
         return signature.isascii() and hmac.compare_digest(expected, signature)
 
 
+# What a body Slack sends always holds one of: a slash command, an event or a URL check
+# (`type`), an interaction (`payload`), or Slack's SSL check.
+_DISPATCHABLE = frozenset({"command", "type", "payload", "ssl_check"})
+
+
 def _readable(body: bytes, request: web.Request) -> AsyncBoltRequest | None:
     """The Bolt request of a signed body, or None when it is not a JSON object (or a form
     whose `payload` is one) in UTF-8, which Bolt could not dispatch.
@@ -80,8 +85,8 @@ def _readable(body: bytes, request: web.Request) -> AsyncBoltRequest | None:
         parsed: Any = parse_body(text, content_type or None)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(parsed, dict):
-        return None
+    if not isinstance(parsed, dict) or not _DISPATCHABLE & parsed.keys():
+        return None  # nothing Bolt could dispatch (it would log it as unhandled, at WARNING)
     return AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
 
 

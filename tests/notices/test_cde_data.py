@@ -133,15 +133,20 @@ async def test_every_failure_is_seen_whatever_the_page_size(
 # ------------------------------------------------------------------------------ order
 
 
-async def test_a_new_failure_behind_6000_old_ones_listed_oldest_first_is_told(world: World) -> None:
+@pytest.mark.parametrize("tells_total", [True, False])
+async def test_a_new_failure_behind_6000_old_ones_listed_oldest_first_is_told(
+        world: World, tells_total: bool) -> None:
     world.cde.shape.oldest_first = True
+    world.cde.shape.tells_total = world.cde.shape.tells_limit = tells_total
     await world.subscribe(site_id=1001)
     for i in range(6000):
         world.fail(60 * 30 + i / 10, connector_id=connector())  # 30 hours ago: out of the window
     new = world.fail(1)
     report = await world.poll()
     assert report.outcome == "ok" and not report.cut_short
-    assert report.posted == 1 and report.api_requests <= 3
+    # The first page and the last; without a total, a few dozen runs asked one at a time
+    # find where the listing ends.
+    assert report.posted == 1 and report.api_requests <= (3 if tells_total else 30)
     assert [incident.run["id"] for incident in await world.store.open_incidents(OPS)] == [new["id"]]
 
 

@@ -28,6 +28,7 @@ from bot.server import Bot
 from bot.slack.client import api_method, web_client
 from bot.slack.message import Message
 from bot.slack.respond import command_name
+from bot.store.base import StoreError
 from tests.helpers.fixtures import load_fixture
 from tests.standins.slack import SlackStandIn
 
@@ -323,6 +324,18 @@ async def test_bot_poll_once_feeds_metrics_and_readiness(bot: Bot) -> None:
         assert value(bot.metrics, "cde_bot_polls_total", outcome=outcome) == 1
     assert value(bot.metrics, "cde_bot_notices_posted_total", kind="notice") == 1
     assert value(bot.metrics, "cde_bot_last_successful_poll_timestamp_seconds") == success
+
+
+async def test_a_poll_the_database_fails_is_a_warning_counted_not_a_crash(
+        bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    await bot.store.open()
+    bot.poller = FakeNotifier(StoreError("the database file /data/bot.db failed: database is locked"))  # type: ignore[assignment]
+    report = await bot.poll_once()
+    assert report.outcome == "store_error" and "locked" in (report.error or "")
+    assert value(bot.metrics, "cde_bot_polls_total", outcome="store_error") == 1
+    assert value(bot.metrics, "cde_bot_polls_total", outcome="crashed") == 0
+    [record] = [r for r in caplog.records if "poll stopped" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.exc_info is None
 
 
 async def test_readyz_and_metrics_endpoints(bot: Bot) -> None:

@@ -40,6 +40,9 @@ JUNK: dict[str, tuple[bytes, dict[str, str]]] = {
     "json list": (b"[1, 2]", JSON),
     "payload null": (b"payload=null", FORM),
     "empty": (b"", FORM),
+    "empty json": (b"{}", JSON),
+    "a form of nothing Slack sends": (b"hello=world&token=x", FORM),
+    "json with no type": (b'{"team_id": "T1"}', JSON),
 }
 
 
@@ -98,7 +101,7 @@ async def test_a_timestamp_that_is_not_a_number_is_refused(
     assert_quiet(caplog)
 
 
-@pytest.mark.parametrize("name", ["garbage", "payload list", "invalid utf-8", "json list", "payload null"])
+@pytest.mark.parametrize("name", list(JUNK))
 async def test_signed_but_unreadable_is_a_bad_request(bot: InProcessBot, caplog: pytest.LogCaptureFixture,
                                                       name: str) -> None:
     body, headers = JUNK[name]
