@@ -47,10 +47,10 @@ def tagged(slack: SlackStandIn) -> list[dict[str, Any]]:
 
 
 class Crashes:
-    def __init__(self, slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
+    def __init__(self, slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, database_url: str) -> None:
         self.slack, self.cde, self.tmp_path = slack, cde, tmp_path
-        self.env = bot_env(slack, cde, socket_mode=True, database=tmp_path / "bot.db") | {
-            "CDE_POLL_INTERVAL": "1", "NOTICE_DIGEST_THRESHOLD": "3"}
+        self.env = bot_env(slack, cde, socket_mode=True) | {
+            "DATABASE_URL": database_url, "CDE_POLL_INTERVAL": "1", "NOTICE_DIGEST_THRESHOLD": "3"}
         self.bot = BotProcess(self.env, tmp_path / "bot.log")
         self.kills = 0
 
@@ -73,8 +73,8 @@ class Crashes:
 
 
 async def test_sigkill_cycles_while_failures_arrive_lose_nothing_and_repeat_nothing(
-        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
-    world = Crashes(slack, cde, tmp_path)
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, database_url: str) -> None:
+    world = Crashes(slack, cde, tmp_path, database_url)
     await world.start()
     before = len(slack.messages(OPS))
     await slack.send_slash_command(f"subscribe site:{SITE}", channel_id=OPS)
