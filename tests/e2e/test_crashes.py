@@ -73,8 +73,9 @@ class Crashes:
 
 
 async def test_sigkill_cycles_while_failures_arrive_lose_nothing_and_repeat_nothing(
-        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, database_url: str) -> None:
-    world = Crashes(slack, cde, tmp_path, database_url)
+        slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path) -> None:
+    # On SQLite; the same kills on PostgreSQL, with two replicas, are tests/e2e/test_replicas.py.
+    world = Crashes(slack, cde, tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
     await world.start()
     before = len(slack.messages(OPS))
     await slack.send_slash_command(f"subscribe site:{SITE}", channel_id=OPS)

@@ -3,7 +3,7 @@ leader is SIGKILLed mid-poll and right after Slack took one of its posts, and re
 as a new replica. Every failure is told exactly once, recoveries once, and the other
 replica takes over within one poll interval.
 
-`CDE_REPLICA_TEST_SECONDS` sets how long failures keep arriving (default 6 s in the suite;
+`CDE_REPLICA_TEST_SECONDS` sets how long failures keep arriving (default 3 s in the suite;
 the README's figures come from a run of several minutes). PostgreSQL only: two replicas
 on one SQLite file are the same code, shown in process by
 tests/notices/test_overlapping_pollers.py.
@@ -34,7 +34,7 @@ from tests.standins.slack.records import ApiCall
 OPS = "C0001"
 SITE = 1001
 POLL_INTERVAL = 2.0
-SECONDS = float(os.environ.get("CDE_REPLICA_TEST_SECONDS", "6"))
+SECONDS = float(os.environ.get("CDE_REPLICA_TEST_SECONDS", "3"))
 
 
 def tagged(slack: SlackStandIn) -> list[dict[str, Any]]:
