@@ -20,6 +20,7 @@ from typing import Any
 from bot.demo.api import SampleCdeApi
 from bot.demo.runs import make_run
 from tests.helpers.bot_process import BotProcess, bot_env, stop_cleanly
+from tests.helpers.told import tagged
 from tests.helpers.waiting import until
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack.records import ApiCall
@@ -35,15 +36,6 @@ def failure(connector_id: str) -> dict[str, Any]:
     took = timedelta(minutes=5)
     return make_run(state="failed", site_id=SITE, connector_id=connector_id,
                     started_at=datetime.now(UTC) - took, took=took)
-
-
-def tagged(slack: SlackStandIn) -> list[dict[str, Any]]:
-    """Every message in the channel (threads too) that tells news, with its tag."""
-    found = []
-    for message in slack.messages(OPS):
-        found.extend(m for m in [message, *slack.replies(OPS, message["ts"])]
-                     if (m.get("metadata") or {}).get("event_type") == "cde_bot_notice")
-    return found
 
 
 class Crashes:
@@ -95,7 +87,7 @@ async def test_sigkill_cycles_while_failures_arrive_lose_nothing_and_repeat_noth
         await world.start()
 
     def all_told() -> bool:
-        text = json.dumps(tagged(slack))
+        text = json.dumps(tagged(slack, OPS))
         return all(run in text for run in runs)
 
     await until(all_told, "every failure told")
@@ -103,8 +95,8 @@ async def test_sigkill_cycles_while_failures_arrive_lose_nothing_and_repeat_noth
     await until(lambda: len(cde.requests_to("/runs")) >= polls + 3, "three more polls")
     await stop_cleanly(world.bot)
 
-    told = Counter(m["metadata"]["event_payload"]["key"] for m in tagged(slack))
+    told = Counter(m["metadata"]["event_payload"]["key"] for m in tagged(slack, OPS))
     twice = {key: count for key, count in told.items() if count > 1}
-    text = json.dumps(tagged(slack))
+    text = json.dumps(tagged(slack, OPS))
     lost = [run for run in runs if run not in text]
     assert (world.kills, len(runs), twice, lost) == (len(SHAPES), sum(c * e for c, e in SHAPES), {}, [])

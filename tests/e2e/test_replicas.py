@@ -27,6 +27,7 @@ from bot.notices.leadership import LEASE
 from bot.store.sql import SqlStore
 from tests.helpers.bot_process import BotProcess, bot_env, stop_cleanly
 from tests.helpers.postgres import fresh_database
+from tests.helpers.told import tagged
 from tests.helpers.waiting import until
 from tests.standins.slack import SlackStandIn
 from tests.standins.slack.records import ApiCall
@@ -35,14 +36,6 @@ OPS = "C0001"
 SITE = 1001
 POLL_INTERVAL = 2.0
 SECONDS = float(os.environ.get("CDE_REPLICA_TEST_SECONDS", "3"))
-
-
-def tagged(slack: SlackStandIn) -> list[dict[str, Any]]:
-    found = []
-    for message in slack.messages(OPS):
-        found.extend(m for m in [message, *slack.replies(OPS, message["ts"])]
-                     if (m.get("metadata") or {}).get("event_type") == "cde_bot_notice")
-    return found
 
 
 class Replicas:
@@ -157,7 +150,7 @@ async def two_replicas(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, d
             await asyncio.sleep(POLL_INTERVAL / 2)
 
         def all_told() -> bool:
-            text = json.dumps(tagged(slack))
+            text = json.dumps(tagged(slack, OPS))
             return all(r in text for r in runs)
 
         await until(all_told, "every failure told", timeout=60)
@@ -171,9 +164,9 @@ async def two_replicas(slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, d
                 bot.process.kill()
         await replicas.store.close()
 
-    told = Counter(m["metadata"]["event_payload"]["key"] for m in tagged(slack))
+    told = Counter(m["metadata"]["event_payload"]["key"] for m in tagged(slack, OPS))
     twice = {key: count for key, count in told.items() if count > 1}
-    text = json.dumps(tagged(slack))
+    text = json.dumps(tagged(slack, OPS))
     lost = [r for r in runs if r not in text]
     assert (twice, lost) == ({}, [])
     assert any(key.startswith("recovery") for key in told), sorted(told)

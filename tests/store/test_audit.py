@@ -3,7 +3,6 @@ newest first, and a database from before the audit trail migrated with its data.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ from bot.notices.models import AuditEntry, Mute, NoticeFilter
 from bot.store import schema
 from bot.store.schema import schema_version
 from bot.store.sql import SqlStore
-from tests.store.test_sql_store import SCHEMA_V1, make_incident, stored_version, url_of
+from tests.store.test_sql_store import make_incident, stored_version, url_of, version_1_database
 
 NOW = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 
@@ -94,13 +93,7 @@ async def test_mutes_and_acknowledgements_are_recorded_with_them(store: SqlStore
 def database_before_the_audit_trail(path: Path) -> int:
     """A database as the cde-bot before the audit trail wrote it (version 1 and every
     migration before the audit trail's), with a subscription; its version."""
-    with sqlite3.connect(path) as conn:
-        conn.executescript(SCHEMA_V1.read_text())
-        conn.execute(
-            "INSERT INTO subscriptions (channel_id, filter, filter_key, created_by, created_at)"
-            " VALUES ('C1', '{\"site_id\": 1001}', '{\"site_id\":1001}', 'U1',"
-            " '2026-01-02 03:04:05.000000')")
-    conn.close()
+    version_1_database(path)
     before = schema.MIGRATIONS.index(schema._add_audit_log)
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as sync:
