@@ -82,6 +82,12 @@ class Run(_ApiModel):
             raise ValueError("not a run id")
         return value
 
+    @field_validator("connector_id", "process_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty id names nothing: the same as none (incidents are keyed on it).
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator(*(name.replace("-", "_") for name in _TEXT_FIELDS), mode="before")
     @classmethod
     def _number_as_text(cls, value: object) -> object:

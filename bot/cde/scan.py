@@ -117,16 +117,23 @@ class _Scan:
             size = self.client.page_sizing.limit(self.page_size)
             start = max(read, end - size)
             page = await self.page(start, end - start)
-            if 0 < page.size < end - start and self.client.page_sizing.limit(self.page_size) < size:
+            if 0 < page.size < end - start:
+                # The listing holds `end` runs, so a short page is one the API cut (said or
+                # not): learn it, and ask again for the part nearest the end.
+                self.client.page_sizing.capped_at(page.size)
                 self.requests += 1
-                continue  # the API cut the page (now learnt): ask again for the part nearest the end
+                continue
+            if page.size == 0:
+                # The listing shrank since its end was learnt: what moved is not known.
+                self.requests += 1
+                return self.result(complete=False)
             self.take(page)
             backwards = OrderCheck()
             backwards.feed(tuple(reversed(page.runs)))
             if not backwards.newest_first:
                 # No longer oldest first: the order is not what this read relies on.
                 return await self.in_full(read, start)
-            if backwards.past(self.since) or page.size == 0:
+            if backwards.past(self.since):
                 break
             end = start
         return self.result(complete=True)

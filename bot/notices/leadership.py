@@ -130,8 +130,13 @@ class Leadership:
         answer (for the metrics).
         """
         while not stop.is_set():
-            if await self.renew():
-                on_lead()
-            on_change(self.leads)
+            try:
+                if await self.renew():
+                    on_lead()
+                on_change(self.leads)
+            except Exception:
+                # The keeper must outlive any one renewal's bug: without it a leader's lease
+                # would lapse in every long poll, and a standby would take over late.
+                log.exception("renewing the poller lease failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.renew_every)

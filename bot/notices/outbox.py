@@ -102,7 +102,16 @@ class Outbox:
             by_channel: dict[str, list[OutboxEntry]] = {}
             for entry in await self.store.pending_posts():
                 by_channel.setdefault(entry.channel_id, []).append(entry)
-            await asyncio.gather(*(self._channel(entries, report) for entries in by_channel.values()))
+            tasks = [asyncio.create_task(self._channel(entries, report))
+                     for entries in by_channel.values()]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                # One channel's `LeaseLost` (another replica leads) stops them all, now.
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
             return report
 
     async def _channel(self, entries: list[OutboxEntry], report: PassReport) -> None:

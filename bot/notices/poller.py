@@ -344,6 +344,9 @@ class Poller:
         channel = self.config.admin_channel
         if not channel:
             return True
+        # Posted straight to Slack, not through the outbox: a leader deposed meanwhile must
+        # not post it too (`LeaseLost` ends the poll).
+        await self.store.confirm_lease()
         # An alert for the admins must never hold up the channels' notices.
         with best_effort(log, "post in the admin channel %s", channel, level=logging.ERROR) as attempt:
             await self.poster.post(channel, message)

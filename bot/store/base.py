@@ -101,6 +101,12 @@ class Store(abc.ABC):
         """Give up `lease` (if still held), so another may take it at once."""
 
     @abc.abstractmethod
+    async def confirm_lease(self) -> None:
+        """Raise `LeaseLost` when this context's writes are fenced by a lease no longer
+        held: for what a poll does outside the store (a post straight to Slack).
+        """
+
+    @abc.abstractmethod
     def fenced(self, lease: Lease) -> contextlib.AbstractContextManager[None]:
         """Within this context (and the tasks started in it), every write transaction first
         checks that `lease` still holds, in the same transaction, else raises `LeaseLost`.

@@ -130,7 +130,14 @@ async def _claims() -> AsyncIterator[None]:
     try:
         yield
     except IntegrityError as exc:
-        raise ClaimedElsewhere(f"another poller recorded it first ({type(exc.orig).__name__})") from exc
+        text = str(exc.orig)
+        if any(name in text for name in _CLAIM_KEYS):
+            raise ClaimedElsewhere(f"another poller recorded it first ({type(exc.orig).__name__})") from exc
+        raise StoreError(f"the database refused the write: {text}") from exc
+
+
+# The unique keys a claim may lose on, as SQLite and PostgreSQL name them in their errors.
+_CLAIM_KEYS = ("uq_incidents_open", "pk_announced", "announced.run_id")
 
 
 class SqlStore(Store):
@@ -161,6 +168,10 @@ class SqlStore(Store):
 
     def fenced(self, lease: Lease) -> contextlib.AbstractContextManager[None]:
         return self._db.fenced(lease)
+
+    async def confirm_lease(self) -> None:
+        async with self._transaction(write=True):
+            pass  # a fenced write transaction checks the lease as it begins
 
     # -- lifecycle --------------------------------------------------------------------------
 

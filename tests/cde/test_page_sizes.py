@@ -33,10 +33,13 @@ class Listing:
 
     def __init__(self, count: int, *, cap: int | None = None, tells: tuple[str, ...] = ("total",),
                  max_limit: int | None = None, field_error: bool = True,
-                 message: str = "This value should be less than or equal to 50.") -> None:
+                 message: str = "This value should be less than or equal to 50.",
+                 oldest_first: bool = False) -> None:
         self.runs = [make_run(state="failed", run_id=f"run-{i:05d}",
                               started_at=NOW - timedelta(minutes=i), created_at=NOW - timedelta(minutes=i))
                      for i in range(count)]
+        if oldest_first:
+            self.runs.reverse()
         self.cap, self.tells, self.max_limit = cap, tells, max_limit
         self.field_error, self.message = field_error, message
         self.limits: list[int] = []
@@ -141,3 +144,13 @@ async def test_a_failure_scan_under_a_cap_sees_every_failure_in_the_window(
     httpx_mock.add_callback(listing, is_reusable=True)
     scan = await runs_since(cde, RunFilter(state="failed"), NOW - timedelta(hours=24))
     assert scan.complete and len(scan.runs) == 120
+
+
+@pytest.mark.parametrize("tells", [("total",), ("limit",), ()])
+async def test_an_oldest_first_listing_under_a_cap_is_read_to_its_newest_run(
+        cde: CdeClient, httpx_mock: HTTPXMock, tells: tuple[str, ...]) -> None:
+    listing = Listing(1000, cap=50, tells=tells, oldest_first=True)
+    httpx_mock.add_callback(listing, is_reusable=True)
+    scan = await runs_since(cde, RunFilter(state="failed"), NOW - timedelta(minutes=119.5))
+    assert scan.complete
+    assert sorted(run.id for run in scan.runs) == [f"run-{i:05d}" for i in range(120)]

@@ -215,3 +215,15 @@ async def test_filter_and_page_size_reach_the_client() -> None:
     await runs_since(client, run_filter, NOW - HOUR)
     await runs_since(client, run_filter, NOW - HOUR, page_size=20)
     assert client.calls == [(run_filter, SCAN_PAGE_SIZE), (run_filter, 20)]
+
+
+async def test_a_listing_that_shrinks_under_a_tail_read_is_said_to_be_incomplete() -> None:
+    class Shrinking(FakeClient):
+        async def list_runs(self, run_filter: RunFilter | None = None, *, offset: int = 0,
+                            limit: int = 10) -> RunPage:
+            self.requested += 1
+            return RunPage(runs=(), info=PageInfo(offset=offset, limit=limit, total=0))
+
+    client = Shrinking(paged(hours_ago(*range(29, -1, -1)), 10))  # oldest first, 30 runs
+    result = await runs_since(client, RunFilter(), NOW - 4.5 * HOUR, page_size=10)
+    assert not result.complete  # pruned meanwhile: what moved where is not known

@@ -12,7 +12,7 @@ import pytest
 
 from bot.notices.leadership import Leadership
 from bot.notices.models import NoticeFilter
-from bot.store.base import ClaimedElsewhere, LeaseLost
+from bot.store.base import ClaimedElsewhere, LeaseLost, StoreError
 from bot.store.sql import SqlStore
 from tests.helpers.incidents import make_incident
 
@@ -145,3 +145,44 @@ async def test_racing_saves_of_one_notice_leave_one_and_no_raw_error(database_ur
     finally:
         for each in stores:
             await each.close()
+
+
+async def test_a_deposed_leader_is_stopped_before_a_post_straight_to_slack(store: SqlStore) -> None:
+    old = await store.take_lease("poller", "a", NOW, TTL)
+    assert old is not None
+    with store.fenced(old):
+        await store.confirm_lease()  # still held: nothing to say
+    assert await store.take_lease("poller", "b", NOW + 2 * TTL, TTL) is not None
+    with store.fenced(old), pytest.raises(LeaseLost):
+        await store.confirm_lease()
+    await store.confirm_lease()  # unfenced: nothing checked
+
+
+async def test_a_refused_write_that_is_no_claim_is_a_store_error(store: SqlStore) -> None:
+    broken = make_incident(channel_id=None)  # NOT NULL: a bug, not another poller
+    with pytest.raises(StoreError) as raised:
+        await store.save_incident(broken)
+    assert not isinstance(raised.value, ClaimedElsewhere)
+
+
+async def test_the_lease_keeper_outlives_a_renewal_that_fails(
+        store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
+    leadership = Leadership(store, ttl=timedelta(seconds=1.5), holder="a")
+    calls = {"n": 0}
+    real = store.take_lease
+
+    async def flaky(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug in one renewal")
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.take_lease = flaky  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    led = asyncio.Event()
+    keeper = asyncio.create_task(leadership.keep(stop, on_lead=led.set, on_change=lambda _: None))
+    await asyncio.wait_for(led.wait(), 10)
+    stop.set()
+    await keeper
+    assert calls["n"] >= 2 and leadership.leads
+    assert any("renewing the poller lease failed" in r.getMessage() for r in caplog.records)
