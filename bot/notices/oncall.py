@@ -7,7 +7,9 @@ notice looks the same whichever path last changed it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,7 +49,9 @@ class OnCall:
         self.store = store
         self.poster = poster
         self.links = links
-        self._redraw_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Per message: its lock and how many redraws hold or wait for it. An entry lives
+        # only while one does, so the map stays as small as the redraws under way.
+        self._redraw_locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
     async def draw(self, incident: Incident, now: datetime) -> Message:
         """The parent message as it should look now."""
@@ -56,9 +60,26 @@ class OnCall:
             return render_notices.digest(siblings)
         return render_notices.notice(incident, mute=await self._mute_of(incident, now), links=self.links)
 
-    def redraw_lock(self, channel_id: str, message_ts: str) -> asyncio.Lock:
-        """The lock redraws of one message take turns with (see `refresh`)."""
-        return self._redraw_locks.setdefault((channel_id, message_ts), asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def redraw_turn(self, channel_id: str, message_ts: str) -> AsyncIterator[None]:
+        """Redraws of one message take turns (see `refresh`): this one's turn."""
+        key = (channel_id, message_ts)
+        lock, users = self._redraw_locks.get(key, (asyncio.Lock(), 0))
+        self._redraw_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._redraw_locks[key]
+            if users == 1:
+                del self._redraw_locks[key]
+            else:
+                self._redraw_locks[key] = (lock, users - 1)
+
+    @property
+    def redraws_under_way(self) -> int:
+        """Messages with a redraw holding or waiting for its turn."""
+        return len(self._redraw_locks)
 
     async def refresh(self, incident: Incident, now: datetime) -> bool:
         """Draw the parent again with `chat.update`, from the incident as stored now (a
@@ -67,7 +88,7 @@ class OnCall:
         not raised: the state is saved and the next change draws it again. Whether it was
         drawn (a click tells the clicker when it was not).
         """
-        async with self.redraw_lock(incident.channel_id, incident.message_ts):
+        async with self.redraw_turn(incident.channel_id, incident.message_ts):
             # The state is saved and the next change draws it again, so a redraw never fails
             # the poll or the click.
             with best_effort(log, "update notice %s in %s", incident.message_ts,

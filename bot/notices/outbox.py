@@ -216,7 +216,7 @@ class Outbox:
             if target is None:
                 raise MessageRefused("message_not_found")
             # Drawn and sent in turn with the clicks' redraws, so the last sent is the latest.
-            async with self.oncall.redraw_lock(entry.channel_id, target):
+            async with self.oncall.redraw_turn(entry.channel_id, target):
                 message = await self._drawn(entry.channel_id, target)
                 if message is not None:
                     await self.poster.update(entry.channel_id, target, message)

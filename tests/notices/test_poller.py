@@ -787,3 +787,25 @@ async def test_no_notice_goes_to_a_channel_outside_the_allowed_list(
     world.fail(10)
     assert (await world.poll()).posted == 1
     assert len(world.top(OPS)) == 1 and world.top(OTHER) == []
+
+
+async def test_redraw_turns_take_turns_and_leave_nothing_behind(world: World) -> None:
+    inside: list[int] = []
+    most = 0
+
+    async def redraw(ts: str) -> None:
+        nonlocal most
+        async with world.oncall.redraw_turn(OPS, ts):
+            inside.append(1)
+            most = max(most, len(inside))
+            await asyncio.sleep(0.01)
+            inside.pop()
+
+    await asyncio.gather(*(redraw("1.1") for _ in range(3)), redraw("2.2"))
+    assert most == 2  # one per message at a time: "1.1" took turns beside "2.2"
+    # A notice redrawn many times over a long life keeps no lock once no redraw waits.
+    await world.subscribe(site_id=1001)
+    for _ in range(5):
+        world.fail(1)
+        await world.poll()
+    assert world.posts() >= 1 and world.oncall.redraws_under_way == 0
