@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot.cde.client import CdeClient
-from bot.cde.errors import CdeError
+from bot.cde.errors import CdeError, CdeRateLimited
 from bot.cde.models import FAILED, FINISHED, Run, RunFilter
 from bot.cde.scan import SCAN_MAX_PAGES, ScanResult, runs_since
 from bot.notices import coverage, outage, triage
@@ -71,6 +71,16 @@ class PollReport:
     actions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # Messages Slack accepted, by kind: notice | repeat | recovery | digest | digest_list | admin.
     notices: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    # Seconds the API asked to be left alone (a 429's Retry-After): the next poll waits
+    # at least this long.
+    retry_after: float | None = None
+
+    def failed_on(self, exc: CdeError) -> None:
+        """The poll's scan failed with `exc`."""
+        self.outcome, self.error = "api_error", str(exc)
+        if isinstance(exc, CdeRateLimited):
+            self.retry_after = exc.retry_after
 
     @property
     def incomplete_scans(self) -> int:
@@ -167,7 +177,7 @@ class Poller:
             try:
                 scan = await self._scan_failures(now, report)
             except CdeError as exc:
-                report.outcome, report.error = "api_error", str(exc)
+                report.failed_on(exc)
                 log.warning("poll failed, will retry next poll: %s", exc)
                 await self._follow_outage(now, str(exc), report)
                 return report
@@ -204,7 +214,7 @@ class Poller:
         try:
             scan = await self._scan_failures(now, report)
         except CdeError as exc:
-            report.outcome, report.error = "api_error", str(exc)
+            report.failed_on(exc)
             log.warning("idle poll: the CDE API failed, will retry next poll: %s", exc)
             return report
         report.failed_runs_seen = len(scan.runs)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.logs import new_reference, request_id
+from bot.notices.poller import PollReport
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class PollScheduler:
     """Runs `poll` every `interval` seconds, counted from the end of the previous poll,
     until stopped; a poll under way when it stops may finish."""
 
-    def __init__(self, poll: Callable[[], Awaitable[object]], interval: float) -> None:
+    def __init__(self, poll: Callable[[], Awaitable[PollReport]], interval: float) -> None:
         self._poll = poll
         self._interval = interval
         self._scheduler = AsyncIOScheduler(timezone=UTC)
@@ -54,14 +55,20 @@ class PollScheduler:
             return  # fired just as the bot began to stop
         self._current = asyncio.current_task()
         request_id.set(f"poll-{new_reference()[:6]}")
+        delay = self._interval
         try:
-            await self._poll()
+            report = await self._poll()
+            if report.retry_after is not None and report.retry_after > delay:
+                # The API asked for a pause (429 Retry-After): polling sooner only asks again.
+                log.info("the CDE API asked for %.0fs without requests; next poll then",
+                         report.retry_after)
+                delay = report.retry_after
         except Exception:
             # The schedule must outlive any one poll's bug; the traceback goes to the log.
             log.exception("poll crashed; the next one runs as scheduled")
         finally:
             self._current = None
-            self._schedule(self._interval)
+            self._schedule(delay)
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop scheduling and let a poll under way finish (cancelled after `grace` s)."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bot.demo.api import Fault
 from bot.demo.runs import make_run
 from bot.notices.models import Incident, NoticeFilter, NoticeRef, Subscription
 from bot.notices.oncall import Acknowledged
@@ -809,3 +810,13 @@ async def test_redraw_turns_take_turns_and_leave_nothing_behind(world: World) ->
         world.fail(1)
         await world.poll()
     assert world.posts() >= 1 and world.oncall.redraws_under_way == 0
+
+
+async def test_a_rate_limited_poll_says_how_long_the_api_asked_to_wait(world: World) -> None:
+    await world.subscribe(site_id=1001)
+    world.cde.fail_next(*(Fault(status=429, headers={"Retry-After": "30"},
+                                body={"message": "Too many requests."}) for _ in range(3)))
+    report = await world.poll()
+    assert report.outcome == "api_error" and report.retry_after == 30.0
+    world.api_up()
+    assert (await world.poll()).retry_after is None

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
-from bot.notices.scheduler import PollScheduler
+from bot.notices.poller import PollReport
+from bot.notices.scheduler import JOB_ID, PollScheduler
 
 
 async def test_polls_run_back_to_back_and_a_crash_does_not_stop_them(
@@ -18,7 +20,7 @@ async def test_polls_run_back_to_back_and_a_crash_does_not_stop_them(
     running, overlaps, calls = 0, 0, 0
     four = asyncio.Event()
 
-    async def poll() -> None:
+    async def poll() -> PollReport:
         nonlocal running, overlaps, calls
         calls += 1
         if calls == 4:
@@ -29,6 +31,7 @@ async def test_polls_run_back_to_back_and_a_crash_does_not_stop_them(
         running -= 1
         if calls == 2:
             raise RuntimeError("a bug in one poll")
+        return PollReport()
 
     scheduler = PollScheduler(poll, interval=0.01)
     scheduler.start()
@@ -43,10 +46,11 @@ async def test_stopping_never_cancels_a_poll_half_way(spins: int, caplog: pytest
     caplog.set_level(logging.INFO)
     finished, started = [], []
 
-    async def poll() -> None:
+    async def poll() -> PollReport:
         started.append(1)
         await asyncio.sleep(0.02)
         finished.append(1)
+        return PollReport()
 
     scheduler = PollScheduler(poll, interval=0.001)
     scheduler.start()
@@ -61,3 +65,24 @@ async def test_stopping_never_cancels_a_poll_half_way(spins: int, caplog: pytest
     await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), 5)
     assert len(finished) == len(started)
     assert "raised an exception" not in caplog.text and "CancelledError" not in caplog.text
+
+
+async def test_the_next_poll_waits_out_the_apis_retry_after() -> None:
+    polled = asyncio.Event()
+
+    async def poll() -> PollReport:
+        polled.set()
+        return PollReport(outcome="api_error", retry_after=30.0)
+
+    scheduler = PollScheduler(poll, interval=1.0)
+    scheduler.start()
+    await asyncio.wait_for(polled.wait(), 10)
+    for _ in range(20):  # the next poll is scheduled as the first one ends
+        await asyncio.sleep(0)
+    job = scheduler._scheduler.get_job(JOB_ID)
+    try:
+        assert job is not None
+        waits = (job.next_run_time - datetime.now(UTC)).total_seconds()
+        assert 25 < waits <= 30  # not the 1 s interval
+    finally:
+        await scheduler.stop()
