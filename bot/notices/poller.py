@@ -1,8 +1,9 @@
 """One poll: read the failed runs in the look-back window, decide what is news, tell it.
 
-The API cost of a poll does not depend on how many subscriptions there are: one scan of
-failed runs (matched to subscriptions locally) plus one small scan per open incident's
-connector and site, to see it recover. The poller gathers the facts once per round (the
+The API cost of a poll does not depend on how many subscriptions or open incidents there
+are: one scan of failed runs (matched to subscriptions locally), then, to see incidents
+recover, at most `recovery_max_requests` requests (a scan per site, or one of every
+finished run when the sites are more). The poller gathers the facts once per round (the
 open incidents are read once; later steps follow what the actions recorded), lets
 `bot.notices.triage` decide, hands the actions to `bot.notices.deliver` (which records
 them with their posts), has `bot.notices.outbox` send the posts, and prunes. Posts left
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 
 
+RECOVERY_MAX_REQUESTS = 10
+
+
 @dataclass(frozen=True)
 class PollerConfig:
     window: timedelta = timedelta(hours=24)
@@ -45,6 +49,8 @@ class PollerConfig:
     admin_channel: str | None = None
     # Pages one scan may read; a scan that needs more is cut short, and said to be.
     scan_max_pages: int = SCAN_MAX_PAGES
+    # Requests one poll may spend looking for recoveries, whatever the open incidents.
+    recovery_max_requests: int = RECOVERY_MAX_REQUESTS
     # CDE_ALLOWED_SITES: failures of other sites are never told (empty: every site).
     allowed_sites: frozenset[int] = frozenset()
     # CDE_ALLOWED_CHANNELS: no new notice is posted elsewhere (empty: every channel).
@@ -279,32 +285,38 @@ class Poller:
     async def _scan_recoveries(
         self, open_incidents: list[Incident], report: PollReport
     ) -> dict[triage.IncidentKey, list[Run]]:
-        """Finished runs of each open incident's connector on its site. A scan that fails is
-        skipped (tried again next poll); it must not hold up anything else.
+        """Finished runs of the open incidents' connectors on their sites, within
+        `recovery_max_requests`: one scan per site (newest incidents first) while there are
+        no more sites than requests to spend, else one scan of every finished run, newest
+        first. Either way the cost follows the sites, never the number of incidents. A scan
+        that fails is skipped (tried again next poll); it must not hold up anything else.
         """
-        finished: dict[triage.IncidentKey, list[Run]] = {}
-        for site_id, connector_id in sorted(triage.recovery_keys(open_incidents), key=str):
-            since = min(
-                triage.incident_run(i).created_at or i.first_failed_at
-                for i in open_incidents
-                if triage.key_of(i) == (site_id, connector_id)
-            )
-            try:
-                scan = await runs_since(
-                    self.cde, RunFilter(state=FINISHED, site_id=site_id, connector_id=connector_id),
-                    since, page_size=20, max_pages=self.config.scan_max_pages,
-                )
-            except CdeError as exc:
-                log.warning("could not look for a recovery of connector %s on site %s: %s",
-                            connector_id, site_id, exc)
+        since = _recovery_since(open_incidents)
+        if not since:
+            return {}
+        budget = self.config.recovery_max_requests
+        scans = _recovery_scans(since, budget)
+        finished: dict[triage.IncidentKey, list[Run]] = {key: [] for key in since}
+        spent = 0
+        for run_filter, began, where in scans:
+            left = budget - spent
+            if left <= 0:
+                report.cut_short.append(f"finished runs of {where} (recovery budget spent)")
                 continue
+            try:
+                scan = await runs_since(self.cde, run_filter, began, max_pages=left)
+            except CdeError as exc:
+                log.warning("could not look for recoveries on %s: %s", where, exc)
+                continue
+            spent += scan.requests
             report.api_requests += scan.requests
             if not scan.complete:
-                report.cut_short.append(f"finished runs of connector {connector_id} on site {site_id}")
-                log.warning("the recovery scan of connector %s on site %s stopped after %d pages: "
-                            "later finished runs are not seen this poll", connector_id, site_id,
-                            scan.requests)
-            finished[(site_id, connector_id)] = scan.runs
+                report.cut_short.append(f"finished runs of {where}")
+                log.warning("the recovery scan of %s stopped after %d pages: older recoveries "
+                            "are not seen this poll", where, scan.requests)
+            for run in scan.runs:
+                if (run.site_id, run.connector_id) in finished:
+                    finished[(run.site_id, run.connector_id)].append(run)
         return finished
 
     # -- coverage ------------------------------------------------------------------------
@@ -364,3 +376,31 @@ class Poller:
             return False
         report.count_post("admin")
         return True
+
+
+def _recovery_since(open_incidents: list[Incident]) -> dict[triage.IncidentKey, datetime]:
+    """Per (site, connector) with an open incident, since when a finished run would tell
+    its recovery: the creation of its oldest incident's latest failed run.
+    """
+    since: dict[triage.IncidentKey, datetime] = {}
+    keys = triage.recovery_keys(open_incidents)
+    for incident in open_incidents:
+        key = triage.key_of(incident)
+        if key in keys:
+            began = triage.incident_run(incident).created_at or incident.first_failed_at
+            since[key] = min(since.get(key, began), began)
+    return since
+
+
+def _recovery_scans(since: dict[triage.IncidentKey, datetime],
+                    budget: int) -> list[tuple[RunFilter, datetime, str]]:
+    """The scans that look for these recoveries: one per site, the newest incidents' first,
+    while the sites are no more than the requests to spend; else one of every finished run.
+    """
+    sites: dict[int | None, datetime] = {}
+    for (site_id, _), began in since.items():
+        sites[site_id] = min(sites.get(site_id, began), began)
+    if len(sites) > budget:
+        return [(RunFilter(state=FINISHED), min(since.values()), "every site")]
+    return [(RunFilter(state=FINISHED, site_id=site_id), began, f"site {site_id}")
+            for site_id, began in sorted(sites.items(), key=lambda item: item[1], reverse=True)]

@@ -302,8 +302,8 @@ async def test_an_acknowledge_during_the_polls_redraw_is_shown(world: World) -> 
 async def test_a_refused_recovery_scan_holds_up_no_notice(world: World,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     await world.subscribe()
-    # Not a UUID: the API answers 400 to a scan filtered on this connector.
-    world.fail(30, connector_id="legacy-connector")
+    # Not a positive id: the API answers 400 to a scan filtered on this site.
+    world.fail(30, site_id=0)
     report = await world.poll()
     assert (report.outcome, report.posted) == ("ok", 1)
 
@@ -314,7 +314,7 @@ async def test_a_refused_recovery_scan_holds_up_no_notice(world: World,
     report = await world.poll()
     assert (report.outcome, report.posted) == ("ok", 1)
     assert len(world.top()) == 3
-    assert "could not look for a recovery of connector legacy-connector" in caplog.text
+    assert "could not look for recoveries on site 0" in caplog.text
 
 
 # ---------------------------------------------------------------- (4) repeats, digests
@@ -689,7 +689,7 @@ async def test_a_poll_costs_the_same_whatever_the_subscriptions_and_pages_to_a_l
     assert [q.query for q in world.cde.requests_to("/runs")] == [
         {"state": "failed", "from": "0", "limit": "100"},
         {"state": "failed", "from": "100", "limit": "100"},
-        {"state": "finished", "site-id": "1001", "connector-id": CONNECTOR, "from": "0", "limit": "20"},
+        {"state": "finished", "site-id": "1001", "from": "0", "limit": "100"},
     ]
     assert report.api_requests == 3
     [notice] = world.top("C0000")
@@ -820,3 +820,38 @@ async def test_a_rate_limited_poll_says_how_long_the_api_asked_to_wait(world: Wo
     assert report.outcome == "api_error" and report.retry_after == 30.0
     world.api_up()
     assert (await world.poll()).retry_after is None
+
+
+def finished_scans(world: World) -> list[dict[str, str]]:
+    return [r.query for r in world.cde.requests_to("/runs") if r.query.get("state") == "finished"]
+
+
+async def test_recovery_scans_cost_one_per_site_whatever_the_incidents(world: World) -> None:
+    await world.subscribe()
+    failed = [world.fail(30, site_id=1001 + i % 3, connector_id=str(uuid.uuid4())) for i in range(60)]
+    await world.poll()
+    assert len(await world.store.open_incidents(OPS)) == 60
+    world.cde.reset()
+    await world.poll()
+    assert sorted(q["site-id"] for q in finished_scans(world)) == ["1001", "1002", "1003"]
+    for run in failed[:5]:
+        world.cde.add_run(make_run(state="finished", site_id=run["site-id"],
+                                   connector_id=run["connector-id"], started_at=world.clock()))
+    report = await world.poll()
+    assert dict(report.actions).get("Recover") == 5
+    assert len(await world.store.open_incidents(OPS)) == 55
+
+
+async def test_more_sites_than_the_recovery_budget_share_one_scan(make_world: Any) -> None:
+    world = await make_world(recovery_max_requests=4)
+    await world.subscribe()
+    failed = [world.fail(30, site_id=2000 + i, connector_id=str(uuid.uuid4())) for i in range(30)]
+    await world.poll()
+    for run in failed[-3:]:
+        world.cde.add_run(make_run(state="finished", site_id=run["site-id"],
+                                   connector_id=run["connector-id"], started_at=world.clock()))
+    world.cde.reset()
+    report = await world.poll()
+    scans = finished_scans(world)
+    assert scans == [{"state": "finished", "from": "0", "limit": "100"}]  # one, for all 30 sites
+    assert dict(report.actions).get("Recover") == 3 and not report.cut_short
