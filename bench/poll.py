@@ -53,6 +53,31 @@ def decide_benchmark() -> None:
               f"({seconds / base:5.1f}x the 1-subscription time)")
 
 
+def match_benchmark() -> None:
+    """Matching a poll's failed runs to subscriptions that each follow a site of their own:
+    CPU per poll against the same runs with one subscription (the floor).
+    """
+    failed = [Run.model_validate(make_run(state="failed", site_id=1 + (i * 97) % 10_000,
+                                          started_at=NOW - timedelta(minutes=5)))
+              for i in range(100)]
+    print("Matching 100 failed runs to subscriptions, one site each (CPU, best of 5):")
+    floor = None
+    for count in (1, 100, 1_000, 10_000):
+        subs = [Subscription(i, f"C{i:05d}", NoticeFilter(site_id=i), "U1", NOW - timedelta(days=1),
+                             seen_until=NOW - timedelta(days=1)) for i in range(1, count + 1)]
+        facts = triage.PollFacts(now=NOW, window=timedelta(hours=24), failed_runs=failed,
+                                 subscriptions=subs, announced=set(), open_incidents=[], mutes=[],
+                                 first_seen={run.id: NOW for run in failed})
+        best = float("inf")
+        for _ in range(5):
+            started = time.process_time()
+            told = triage.new_failures(facts)
+            best = min(best, time.process_time() - started)
+        floor = floor or best
+        print(f"  {count:6d} subscriptions: {best * 1000:7.1f} ms CPU, "
+              f"{sum(len(runs) for runs in told.values()):4d} told ({best / floor:5.1f}x the floor)")
+
+
 async def requests_benchmark() -> None:
     print("API requests per poll (real Poller, sample API with a 48 h history, SQLite):")
     history = DemoHistory()
@@ -92,6 +117,7 @@ async def requests_benchmark() -> None:
 
 def main() -> None:
     decide_benchmark()
+    match_benchmark()
     asyncio.run(requests_benchmark())
 
 

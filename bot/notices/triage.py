@@ -134,6 +134,24 @@ def is_news(subscription: Subscription, run: Run, facts: PollFacts) -> bool:
     return facts.when(run) >= subscription.created_at.replace(microsecond=0)
 
 
+class FilterIndex:
+    """Filters by the site and connector they follow (None: any), so that a run meets only
+    the filters that could match it: with thousands of subscriptions, each on its own site,
+    a poll's cost follows its failed runs rather than runs times subscriptions.
+    """
+
+    def __init__(self, filters: Iterable[NoticeFilter]) -> None:
+        self._by_key: dict[IncidentKey, list[NoticeFilter]] = defaultdict(list)
+        for notice_filter in filters:
+            self._by_key[(notice_filter.site_id, notice_filter.connector_id)].append(notice_filter)
+
+    def candidates(self, run: Run) -> list[NoticeFilter]:
+        """The filters that may match `run` (each once); `NoticeFilter.matches` decides."""
+        keys = dict.fromkeys([(run.site_id, run.connector_id), (run.site_id, None),
+                              (None, run.connector_id), (None, None)])
+        return [f for key in keys for f in self._by_key.get(key, ())]
+
+
 def new_failures(facts: PollFacts) -> dict[str, list[Run]]:
     """Per channel, the failed runs to tell there, oldest failure first."""
     cutoff = facts.now - facts.window
@@ -143,6 +161,7 @@ def new_failures(facts: PollFacts) -> dict[str, list[Run]]:
         # A subscription made before CDE_ALLOWED_CHANNELS left its channel out is not told.
         if not facts.allowed_channels or sub.channel_id in facts.allowed_channels:
             followers[sub.notice_filter].append(sub)
+    index = FilterIndex(followers)
     by_channel: dict[str, dict[str, Run]] = defaultdict(dict)
     for run in facts.failed_runs:
         when = facts.when(run)
@@ -153,9 +172,10 @@ def new_failures(facts: PollFacts) -> dict[str, list[Run]]:
         # made before the list was set, or one following every site).
         if facts.allowed_sites and run.site_id not in facts.allowed_sites:
             continue
-        for notice_filter, subs in followers.items():
+        for notice_filter in index.candidates(run):
             if not notice_filter.matches(run):
                 continue
+            subs = followers[notice_filter]
             for sub in subs:
                 channel = sub.channel_id
                 if (channel, run.id) not in facts.announced and is_news(sub, run, facts):

@@ -791,3 +791,23 @@ def test_channels_outside_the_allowed_list_are_told_nothing() -> None:
     bounded = replace(facts([failed], both), allowed_channels=frozenset({"C2"}))
     assert new_failures(bounded) == {"C2": [failed]}
     assert set(new_failures(facts([failed], both))) == {"C1", "C2"}
+
+
+def test_the_filter_index_offers_every_filter_that_matches_and_each_once() -> None:
+    import itertools
+
+    from bot.cde.models import Run
+    from bot.demo.runs import make_run
+    from bot.notices.models import NoticeFilter
+    from bot.notices.triage import FilterIndex
+
+    sites, connectors = (None, 1, 2), (None, "c1", "c2")
+    filters = [NoticeFilter(site_id=s, connector_id=c, connector_version=v)
+               for s, c, v in itertools.product(sites, connectors, (None, "1.0.1", "9"))]
+    index = FilterIndex(filters)
+    for site, connector in itertools.product((None, 1, 2, 3), (None, "c1", "c3")):
+        run = Run.model_validate(make_run(state="failed", site_id=site or 1, connector_id=connector or "x"))
+        run = run.model_copy(update={"site_id": site, "connector_id": connector})
+        offered = index.candidates(run)
+        assert len(offered) == len(set(offered))
+        assert {f for f in offered if f.matches(run)} == {f for f in filters if f.matches(run)}
