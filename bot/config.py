@@ -96,6 +96,10 @@ class Settings(BaseSettings):
         default=50, ge=1, le=1000,
         description="pages of 100 runs one scan may read in a poll (default 50, 1 to 1000); a scan "
                     "that needs more is cut short, and the admins are told")
+    cde_recovery_max_requests: int = Field(
+        default=20, ge=1, le=1000,
+        description="CDE API requests one poll may spend looking for recoveries of open "
+                    "incidents (default 20, 1 to 1000)")
     cde_outage_alert_minutes: float = Field(
         default=10, gt=0,
         description="minutes of CDE API outage before the admin channel is told (default 10)")

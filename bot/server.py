@@ -108,6 +108,7 @@ class Bot:
             outage_alert_after=timedelta(minutes=settings.cde_outage_alert_minutes),
             admin_channel=settings.slack_admin_channel,
             scan_max_pages=settings.cde_scan_max_pages,
+            recovery_max_requests=settings.cde_recovery_max_requests,
             allowed_sites=frozenset(settings.cde_allowed_sites),
             allowed_channels=frozenset(settings.cde_allowed_channels),
         ))

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 
-RECOVERY_MAX_REQUESTS = 10
+RECOVERY_MAX_REQUESTS = 20
 
 
 @dataclass(frozen=True)
