@@ -5,6 +5,7 @@ each new holder, and a deposed holder's writes refused whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,19 @@ from tests.helpers.incidents import make_incident
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TTL = timedelta(seconds=10)
+
+
+@contextlib.asynccontextmanager
+async def open_stores(database_url: str, count: int) -> AsyncIterator[list[SqlStore]]:
+    """`count` stores on one database, as replicas have: opened, and closed afterwards."""
+    stores = [SqlStore(database_url) for _ in range(count)]
+    for each in stores:
+        await each.open()
+    try:
+        yield stores
+    finally:
+        for each in stores:
+            await each.close()
 
 
 @pytest.fixture
@@ -49,10 +63,7 @@ async def test_a_released_lease_is_taken_at_once(store: SqlStore) -> None:
 
 
 async def test_replicas_racing_for_the_lease_get_one_holder(database_url: str) -> None:
-    stores = [SqlStore(database_url) for _ in range(5)]
-    for each in stores:
-        await each.open()
-    try:
+    async with open_stores(database_url, 5) as stores:
         for round_ in range(3):
             at = NOW + round_ * 2 * TTL
             got = await asyncio.gather(*(s.take_lease("poller", f"r{i}", at, TTL)
@@ -60,9 +71,6 @@ async def test_replicas_racing_for_the_lease_get_one_holder(database_url: str) -
             held = [lease for lease in got if lease is not None]
             assert len(held) == 1, got
             assert held[0].token == round_ + 1
-    finally:
-        for each in stores:
-            await each.close()
 
 
 async def test_writes_fenced_by_a_lost_lease_are_refused_whole(store: SqlStore) -> None:
@@ -121,10 +129,7 @@ async def test_racing_saves_of_one_notice_leave_one_and_no_raw_error(database_ur
     it was claimed elsewhere (never a raw IntegrityError), and claiming the same runs in
     opposite orders does not deadlock.
     """
-    stores = [SqlStore(database_url) for _ in range(10)]
-    for each in stores:
-        await each.open()
-    try:
+    async with open_stores(database_url, 10) as stores:
         for race in range(3):
             runs = [f"run-{race}-{i}" for i in range(20)]
 
@@ -142,9 +147,6 @@ async def test_racing_saves_of_one_notice_leave_one_and_no_raw_error(database_ur
             assert sorted(results) == ["claimed elsewhere"] * 9 + ["saved"], results
             assert len(await stores[0].announced(runs)) == 20
         assert len(await stores[0].open_incidents("C1")) == 3
-    finally:
-        for each in stores:
-            await each.close()
 
 
 async def test_a_deposed_leader_is_stopped_before_a_post_straight_to_slack(store: SqlStore) -> None:
