@@ -13,6 +13,7 @@ import pytest
 
 from bot.demo.api import SampleCdeApi
 from bot.logs import NOISY_LOGGERS
+from tests.helpers.counting_server import Handler, Serve, Server
 from tests.helpers.environment import reset_environment
 from tests.helpers.fixtures import load_fixture
 from tests.helpers.postgres import fresh_database
@@ -83,3 +84,21 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     async with fresh_database() as url:
         yield url
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start loopback servers that count their connections; stopped after the test."""
+    servers: list[Server] = []
+
+    async def start(handler: Handler) -> Server:
+        server = Server(handler)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+

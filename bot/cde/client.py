@@ -35,6 +35,7 @@ from bot.cde.errors import (
 )
 from bot.cde.models import Run, RunAnswer, RunFilter, RunPage
 from bot.cde.paging import PageSizing
+from bot.cde.transport import AiohttpTransport
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,9 @@ class CdeClient:
                 "User-Agent": f"cde-bot/{__version__}",
             },
             timeout=DEFAULT_TIMEOUT,
-            transport=transport,  # for tests: a mock or stand-in transport
+            # httpx's API over aiohttp's pool (see `bot.cde.transport`); tests may give
+            # httpx's own transport (pytest-httpx mocks that one) or a stand-in.
+            transport=transport if transport is not None else AiohttpTransport(),
             follow_redirects=False,
         )
         self.page_sizing = PageSizing()

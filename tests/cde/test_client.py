@@ -25,6 +25,7 @@ from bot.cde.errors import (
 )
 from bot.cde.models import RunFilter
 from tests.helpers.fixtures import load_fixture
+from tests.helpers.mockable import mockable
 
 BASE = "https://cde.test"
 TOKEN = "s3cret-cde-token-value"
@@ -33,7 +34,7 @@ RUN_ID = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 
 @pytest.fixture
 async def client():
-    async with CdeClient(BASE, SecretStr(TOKEN), retry=NO_WAIT_RETRY) as cde:
+    async with CdeClient(BASE, SecretStr(TOKEN), transport=mockable(), retry=NO_WAIT_RETRY) as cde:
         yield cde
 
 
@@ -142,14 +143,15 @@ async def test_rate_limit_honours_retry_after(httpx_mock: HTTPXMock, runs_list_b
     monkeypatch.setattr("bot.cde.client.asyncio.sleep", fake_sleep)
     httpx_mock.add_response(status_code=429, headers={"Retry-After": "3"}, json={"message": "slow"})
     httpx_mock.add_response(json=runs_list_body)
-    async with CdeClient(BASE, SecretStr(TOKEN), retry=RetryPolicy(jitter=False)) as cde:
+    async with CdeClient(BASE, SecretStr(TOKEN), transport=mockable(),
+                         retry=RetryPolicy(jitter=False)) as cde:
         await cde.list_runs()
     assert waits == [3.0]
 
 
 async def test_rate_limit_past_the_deadline_gives_up_at_once(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(status_code=429, headers={"Retry-After": "120"}, json={})
-    async with CdeClient(BASE, SecretStr(TOKEN), retry=RetryPolicy(deadline=20)) as cde:
+    async with CdeClient(BASE, SecretStr(TOKEN), transport=mockable(), retry=RetryPolicy(deadline=20)) as cde:
         with pytest.raises(CdeRateLimited) as caught:
             await cde.list_runs()
     assert caught.value.retry_after == 120
@@ -267,7 +269,7 @@ async def test_bad_request_with_odd_errors_shape(client: CdeClient, httpx_mock: 
 async def test_each_try_gets_only_what_is_left_of_the_deadline(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_exception(httpx.ReadTimeout("slow"), is_reusable=True)
     policy = RetryPolicy(attempts=3, deadline=4.0, backoff_base=0.0, backoff_max=0.0, jitter=False)
-    async with CdeClient(BASE, SecretStr(TOKEN), retry=policy) as cde:
+    async with CdeClient(BASE, SecretStr(TOKEN), transport=mockable(), retry=policy) as cde:
         with pytest.raises(CdeTimeout):
             await cde.list_runs()
     timeouts = [request.extensions["timeout"] for request in httpx_mock.get_requests()]

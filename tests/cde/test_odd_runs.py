@@ -14,6 +14,7 @@ from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.cde.errors import CdeProtocolError
 from bot.cde.models import MAX_ID, Run, Unreadable, read_run
 from bot.demo.runs import make_run
+from tests.helpers.mockable import mockable
 
 BASE = "https://cde.test"
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -100,7 +101,8 @@ async def test_one_odd_run_does_not_hide_the_others_and_is_logged_once(
         httpx_mock.add_response(json={"data": listing, "metadata": {"from": 0, "limit": 10,
                                                                     "total": len(listing)}})
     caplog.set_level(logging.WARNING, "bot.cde.client")
-    async with CdeClient(BASE, SecretStr("t0ken-value-123"), retry=NO_WAIT_RETRY) as cde:
+    async with CdeClient(BASE, SecretStr("t0ken-value-123"),
+                         transport=mockable(), retry=NO_WAIT_RETRY) as cde:
         first = await cde.list_runs(limit=10)
         await cde.list_runs(limit=10)
     assert [run.id for run in first.runs] == ["0195-good-0", "0195-odd", "0195-good-1", "0195-good-2"]
@@ -113,13 +115,15 @@ async def test_one_odd_run_does_not_hide_the_others_and_is_logged_once(
 
 async def test_an_odd_run_by_id_is_shown_as_far_as_it_fits(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(json={"message": "run", "data": raw(id="0195-odd", **{"site-id": 1e20})})
-    async with CdeClient(BASE, SecretStr("t0ken-value-123"), retry=NO_WAIT_RETRY) as cde:
+    async with CdeClient(BASE, SecretStr("t0ken-value-123"),
+                         transport=mockable(), retry=NO_WAIT_RETRY) as cde:
         run = await cde.get_run("0195-odd")
     assert run.site_id is None and run.problems and "64 bits" in run.problems[0]
 
 
 async def test_a_run_by_id_without_an_id_is_a_protocol_error(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(json={"message": "run", "data": raw(id=None)})
-    async with CdeClient(BASE, SecretStr("t0ken-value-123"), retry=NO_WAIT_RETRY) as cde:
+    async with CdeClient(BASE, SecretStr("t0ken-value-123"),
+                         transport=mockable(), retry=NO_WAIT_RETRY) as cde:
         with pytest.raises(CdeProtocolError, match="id"):
             await cde.get_run("0195-odd")

@@ -18,6 +18,7 @@ from bot.cde.errors import CdeBadRequest
 from bot.cde.models import RunFilter
 from bot.cde.scan import runs_since
 from bot.demo.runs import make_run
+from tests.helpers.mockable import mockable
 
 BASE = "https://cde.test"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -63,7 +64,8 @@ class Listing:
 
 @pytest.fixture
 async def cde():
-    async with CdeClient(BASE, SecretStr("t0ken-value-123"), retry=NO_WAIT_RETRY) as client:
+    async with CdeClient(BASE, SecretStr("t0ken-value-123"),
+                         transport=mockable(), retry=NO_WAIT_RETRY) as client:
         yield client
 
 

@@ -15,6 +15,7 @@ from bot.cde.client import NO_WAIT_RETRY, CdeClient
 from bot.logs import request_id
 from bot.lookups.service import Lookups
 from bot.query import ListRuns, parse
+from tests.helpers.mockable import mockable
 
 BASE = "https://cde.test"
 RUN_ID = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
@@ -22,7 +23,7 @@ RUN_ID = "019e16f3-bfb8-7ed8-8d26-b7d40818d146"
 
 @pytest.fixture
 async def lookups():
-    async with CdeClient(BASE, SecretStr("token-123456"), retry=NO_WAIT_RETRY) as cde:
+    async with CdeClient(BASE, SecretStr("token-123456"), transport=mockable(), retry=NO_WAIT_RETRY) as cde:
         yield Lookups(cde)
 
 

@@ -30,6 +30,7 @@ from bot.slack.message import Message
 from bot.slack.respond import command_name
 from bot.store.base import StoreError
 from tests.helpers.fixtures import load_fixture
+from tests.helpers.mockable import mockable
 from tests.standins.slack import SlackStandIn
 
 BASE = "https://cde.test"
@@ -175,7 +176,8 @@ class Recorder:
 @pytest.fixture
 async def observed() -> AsyncIterator[tuple[CdeClient, Recorder]]:
     recorder = Recorder()
-    async with CdeClient(BASE, SecretStr("cde-token-abcdef"), retry=NO_WAIT_RETRY, observer=recorder) as cde:
+    async with CdeClient(BASE, SecretStr("cde-token-abcdef"),
+                         transport=mockable(), retry=NO_WAIT_RETRY, observer=recorder) as cde:
         yield cde, recorder
 
 
