@@ -42,7 +42,7 @@ from bot.ops.probe import probe_cde
 from bot.ops.readiness import Readiness, stale_after
 from bot.services import Services
 from bot.slack.app import build_app, register
-from bot.slack.client import TokenCheckFailed, verify_tokens, web_client
+from bot.slack.client import RedactingWebClient, TokenCheckFailed, verify_tokens, web_client
 from bot.slack.poster import SlackPoster
 from bot.slack.socket_mode import AckingSocketModeHandler
 from bot.slack.usergroups import SlackGroups
@@ -161,6 +161,8 @@ class Bot:
 
     async def aclose(self) -> None:
         await self.cde.aclose()
+        if isinstance(self.client, RedactingWebClient):
+            await self.client.aclose()
         await self.store.close()
 
 

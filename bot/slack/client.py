@@ -29,6 +29,7 @@ from typing_extensions import override
 
 from bot.config import Settings, fix_by_setting
 from bot.redact import Redactor, for_settings
+from bot.slack.connections import KeptSession
 
 WEB_API_TIMEOUT = 15  # seconds per call
 RATE_LIMIT_RETRIES = 5  # each waits as long as Slack's Retry-After says
@@ -55,7 +56,7 @@ def web_client(settings: Settings, *,
     """
     base_url = str(settings.slack_api_url)
     return RedactingWebClient(
-        for_settings(settings),
+        for_settings(settings), kept=KeptSession(),
         token=settings.slack_bot_token.get_secret_value(),
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         timeout=WEB_API_TIMEOUT,
@@ -78,9 +79,27 @@ class RedactingWebClient(AsyncWebClient):
     redacted there, in the parameters, the form data and the JSON body alike.
     """
 
-    def __init__(self, redactor: Redactor, **kwargs: Any) -> None:
+    def __init__(self, redactor: Redactor, *, kept: KeptSession | None = None, **kwargs: Any) -> None:
+        # Before `super().__init__`, which sets `session` (the property below).
+        self.kept = kept
         super().__init__(**kwargs)
         self.redactor = redactor
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The session given, else the kept one (see `bot.slack.connections`)."""
+        if self._given_session is not None or self.kept is None:
+            return self._given_session
+        return self.kept.get()
+
+    @session.setter
+    def session(self, value: aiohttp.ClientSession | None) -> None:
+        self._given_session = value
+
+    async def aclose(self) -> None:
+        """Close the kept session, if this client keeps one."""
+        if self.kept is not None:
+            await self.kept.aclose()
 
     @override
     async def api_call(

@@ -14,10 +14,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncBoltContext, AsyncRespond, AsyncSay
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 from typing_extensions import override
 
 from bot.logs import current_reference
@@ -36,12 +38,15 @@ _received: contextvars.ContextVar[float] = contextvars.ContextVar("received", de
 
 class RedactingRespond(AsyncRespond):
     """Bolt's `respond()`, with every string of the answer (text, blocks, attachments,
-    metadata) redacted before it is sent to the `response_url`.
+    metadata) redacted before it is sent to the `response_url`, over `session` when one is
+    given (Bolt's own makes a session, and a connection, per answer).
     """
 
-    def __init__(self, redactor: Redactor, *, response_url: str | None, **kwargs: Any) -> None:
+    def __init__(self, redactor: Redactor, *, response_url: str | None,
+                 session: aiohttp.ClientSession | None = None, **kwargs: Any) -> None:
         super().__init__(response_url=response_url, **kwargs)
         self.redactor = redactor
+        self.session = session
 
     @override
     async def __call__(  # the same parameters as Bolt's, each redacted
@@ -52,12 +57,24 @@ class RedactingRespond(AsyncRespond):
         unfurl_media: bool | None = None, thread_ts: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> WebhookResponse:
+        if self.response_url is None:
+            raise ValueError("respond is unsupported here as there is no response_url")
         clean = self.redactor.value
-        return await super().__call__(
-            clean(text), blocks=clean(_plain(blocks)), attachments=clean(_plain(attachments)),
-            response_type=response_type, replace_original=replace_original,
-            delete_original=delete_original, unfurl_links=unfurl_links, unfurl_media=unfurl_media,
-            thread_ts=thread_ts, metadata=clean(metadata))
+        # As Bolt builds it: `text` may be the whole message; empty lists of blocks or
+        # attachments, and unset fields, are left out; `text` is always there.
+        fields: dict[str, Any] = dict(text) if isinstance(text, dict) else {
+            "text": text, "blocks": blocks, "attachments": attachments,
+            "response_type": response_type, "replace_original": replace_original,
+            "delete_original": delete_original, "unfurl_links": unfurl_links,
+            "unfurl_media": unfurl_media, "thread_ts": thread_ts, "metadata": metadata,
+        }
+        for key in ("blocks", "attachments"):
+            fields[key] = _plain(fields.get(key)) or None
+        message = {"text": fields.pop("text", "")}
+        message.update((key, value) for key, value in fields.items() if value is not None)
+        client = AsyncWebhookClient(url=self.response_url, proxy=self.proxy, ssl=self.ssl,
+                                    session=self.session)
+        return await client.send_dict(clean(message))
 
 
 def _plain(items: Sequence[dict[Any, Any] | Block | Attachment] | None) -> list[Any] | None:
@@ -85,7 +102,8 @@ def redact_answers(redactor: Redactor) -> Callable[[AsyncBoltContext, Callable[[
             say.client = client
         if context.response_url is not None:
             context["respond"] = RedactingRespond(redactor, response_url=context.response_url,
-                                                  proxy=client.proxy, ssl=client.ssl)
+                                                  session=client.session, proxy=client.proxy,
+                                                  ssl=client.ssl)
         await next()
 
     return redact

@@ -218,6 +218,7 @@ async def bolt_scenario(
             yield BoltScenario(app, slack, cde, store, built)
         finally:
             await cde_client.aclose()
+            await client.aclose()
             await store.close()
 
 

@@ -4,6 +4,7 @@ Socket Mode together.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from aiohttp import web
@@ -23,10 +24,21 @@ class SlackStandIn(WebApi, SocketMode):
     ) -> None:
         super().__init__(bot_token, app_token, signing_secret)
         self._runner: web.AppRunner | None = None
+        # The client ends of the connections requests came on: how many a client opened.
+        self.connections: set[tuple[str, int]] = set()
+
+    @web.middleware
+    async def _count_connections(self, request: web.Request,
+                                 handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                                 ) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer is not None:
+            self.connections.add(tuple(peer[:2]))
+        return await handler(request)
 
     async def start(self) -> None:
         """Start listening on a free port on 127.0.0.1."""
-        app = web.Application()
+        app = web.Application(middlewares=[self._count_connections])
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/respond/{rid}", self._handle_response_url)
         app.router.add_get("/socket", self._handle_socket)
