@@ -270,7 +270,7 @@ async def _profile(target: Target, folder: Path | None,
     if folder is None:
         return None
     return await asyncio.create_subprocess_exec(
-        "py-spy", "record", "--pid", str(target.pid), "--duration", str(int(seconds)),
+        "py-spy", "record", "--pid", str(target.pid), "--duration", str(int(seconds)), "--rate", "250",
         "--format", "raw", "--nonblocking", "-o", str(folder / f"{target.name}.txt"),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
