@@ -299,8 +299,9 @@ class TestCutSecrets:
         half = len(ODD_CDE_TOKEN) // 2
         blocks = [section(f"the API said: {escape(ODD_CDE_TOKEN[:half])}"),
                   section(f"{escape(ODD_CDE_TOKEN[half:])} may not list runs")]
-        await web_client(settings).chat_postMessage(channel=OPS, text="split",
-                                                    blocks=[block.to_dict() for block in blocks])
+        client = web_client(settings)
+        await client.chat_postMessage(channel=OPS, text="split", blocks=blocks)
+        await client.aclose()
         [posted] = slack.messages(OPS)
         assert [block["text"]["text"] for block in posted["blocks"]] == [
             f"the API said: {REDACTED}", f"{REDACTED} may not list runs"]

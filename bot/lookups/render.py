@@ -7,15 +7,6 @@ from __future__ import annotations
 
 import json
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    HeaderBlock,
-    PlainTextObject,
-    SectionBlock,
-)
-
 from bot.cde.errors import (
     CdeBadRequest,
     CdeError,
@@ -50,6 +41,8 @@ from bot.query import (
     describe_filter,
 )
 from bot.slack.actions import ACTION_OPEN, ACTION_PAGE, ACTION_SHARE
+from bot.slack.blocks import Block, Element, actions, button, field_section
+from bot.slack.blocks import header as header_block
 from bot.slack.message import (
     MAX_FIELD_TEXT,
     MAX_HEADER,
@@ -103,13 +96,13 @@ def runs_list(
             + (f", {failed} failed" if failed else ""))
     buttons = _paging_buttons(page, query)
     if drift.newer:
-        buttons.append(ButtonElement(text="See newer runs", action_id=f"{ACTION_PAGE}_newer",
+        buttons.append(button("See newer runs", f"{ACTION_PAGE}_newer",
                                      value=query.fresh().to_text()))
     if not shared_by:
-        buttons.append(ButtonElement(text="Share in channel", action_id=ACTION_SHARE,
+        buttons.append(button("Share in channel", ACTION_SHARE,
                                      value=query.to_text()))
     if buttons:
-        blocks.append(ActionsBlock(block_id="runs_actions", elements=buttons))
+        blocks.append(actions(buttons, block_id="runs_actions"))
     return message(text, blocks)
 
 
@@ -139,12 +132,12 @@ def _no_runs(page: RunPage, query: ListRuns) -> Message:
         blocks.append(context(
             f"There {'is' if total == 1 else 'are'} {plural(total, 'run')}{matching}; "
             f"`from:{query.offset}` is past the end. The last page starts at `from:{last}`."))
-        way_back = [ButtonElement(text="◀ Last page", action_id=f"{ACTION_PAGE}_last",
+        way_back = [button("◀ Last page", f"{ACTION_PAGE}_last",
                                   value=query.page(last).to_text())]
         if last:
-            way_back.append(ButtonElement(text="⏮ First page", action_id=f"{ACTION_PAGE}_first",
+            way_back.append(button("⏮ First page", f"{ACTION_PAGE}_first",
                                           value=query.page(0).to_text()))
-        blocks.append(ActionsBlock(block_id="runs_actions", elements=way_back))
+        blocks.append(actions(way_back, block_id="runs_actions"))
         text = f"CDE runs {words or '(all)'}: from:{query.offset} is past the end ({total} runs)"
     elif words:
         blocks.append(context(f"No runs match. Try fewer filters, or `{COMMAND} help`."))
@@ -189,16 +182,14 @@ def _problems(run: Run) -> Block:
                    f"{listed}")
 
 
-def _paging_buttons(page: RunPage, query: ListRuns) -> list[ButtonElement]:
+def _paging_buttons(page: RunPage, query: ListRuns) -> list[Element]:
     buttons = []
     if query.offset > 0:
-        buttons.append(ButtonElement(
-            text="◀ Previous", action_id=f"{ACTION_PAGE}_prev",
+        buttons.append(button("◀ Previous", f"{ACTION_PAGE}_prev",
             value=query.page(query.offset - query.limit).to_text(),
         ))
     if page.size and query.offset + _shown(page, query) < page.total:
-        buttons.append(ButtonElement(
-            text="Next ▶", action_id=f"{ACTION_PAGE}_next",
+        buttons.append(button("Next ▶", f"{ACTION_PAGE}_next",
             value=query.page(query.offset + _shown(page, query)).to_text(),
         ))
     return buttons
@@ -208,10 +199,10 @@ def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None
     """Every field of one run."""
     header = clip(run_title(run), MAX_HEADER)
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=header)),
+        header_block(header),
         section(f"{state_marker(run.state)} · {code(run.id)}"
                  + (f" · shared by <@{escape(shared_by)}>" if shared_by else "")),
-        SectionBlock(fields=fields(
+        field_section(fields(
             ("Site", named(run.site_name, run.site_id)),
             ("Project", named(run.project_name, run.project_id)),
             ("Account", named(run.account_name, run.account_id)),
@@ -234,21 +225,21 @@ def run_detail(run: Run, *, links: LinkBuilder = no_links, shared_by: str | None
         ("Registered secrets", _count(run.registered_secrets)),
         ("Authentications", _count(run.authentications)),
     ]
-    blocks.append(SectionBlock(fields=fields(*container)))
+    blocks.append(field_section(fields(*container)))
     if run.problems:
         blocks.append(_problems(run))
     if run.connector_setup_config is not None:
         blocks.append(section("*Connector setup config*\n" + _json_block(run.connector_setup_config)))
-    buttons: list[ButtonElement | None] = [recent_runs_button(
+    buttons: list[Element | None] = [recent_runs_button(
         run, "Recent runs of this connector on this site", f"{ACTION_PAGE}_recent")]
     url = links(run)
     if url:
-        buttons.append(ButtonElement(text="Open in CDE", action_id=ACTION_OPEN, url=url))
+        buttons.append(button("Open in CDE", ACTION_OPEN, url=url))
     if not shared_by:
         buttons.append(lookup_button("Share in channel", ACTION_SHARE, f"run {run.id}"))
-    offered: list[ButtonElement] = [b for b in buttons if b is not None]
+    offered: list[Element] = [b for b in buttons if b is not None]
     if offered:
-        blocks.append(ActionsBlock(block_id="run_actions", elements=offered))
+        blocks.append(actions(offered, block_id="run_actions"))
     text = (f"CDE run {run.id}: {run.state or 'no state'}"
             f" on {run.site_name or 'unknown site'}"
             + (f" (exit code {run.exit_code})" if run.exit_code is not None else ""))
@@ -326,7 +317,7 @@ def help_message(command: Help) -> Message:
     topics = {"runs": [runs], "run": [run], "subscribe": [notices], "subscriptions": [notices],
               "unsubscribe": [notices], "notices": [notices], "audit": [notices]}
     sections = topics.get(command.topic or "", [runs, run, notices])
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="cde-bot: CDE runs in Slack"))]
+    blocks: list[Block] = [header_block("cde-bot: CDE runs in Slack")]
     blocks += [section(text) for text in sections]
     blocks.append(context("Answers are visible only to you; use *Share in channel* to show "
                            "one to the channel. Dates show in your own time zone."))

@@ -10,26 +10,24 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from slack_sdk.models.blocks import ButtonElement
-
 from bot.cde.models import FAILED, FINISHED, Run, RunFilter
 from bot.query import ListRuns, ShowRun, parse
-from bot.slack.message import MAX_BUTTON_VALUE
+from bot.slack.blocks import MAX_BUTTON_VALUE, Element, button
 from bot.slack.mrkdwn import code, escape
 
 LinkBuilder = Callable[[Run], str | None]
 
 
-def lookup_button(text: str, action_id: str, command_text: str, **kwargs: Any) -> ButtonElement | None:
+def lookup_button(text: str, action_id: str, command_text: str, **kwargs: Any) -> Element | None:
     """A button that runs a lookup when clicked, or None when the command it would carry
     does not parse (ids from the API that are not UUIDs) or does not fit in a value.
     """
     if len(command_text) > MAX_BUTTON_VALUE or not isinstance(parse(command_text), ListRuns | ShowRun):
         return None
-    return ButtonElement(text=text, action_id=action_id, value=command_text, **kwargs)
+    return button(text, action_id, value=command_text, **kwargs)
 
 
-def recent_runs_button(run: Run, text: str, action_id: str) -> ButtonElement | None:
+def recent_runs_button(run: Run, text: str, action_id: str) -> Element | None:
     """A button listing this connector's latest runs on this site, when both are known."""
     if not run.connector_id or run.site_id is None:
         return None

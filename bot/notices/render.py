@@ -9,16 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    InteractiveElement,
-    Option,
-    SectionBlock,
-    StaticSelectElement,
-)
-
 from bot.cde.models import Run
 from bot.lookups.runs import LinkBuilder, connector_text, named, no_links, recent_runs_button
 from bot.notices.models import (
@@ -36,8 +26,18 @@ from bot.notices.models import (
 )
 from bot.notices.triage import incident_run
 from bot.slack.actions import ACTION_ACK, ACTION_MUTE, ACTION_OPEN, ACTION_RECENT, ACTION_SUBSCRIBE_ALL
+from bot.slack.blocks import (
+    MAX_OPTION_VALUE,
+    Block,
+    Element,
+    actions,
+    button,
+    field_section,
+    option,
+    static_select,
+)
 from bot.slack.message import MAX_BLOCKS, Message, context, fields, message, pack_lines, section
-from bot.slack.mrkdwn import clip, code, date, duration, escape, plural
+from bot.slack.mrkdwn import code, date, duration, escape, plural
 
 MUTE_HOURS = (1, 4, 24)
 DIGEST_GROUP_LINES = 15
@@ -86,7 +86,7 @@ def notice(incident: Incident, *, mute: Mute | None = None, links: LinkBuilder =
     ]
     buttons = _notice_buttons(incident, run, links, mute=mute)
     if buttons:
-        blocks.append(ActionsBlock(block_id="incident_actions", elements=buttons))
+        blocks.append(actions(buttons, block_id="incident_actions"))
     state = ("Recovered" if incident.resolved_by_run else "Closed" if incident.resolved_at
              else "Failed")
     exit_code = f", exit code {run.exit_code}" if run.exit_code is not None else ""
@@ -95,7 +95,7 @@ def notice(incident: Incident, *, mute: Mute | None = None, links: LinkBuilder =
 
 
 def section_fields(run: Run) -> Block:
-    return SectionBlock(fields=fields(
+    return field_section(fields(
         ("Project", named(run.project_name, run.project_id)),
         ("Account", named(run.account_name, run.account_id)),
         ("Exit code", escape(run.exit_code) if run.exit_code is not None else "—"),
@@ -131,26 +131,23 @@ def _status(incident: Incident, mute: Mute | None) -> list[str]:
 
 
 def _notice_buttons(incident: Incident, run: Run, links: LinkBuilder, *,
-                    mute: Mute | None) -> list[InteractiveElement]:
-    buttons: list[InteractiveElement] = []
+                    mute: Mute | None) -> list[Element]:
+    buttons: list[Element] = []
     if incident.is_open:
         if not incident.acknowledged_by:
             # Clicks name their message (channel and ts); the buttons carry no ids.
-            buttons.append(ButtonElement(text="Acknowledge", action_id=ACTION_ACK, value="ack",
-                                         style="primary"))
-        buttons.append(StaticSelectElement(
-            placeholder="Unmute…" if mute else "Mute…",
-            action_id=ACTION_MUTE,
-            options=[Option(text=f"Mute for {plural(hours, 'hour')}", value=str(hours))
-                     for hours in MUTE_HOURS]
-            + ([Option(text="Unmute", value="0")] if mute else []),
+            buttons.append(button("Acknowledge", ACTION_ACK, value="ack", style="primary"))
+        buttons.append(static_select(
+            "Unmute…" if mute else "Mute…", ACTION_MUTE,
+            [option(f"Mute for {plural(hours, 'hour')}", str(hours)) for hours in MUTE_HOURS]
+            + ([option("Unmute", "0")] if mute else []),
         ))
     recent = recent_runs_button(run, "Recent runs", ACTION_RECENT)
     if recent is not None:
         buttons.append(recent)
     url = links(run)
     if url:
-        buttons.append(ButtonElement(text="Open in CDE", action_id=ACTION_OPEN, url=url))
+        buttons.append(button("Open in CDE", ACTION_OPEN, url=url))
     return buttons
 
 
@@ -223,26 +220,22 @@ def digest(incidents: Sequence[Incident]) -> Message:
         notes.append(f"…and {plural(len(incidents) - DIGEST_GROUP_LINES, 'more pair')}.")
     notes.append("Each failure is listed in the thread; repeats and recoveries follow there.")
     blocks.append(context(" ".join(notes)))
-    controls: list[InteractiveElement] = []
+    controls: list[Element] = []
     open_ones = [i for i in incidents if i.is_open]
     if any(not i.acknowledged_by for i in open_ones):
-        controls.append(ButtonElement(text="Acknowledge all", action_id=ACTION_ACK, value="ack",
-                                      style="primary"))
+        controls.append(button("Acknowledge all", ACTION_ACK, value="ack", style="primary"))
     if any(i.id for i in open_ones):
-        controls.append(StaticSelectElement(
-            placeholder=f"Mute a pair for {DIGEST_MUTE_HOURS} h…", action_id=ACTION_MUTE,
-            options=[Option(text=clip(_pair_label(i), 75), value=f"{i.id}:{DIGEST_MUTE_HOURS}")
-                     for i in open_ones[:MAX_OPTIONS] if i.id],
+        controls.append(static_select(
+            f"Mute a pair for {DIGEST_MUTE_HOURS} h…", ACTION_MUTE,
+            [option(_pair_label(i), f"{i.id}:{DIGEST_MUTE_HOURS}") for i in open_ones[:MAX_OPTIONS] if i.id],
         ))
     recent = [(i, recent_runs_button(incident_run(i), "Recent runs", ACTION_RECENT)) for i in incidents]
-    recent_options = [Option(text=clip(_pair_label(i), 75), value=button.value)
-                      for i, button in recent
-                      if button is not None and button.value is not None and len(button.value) <= 150]
+    recent_options = [option(_pair_label(i), found["value"]) for i, found in recent
+                      if found is not None and len(found.get("value", "")) <= MAX_OPTION_VALUE]
     if recent_options:
-        controls.append(StaticSelectElement(placeholder="Recent runs of…", action_id=ACTION_RECENT,
-                                            options=recent_options[:MAX_OPTIONS]))
+        controls.append(static_select("Recent runs of…", ACTION_RECENT, recent_options[:MAX_OPTIONS]))
     if controls:
-        blocks.append(ActionsBlock(block_id="digest_actions", elements=controls))
+        blocks.append(actions(controls, block_id="digest_actions"))
     return message(f"{plural(failed, 'run')} failed across {pairs}", blocks)
 
 
@@ -306,10 +299,10 @@ def confirm_subscribe_all() -> Message:
             f"{escape('`connector:<uuid>`')}, or confirm:")
     return message("Subscribe this channel to every failed run?", [
         section(text),
-        ActionsBlock(block_id="subscribe_confirm", elements=[
-            ButtonElement(text="Subscribe to all failures", action_id=ACTION_SUBSCRIBE_ALL,
-                          value="subscribe all", style="danger"),
-        ]),
+        actions([
+            button("Subscribe to all failures", ACTION_SUBSCRIBE_ALL, value="subscribe all",
+                   style="danger"),
+        ], block_id="subscribe_confirm"),
     ])
 
 

@@ -1,7 +1,7 @@
 """A Slack message (Block Kit blocks and fallback text) and the block helpers both paths use.
 
-Blocks are built with slack_sdk's Block Kit models, which check most of Slack's limits;
-the ones they do not check (50 blocks a message, text lengths) are kept here.
+Blocks are plain dicts built by `bot.slack.blocks`, which keeps Slack's limits on each
+block and element; the limits of a whole message (50 blocks, the fallback text) are kept here.
 """
 
 from __future__ import annotations
@@ -10,16 +10,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
-
+from bot.slack.blocks import (
+    MAX_BUTTON_VALUE,
+    MAX_FIELD_TEXT,
+    MAX_HEADER,
+    MAX_SECTION_TEXT,
+    Block,
+    Element,
+    context,
+    mrkdwn,
+    section,
+)
 from bot.slack.mrkdwn import clip, code, escape
 
 MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_FIELD_TEXT = 2000
 MAX_FALLBACK_TEXT = 4000
-MAX_HEADER = 150
-MAX_BUTTON_VALUE = 2000
 
 
 @dataclass(frozen=True)
@@ -45,11 +50,7 @@ def message(text: str, blocks: Sequence[Block], *, escaped: bool = False, error:
     (it is what push notifications show), so it is escaped unless it already is.
     """
     fallback = text if escaped else escape(text)
-    return Message(clip(fallback, MAX_FALLBACK_TEXT), [block.to_dict() for block in blocks], error)
-
-
-def section(text: str, **kwargs: Any) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_SECTION_TEXT)), **kwargs)
+    return Message(clip(fallback, MAX_FALLBACK_TEXT), list(blocks), error)
 
 
 def pack_lines(lines: Sequence[str], limit: int = MAX_SECTION_TEXT) -> list[str]:
@@ -69,15 +70,8 @@ def pack_lines(lines: Sequence[str], limit: int = MAX_SECTION_TEXT) -> list[str]
     return texts
 
 
-def fields(*pairs: tuple[str, str]) -> list[MarkdownTextObject]:
-    return [
-        MarkdownTextObject(text=clip(f"*{label}*\n{value}", MAX_FIELD_TEXT))
-        for label, value in pairs
-    ]
-
-
-def context(*texts: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=clip(t, MAX_SECTION_TEXT)) for t in texts])
+def fields(*pairs: tuple[str, str]) -> list[Element]:
+    return [mrkdwn(f"*{label}*\n{value}", MAX_FIELD_TEXT) for label, value in pairs]
 
 
 def plain(text: str) -> str:
@@ -106,3 +100,8 @@ def number_out_of_range(largest: int, reference: str) -> Message:
     text = (f":warning: A number in this request is larger than any id the bot keeps (at most "
             f"{largest}), so nothing was done. Reference: {code(reference)}.")
     return message(plain(text), [section(text)], escaped=True, error=True)
+
+
+__all__ = ["MAX_BLOCKS", "MAX_BUTTON_VALUE", "MAX_FALLBACK_TEXT", "MAX_FIELD_TEXT", "MAX_HEADER",
+           "MAX_SECTION_TEXT", "Block", "Message", "context", "fields", "internal_error", "message",
+           "number_out_of_range", "pack_lines", "plain", "section", "store_unavailable"]

@@ -230,7 +230,7 @@ def test_notice_escapes_every_outside_string(state: str) -> None:
 
 
 def test_section_fields_escape_names() -> None:
-    block = rn.section_fields(run(**NASTY)).to_dict()
+    block = rn.section_fields(run(**NASTY))
     texts = [f["text"] for f in block["fields"]]
     assert "*Project*\n&lt;https://evil.example|click me&gt; (650)" in texts
     assert "*Account*\na &amp; b (748)" in texts
