@@ -128,10 +128,14 @@ def _serve(host: str) -> int:
             # A log collector reads JSON lines only: the reason must be one of them.
             logging.getLogger("bot").critical("cde-bot cannot start: %s", exc)
         else:
+            logs.flush()  # what start-up logged comes before the reason
             print(f"cde-bot cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         pass
+    finally:
+        # Every line written before `main` returns, not only at the interpreter's exit.
+        logs.flush()
     return EXIT_OK
 
 

@@ -5,18 +5,28 @@ not log them in the first place.
 The filter sits on the root handler, so every record of every logger (slack_sdk's and
 Bolt's request dumps at DEBUG included) is redacted before it is written.
 
+Records are written by a thread of their own (`QueueListener`): a write to stderr that
+blocks (a busy disk, a slow log collector at the other end of a pipe) must not stall the
+event loop that acks Slack within 3 seconds. Filters run where the record is made, so a
+record is tagged with its request and scrubbed before any handler sees it.
+
 Lines are human-readable by default; `LOG_FORMAT=json` writes one JSON object per line
 instead, for log collectors. Both formats see the same scrubbed records.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextvars
+import copy
 import json
 import logging
+import logging.handlers
+import queue
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.redact import REDACTED as REDACTED
@@ -106,14 +116,42 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def configure(level: str = "INFO", secrets: Iterable[str] = (), log_format: str = "text") -> None:
-    """Send logs to stderr, one line per event (`text` or `json`), scrubbed of `secrets`."""
+class Handoff(logging.handlers.QueueHandler):
+    """Hands each record to the writer thread once its filters have run, with its message
+    and exception already text (the arguments may change, and the traceback holds frames,
+    once the caller goes on). Formatting is left to the writer.
+    """
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        ready = copy.copy(record)
+        ready.msg, ready.args = record.getMessage(), None
+        if record.exc_info and not record.exc_text:
+            ready.exc_text = logging.Formatter().formatException(record.exc_info)
+        ready.exc_info = None
+        return ready
+
+
+_writer: logging.handlers.QueueListener | None = None
+
+
+def configure(level: str = "INFO", secrets: Iterable[str] = (), log_format: str = "text",
+              stream: TextIO | None = None) -> None:
+    """Send logs to stderr (or `stream`), one line per event (`text` or `json`), scrubbed
+    of `secrets`, written by a thread of their own (stopped, with every record written, at exit).
+    """
+    global _writer
     if log_format not in ("text", "json"):
         raise ValueError(f"unknown log format {log_format!r}; expected text or json")
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(FORMAT))
+    writes = logging.StreamHandler(stream)
+    writes.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(FORMAT))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = Handoff(records)
     handler.addFilter(ContextFilter())
     handler.addFilter(SecretFilter(secrets))
+    if _writer is not None:
+        _writer.stop()
+    _writer = logging.handlers.QueueListener(records, writes)
+    _writer.start()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -156,3 +194,21 @@ def public_url(url: str) -> str:
         return urlunsplit((parts.scheme, netloc, path, "", ""))
     except ValueError:
         return "(unparseable URL)"
+
+
+def flush() -> None:
+    """Write every record handed off so far (the writer goes on afterwards)."""
+    if _writer is not None:
+        _writer.stop()  # waits until the queue is written out
+        _writer.start()
+
+
+def shut_down() -> None:
+    """Write every record handed off so far and stop the writer: at exit."""
+    global _writer
+    if _writer is not None:
+        _writer.stop()
+        _writer = None
+
+
+atexit.register(shut_down)

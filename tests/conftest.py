@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot import logs
 from bot.demo.api import SampleCdeApi
 from bot.logs import NOISY_LOGGERS
 from tests.helpers.counting_server import Handler, Serve, Server
@@ -38,6 +39,9 @@ def restore_logging() -> Iterator[None]:
     handlers, level = root.handlers[:], root.level
     levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
     yield
+    # The writer thread `configure` started writes to this test's captured stderr: it
+    # writes what it holds now, and stops.
+    logs.shut_down()
     root.handlers[:] = handlers
     root.setLevel(level)
     for name, saved in levels.items():

@@ -7,10 +7,25 @@ import sys
 
 import pytest
 
-from bot.logs import NOISY_LOGGERS, REDACTED, ContextFilter, SecretFilter, configure, request_id, scrub
+from bot.logs import (
+    NOISY_LOGGERS,
+    REDACTED,
+    ContextFilter,
+    SecretFilter,
+    configure,
+    flush,
+    request_id,
+    scrub,
+)
 
 SECRET = "xoxb-1111-SECRET-token-abcdef"
 OTHER = "cde-api-SECRET-99"
+
+
+def written(capsys: pytest.CaptureFixture[str]) -> pytest.CaptureResult[str]:
+    """What was written, once the log's writer thread has written all it was handed."""
+    flush()
+    return capsys.readouterr()
 
 
 
@@ -138,7 +153,7 @@ def test_configure_scrubs_and_tags_every_line(capsys: pytest.CaptureFixture[str]
     finally:
         request_id.reset(token)
     log.info("outside any request")
-    err = capsys.readouterr().err
+    err = written(capsys).err
     assert SECRET not in err
     assert OTHER not in err
     lines = err.splitlines()
@@ -156,7 +171,7 @@ def test_configure_sets_the_level_and_one_handler(capsys: pytest.CaptureFixture[
     assert len(root.handlers) == 1
     logging.getLogger("bot.test").info("hidden")
     logging.getLogger("bot.test").warning("shown")
-    err = capsys.readouterr().err
+    err = written(capsys).err
     assert "hidden" not in err
     assert "shown" in err
 
@@ -168,7 +183,7 @@ def test_configure_keeps_noisy_libraries_at_warning_at_most(capsys: pytest.Captu
         assert logging.getLogger(name).level == logging.WARNING
     logging.getLogger("httpx").info(f"HTTP Request: GET https://cde.productsup.com/runs token={SECRET}")
     logging.getLogger("httpx").warning(f"retrying with token={SECRET}")
-    err = capsys.readouterr().err
+    err = written(capsys).err
     assert "HTTP Request" not in err
     assert f"token={REDACTED}" in err
     assert SECRET not in err
@@ -178,7 +193,7 @@ def test_configure_twice_does_not_duplicate_lines(capsys: pytest.CaptureFixture[
     configure("INFO")
     configure("INFO")
     logging.getLogger("bot.test").info("once")
-    assert capsys.readouterr().err.count("once") == 1
+    assert written(capsys).err.count("once") == 1
 
 
 def test_a_secret_quoted_by_repr_is_redacted() -> None:

@@ -11,10 +11,16 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError, load_settings
-from bot.logs import REDACTED, ContextFilter, JsonFormatter, SecretFilter, configure, request_id
+from bot.logs import REDACTED, ContextFilter, JsonFormatter, SecretFilter, configure, flush, request_id
 
 SECRET = "xoxb-2222-SECRET-token-json"
 OTHER = "cde-api-SECRET-json-77"
+
+
+def written(capsys: pytest.CaptureFixture[str]) -> pytest.CaptureResult[str]:
+    """What was written, once the log's writer thread has written all it was handed."""
+    flush()
+    return capsys.readouterr()
 
 
 
@@ -73,7 +79,7 @@ def test_configure_json_scrubs_and_tags_every_line(capsys: pytest.CaptureFixture
     finally:
         request_id.reset(token)
     log.info("outside any request")
-    err = capsys.readouterr().err
+    err = written(capsys).err
     assert SECRET not in err and OTHER not in err
     entries = lines_of(err)
     assert len(entries) == 5
@@ -103,7 +109,7 @@ def test_a_secret_in_an_exception_is_redacted_when_formatted_after_the_filter() 
 def test_text_stays_the_default(capsys: pytest.CaptureFixture[str]) -> None:
     configure("INFO")
     logging.getLogger("bot.test").info("plain line")
-    err = capsys.readouterr().err
+    err = written(capsys).err
     assert err.rstrip().endswith("INFO    bot.test [-] plain line")
 
 
@@ -132,7 +138,7 @@ def test_a_structured_events_fields_are_fields_of_their_own(capsys: pytest.Captu
     logging.getLogger("bot.notices.audit").info(
         "audit: mute", extra={"event": "audit", "user": "U0001", "channel": "C0001", "action": "mute",
                               "target": "connector c on site 1001"})
-    [entry] = lines_of(capsys.readouterr().err)
+    [entry] = lines_of(written(capsys).err)
     assert {key: entry[key] for key in ("event", "user", "channel", "action", "target")} == {
         "event": "audit", "user": "U0001", "channel": "C0001", "action": "mute",
         "target": "connector c on site 1001"}

@@ -250,11 +250,9 @@ class TestConsole:
     ) -> None:
         for name, value in {"CDE_API_URL": cde.url, "CDE_API_TOKEN": ODD_CDE_TOKEN}.items():
             monkeypatch.setenv(name, value)
-        logs.configure("DEBUG")  # as `cde-bot console` sets logging up, before its settings are known
         log = io.StringIO()
-        for handler in logging.getLogger().handlers:
-            assert isinstance(handler, logging.StreamHandler)
-            handler.setStream(log)
+        # As `cde-bot console` sets logging up, before its settings are known.
+        logs.configure("DEBUG", stream=log)
         cde.echo = FAULTS["400 field error"]
         out = io.StringIO()
         script = f"runs state:{ODD_CDE_TOKEN}\nruns site:1\nrun {ECHO_RUN}\n"
@@ -265,6 +263,7 @@ class TestConsole:
         assert code == 0 and cde.echoed >= 2
         assert shown.count(REDACTED) >= 3 and "did not accept the query" in shown, shown
         assert_kept(shown, ALL_SECRETS, "the console")
+        logs.flush()
         assert_kept(log.getvalue(), ALL_SECRETS, "the console's log")
 
 

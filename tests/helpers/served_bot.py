@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import threading
 from collections.abc import Mapping
 
@@ -51,14 +50,13 @@ class ServedBot:
 
     def log(self) -> str:
         """Everything the bot logged so far."""
+        logs.flush()
         return self._log.getvalue()
 
     def start(self) -> None:
         """Configure logging as `cde-bot serve` does, and start serving in a thread."""
-        logs.configure(self.settings.log_level, self.settings.secrets(), self.settings.log_format)
-        for handler in logging.getLogger().handlers:
-            if isinstance(handler, logging.StreamHandler):
-                handler.setStream(self._log)
+        logs.configure(self.settings.log_level, self.settings.secrets(), self.settings.log_format,
+                       stream=self._log)
         caller = asyncio.get_running_loop()
         done: asyncio.Future[None] = caller.create_future()
         self._done = done
