@@ -261,6 +261,8 @@ class _Positions:
         self.requests = 0
         self.odd = 0
         self.last_total: int | None = None
+        # A short page that may or may not have ended the listing: (where it ended, its size).
+        self._unsure: tuple[int, int] | None = None
 
     async def read(self, start: int, size: int) -> tuple[tuple[Run, ...], int, bool]:
         """The runs from `start` on (at most `size`), newest first; how many entries that
@@ -268,9 +270,12 @@ class _Positions:
         """
         if self.total is None:
             page = await self.ask(start, size)
-            last = page.asked is not None and self.client.page_sizing.is_last(
-                page, page.asked, start + page.size) is True
-            return page.runs, page.size, last or page.size == 0
+            sizing = self.client.page_sizing
+            if self._unsure is not None and self._unsure[0] == start and page.size:
+                sizing.capped_at(self._unsure[1])  # that short page was cut, not the last
+            last = sizing.is_last(page, page.asked, start + page.size) if page.asked else None
+            self._unsure = (start + page.size, page.size) if last is None else None
+            return page.runs, page.size, last is True or page.size == 0
         while True:
             end = self.total - start
             if end <= 0:

@@ -111,25 +111,43 @@ class PollFacts:
     allowed_sites: frozenset[int] = frozenset()
     # CDE_ALLOWED_CHANNELS: the only channels told of new failures (empty: every channel).
     allowed_channels: frozenset[str] = frozenset()
+    # For each failed run, since when the bot had looked where the API lists it without
+    # seeing it, when it first saw it (None: it cannot tell). A run missing here is one
+    # of a poll that read the whole window: it failed after the last scan before it.
+    looked: dict[str, datetime | None] = field(default_factory=dict)
 
     def when(self, run: Run) -> datetime:
         return failed_at(run, self.first_seen.get(run.id, self.now))
 
+    def looked_before(self, run: Run, seen_until: datetime | None) -> datetime | None:
+        """Since when the bot is known to have looked for `run` without seeing it."""
+        return self.looked.get(run.id, seen_until)
+
 
 def is_news(subscription: Subscription, run: Run, facts: PollFacts) -> bool:
-    """Whether a failure is news to a subscription: the bot had not seen it by the time the
-    channel subscribed. Both times are the bot's own, so a CDE clock that is off cannot
-    hide a failure (polls scan failed runs even when no one subscribes, to know this).
+    """Whether a failure is news to a subscription: it failed after the channel subscribed.
 
-    Only when the bot had not scanned recently before the subscription (a new database
-    before its first poll, an API down for long) is the CDE's failure time compared with
-    the subscription's as well, from the second it was made (the API's times have whole
-    seconds): a failure the bot saw before it is never news to it.
+    The bot's own clock decides whenever it can, so a CDE clock that is off cannot hide a
+    failure (polls scan failed runs even when no one subscribes, to know this):
+
+    1. a failure the bot saw before the subscription (`first_seen` up to its `seen_until`,
+       the last scan before it) is never news to it;
+    2. one the bot first saw where it had looked without seeing it since no more than
+       `RECENT_SCAN` before the subscription (`facts.looked`) failed after that: news.
+       A poll reads the head of the window every poll, but the rest of it over several
+       polls (one sweep): a run first read by the sweep may have failed at any time since
+       the sweep was last there, so a subscription made since then cannot tell by the
+       bot's clock;
+    3. only then (that case, a subscription made before the bot's first scan, an API down
+       for long, or a run first seen by an earlier process) is the CDE's failure time
+       compared with the subscription's, from the second it was made (the API's times
+       have whole seconds).
     """
     seen_until = subscription.seen_until
     if seen_until is not None and facts.first_seen.get(run.id, facts.now) <= seen_until:
         return False
-    if seen_until is not None and seen_until >= subscription.created_at - RECENT_SCAN:
+    looked = facts.looked_before(run, seen_until)
+    if looked is not None and looked >= subscription.created_at - RECENT_SCAN:
         return True
     return facts.when(run) >= subscription.created_at.replace(microsecond=0)
 
