@@ -128,26 +128,32 @@ def is_news(subscription: Subscription, run: Run, facts: PollFacts) -> bool:
     """Whether a failure is news to a subscription: it failed after the channel subscribed.
 
     The bot's own clock decides whenever it can, so a CDE clock that is off cannot hide a
-    failure (polls scan failed runs even when no one subscribes, to know this):
+    failure (polls scan failed runs even when no one subscribes, to know this). Let
+    `seen_until` be the bot's last scan before the subscription, and `looked` the time
+    since which the bot had looked where the API lists the run without seeing it, when it
+    first saw it (`facts.looked`; a poll that reads the whole window has looked
+    everywhere at its last scan):
 
-    1. a failure the bot saw before the subscription (`first_seen` up to its `seen_until`,
-       the last scan before it) is never news to it;
-    2. one the bot first saw where it had looked without seeing it since no more than
-       `RECENT_SCAN` before the subscription (`facts.looked`) failed after that: news.
-       A poll reads the head of the window every poll, but the rest of it over several
-       polls (one sweep): a run first read by the sweep may have failed at any time since
-       the sweep was last there, so a subscription made since then cannot tell by the
-       bot's clock;
-    3. only then (that case, a subscription made before the bot's first scan, an API down
-       for long, or a run first seen by an earlier process) is the CDE's failure time
-       compared with the subscription's, from the second it was made (the API's times
-       have whole seconds).
+    1. a failure the bot saw by `seen_until` is never news;
+    2. one it had looked for since the subscription was made, or since `seen_until`
+       when that scan was recent (within `RECENT_SCAN`), failed after it: news;
+    3. otherwise the CDE's failure time is compared with the subscription's, from the
+       second it was made (the API's times have whole seconds). That is a subscription
+       made before the bot's first scan or after an API down for long, a run first seen
+       by an earlier process, and a run that failed late far from the head of the window:
+       each poll reads the head, but the rest of the window over several polls (a sweep,
+       see `bot.cde.window`), so such a run may have failed at any time since the sweep
+       last passed it; for a subscription made since then, only the CDE's time can tell
+       an old failure from a new one.
     """
     seen_until = subscription.seen_until
     if seen_until is not None and facts.first_seen.get(run.id, facts.now) <= seen_until:
         return False
     looked = facts.looked_before(run, seen_until)
-    if looked is not None and looked >= subscription.created_at - RECENT_SCAN:
+    if looked is not None and looked >= subscription.created_at:
+        return True
+    if looked is not None and seen_until is not None and \
+            looked >= seen_until >= subscription.created_at - RECENT_SCAN:
         return True
     return facts.when(run) >= subscription.created_at.replace(microsecond=0)
 

@@ -72,7 +72,10 @@ class Polls:
         return {run.id for run in read.runs}
 
 
-def window_of(count: int, now: datetime = START, *, span: timedelta = WINDOW - timedelta(hours=1)) -> list[Run]:
+SPAN = WINDOW - timedelta(hours=1)
+
+
+def window_of(count: int, now: datetime = START, *, span: timedelta = SPAN) -> list[Run]:
     """`count` failed runs created evenly over `span` (the newest a minute ago): none leaves
     the window during a test."""
     step = (span - timedelta(minutes=2)) / count
