@@ -139,6 +139,8 @@ class Bot:
             raise
         self.metrics.leads(leadership.leads)
         if report is None:
+            # What it read of the window while it led is stale by the time it leads again.
+            self.poller.start_over()
             outcome = "lease_lost" if leadership.lost_mid_poll else "standby"
             self.metrics.poll_finished(outcome)
             return PollReport(outcome=outcome)

@@ -2,31 +2,34 @@
 
 A listing newest first holds the window's runs by creation time. Runs created since the
 last poll are at its head; a run created long ago that fails late is listed at its
-creation time, anywhere in the window. So each poll reads:
+creation time, anywhere in the window. So each poll reads, in this order of priority:
 
 - the **head**: from the newest end until a page reaches past the newest run the last
-  poll saw there, less `HEAD_MARGIN` (a run that fails within minutes of its creation is
-  listed behind newer ones; the margin brings it in at the next poll);
+  poll saw (at least one page);
 - the **backlog**, when an earlier head needed more than its share of the budget (a
-  burst): it goes on where that head stopped, until it reaches what the head before it
-  had read;
+  burst): it goes on where that head stopped, until it reaches what the head before had
+  read;
+- the **margin**: on from the head until a page reaches `HEAD_MARGIN` before that newest
+  run. A run that fails minutes after its creation is listed behind runs created after
+  it, which the last poll saw; the margin tells it at the next poll all the same;
 - the **sweep**: the rest of the window, a few pages a poll, from a cursor kept between
-  polls, until it reaches past the window's old end; the next poll starts a new cycle,
+  polls, until it reaches past the window's old end; the next poll starts a new cycle
   right after its head.
 
 Positions are distances from the newest end. New runs arriving there push what was
 already read further on, so a sweep resumed at its old distance reads some runs again and
-never skips one. The head and the backlog never take the last request of a poll: the sweep
-always moves, however long a burst lasts.
+never skips one. The head, the backlog and the margin never take the last request of a
+poll: the sweep always moves on, however long a burst lasts. A sweep is bounded by
+`max_pages`: one that needs more is cut short (and says so) and starts over.
 
 Every run of the window is read at least once a cycle, so a late failure is read within
-one cycle of polls; one whose run was created since the last poll (or within
-`HEAD_MARGIN` of the newest then) at the next poll.
+one cycle of polls; a failure of a run created since the last poll (or within
+`HEAD_MARGIN` before the newest one it saw) at the next poll.
 
 `PollPlan` says which page to ask next and takes in what each page held; it does no I/O
-(`bot.cde.scan.read_window` asks the API). It also says, for each run it read, since when
-the bot is known to have looked at the place where the listing shows it (`looked`): a
-run not seen then failed after that, which is what `bot.notices.triage.is_news` needs.
+(`bot.cde.scan.WindowScan` asks the API). `SweepState.looked` says, for each run, since
+when the bot is known to have looked where the listing shows it: a run not seen then
+failed after that, which is what `bot.notices.triage.is_news` needs.
 """
 
 from __future__ import annotations

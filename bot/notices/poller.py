@@ -183,6 +183,11 @@ class Poller:
         # is listed without seeing it (see `triage.is_news`).
         self.appeared_after: dict[str, datetime | None] = {}
 
+    def start_over(self) -> None:
+        """Forget what was read of the window: the next poll starts a new sweep."""
+        self.sweep = SweepState()
+        self.appeared_after = {}
+
     async def poll_once(self) -> PollReport:
         """Fetch, decide, tell. API errors are reported, never raised; one action failing
         never stops the others.
