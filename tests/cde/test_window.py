@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,6 +48,18 @@ class Listing:
         page = RunPage(runs=tuple(listing[offset: offset + limit]),
                        info=PageInfo(offset=offset, limit=limit, total=len(listing)))
         return page.model_copy(update={"asked": limit})
+
+
+    async def iter_pages(self, run_filter: RunFilter | None = None, *,
+                         page_size: int = 100) -> AsyncIterator[RunPage]:
+        """As `CdeClient.iter_pages`: pages on until one comes short."""
+        offset = 0
+        while True:
+            page = await self.list_runs(run_filter, offset=offset, limit=page_size)
+            yield page
+            offset += page.size
+            if page.size < page_size:
+                return
 
 
 class Polls:
@@ -256,3 +269,34 @@ async def test_what_was_looked_at_is_said_for_each_run() -> None:
     read = await polls.poll()
     assert {read.looked[r.id] for r in read.runs
             if r.created_at < START - timedelta(hours=2)} == {cycle_start}
+
+
+async def test_a_listing_in_no_order_the_sweep_follows_is_read_in_full_and_says_so() -> None:
+    runs = window_of(1_200)
+    # Newest first page by page, the pages themselves shuffled: no order to sweep by.
+    shuffled = [run for start in (600, 0, 900, 300) for run in runs[start: start + 300]]
+
+    class Shuffled(Listing):
+        def listed(self) -> list[Run]:
+            return shuffled[: len(self.runs)]
+
+    polls = Polls(Shuffled(runs))
+    read = await polls.poll()
+    assert read.in_full is not None and "order" in read.in_full
+    assert {run.id for run in read.runs} == {run.id for run in runs}
+    assert read.cycle is not None and read.cycle.complete
+    again = await polls.poll()
+    assert again.in_full is not None and polls.state.order == "unordered"
+
+
+async def test_an_oldest_first_listing_without_a_total_is_read_in_full() -> None:
+    class WithoutTotal(Listing):
+        async def list_runs(self, run_filter: RunFilter | None = None, *, offset: int = 0,
+                            limit: int = 10) -> RunPage:
+            page = await super().list_runs(run_filter, offset=offset, limit=limit)
+            return page.model_copy(update={"info": PageInfo(offset=offset, limit=limit)})
+
+    listing = WithoutTotal(window_of(500), oldest_first=True)
+    read = await Polls(listing).poll()
+    assert read.in_full is not None and "metadata.total" in read.in_full
+    assert {run.id for run in read.runs} == {run.id for run in listing.runs}
