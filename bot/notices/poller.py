@@ -227,7 +227,7 @@ class Poller:
         if scan is not None:
             self.sweep = scan.state  # once the poll has done with what it read
         log.info(
-            "poll: %d failed runs in window, %d posted, %d updated, %d muted, %d not carried out, "
+            "poll: %d failed runs read, %d posted, %d updated, %d muted, %d not carried out, "
             "%d API requests, %d scans cut short",
             report.failed_runs_seen, report.posted, report.updated, report.suppressed,
             report.post_errors, report.api_requests, report.incomplete_scans,

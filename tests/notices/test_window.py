@@ -217,3 +217,22 @@ async def test_the_sweep_is_said_in_the_poll_report(make_world: MakeWorld) -> No
     for _ in range(sweep_polls(1_000, budget=3) - 1):
         report = await world.poll()
     assert (report.sweep_polls, report.sweep_seconds) == (5, 4 * 60)
+
+
+async def test_a_new_failure_at_the_head_is_news_by_the_bots_clock_mid_sweep(
+        make_world: MakeWorld) -> None:
+    """The CDE's clock is 2 hours behind the bot's: a failure after the subscription looks
+    older than it. At the head of the window the bot's own clock decides, sweep or not."""
+    world = await make_world(poll_max_requests=3)
+    behind = 120
+    for i in range(1_000):
+        world.fail(behind + i * 1.2)
+    for _ in range(sweep_polls(1_000, budget=3) + 2):
+        assert (await world.poll()).outcome == "idle"
+    world.clock.advance(minutes=1)
+    await subscribe(world, world.clock())
+    told = Told(world)
+    world.clock.advance(seconds=30)
+    new = world.fail(behind, took=timedelta(seconds=20))
+    await poll(world, budget=3)
+    assert told.runs() == {new["id"]}
