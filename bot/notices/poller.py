@@ -182,11 +182,27 @@ class Poller:
         # For the runs this process saw first: since when the bot had looked where each
         # is listed without seeing it (see `triage.is_news`).
         self.appeared_after: dict[str, datetime | None] = {}
+        # Runs whose telling failed (the store refused it): decided again at the next poll,
+        # not only when the sweep next reads them.
+        self.carried: dict[str, Run] = {}
 
     def start_over(self) -> None:
         """Forget what was read of the window: the next poll starts a new sweep."""
         self.sweep = SweepState()
         self.appeared_after = {}
+        self.carried = {}
+
+    def _with_carried(self, runs: list[Run]) -> list[Run]:
+        """This poll's runs, and those an earlier poll could not tell (each once)."""
+        carried, self.carried = self.carried, {}
+        read = {run.id for run in runs}
+        return runs + [run for run_id, run in carried.items() if run_id not in read]
+
+    def _carry(self, action: triage.Action, facts: triage.PollFacts) -> None:
+        runs = {run.id: run for run in facts.failed_runs}
+        for _, run_id in triage.announced_pairs(action):
+            if run_id in runs:
+                self.carried[run_id] = runs[run_id]
 
     async def poll_once(self) -> PollReport:
         """Fetch, decide, tell. API errors are reported, never raised; one action failing
@@ -256,7 +272,7 @@ class Poller:
     async def _facts(self, now: datetime, scan: WindowRead | None,
                      subscriptions: list[Subscription],
                      open_incidents: list[Incident]) -> triage.PollFacts:
-        failed = scan.runs if scan is not None else []
+        failed = self._with_carried(scan.runs) if scan is not None else []
         # Only a scan tells what the bot has seen; without one, nothing is recorded.
         first_seen: dict[str, datetime] = {}
         if scan is not None:
@@ -286,6 +302,8 @@ class Poller:
                        report: PollReport, incidents: OpenIncidents) -> None:
         for action in actions:
             outcome = await self.delivery.carry_out(action, facts)
+            if outcome.failed:
+                self._carry(action, facts)
             report.add(action, outcome)
             incidents.follow(outcome.stored)
 

@@ -236,3 +236,34 @@ async def test_a_new_failure_at_the_head_is_news_by_the_bots_clock_mid_sweep(
     new = world.fail(behind, took=timedelta(seconds=20))
     await poll(world, budget=3)
     assert told.runs() == {new["id"]}
+
+
+async def test_a_failure_the_store_could_not_record_is_told_at_the_next_poll_not_a_sweep_later(
+        make_world: MakeWorld) -> None:
+    world = await make_world(poll_max_requests=3)
+    await subscribe(world, world.clock() - timedelta(days=2))
+    old_failures(world, 1_000)
+    told = Told(world)
+    for _ in range(sweep_polls(1_000, budget=3)):
+        await poll(world, budget=3)
+    # Deep in the window: the sweep reads it, and moves on.
+    late = world.fail(1, took=timedelta(hours=15), connector_id="019e16f3-c001-7000-8000-00000000000a")
+    original = world.store.save_incident
+    broken: list[str] = []
+
+    async def save_incident(*args: Any, **kwargs: Any) -> Any:
+        incident = args[0] if args else kwargs.get("incident")
+        if getattr(incident, "connector_id", None) == late["connector-id"] and not broken:
+            broken.append("once")
+            raise RuntimeError("disk I/O error")
+        return await original(*args, **kwargs)
+
+    world.store.save_incident = save_incident  # type: ignore[method-assign]
+    for _ in range(sweep_polls(1_000, budget=3) + 1):
+        await poll(world, budget=3)
+        if broken:
+            break
+    assert broken
+    assert late["id"] not in told.runs()
+    await poll(world, budget=3)
+    assert late["id"] in told.runs()
