@@ -23,13 +23,14 @@ from datetime import UTC, datetime, timedelta
 
 from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError, CdeRateLimited
-from bot.cde.models import FAILED, FINISHED, Run, RunFilter
-from bot.cde.scan import WindowRead, WindowScan, runs_since
-from bot.cde.window import POLL_MAX_REQUESTS, SWEEP_MAX_PAGES, SweepState
+from bot.cde.models import FINISHED, Run, RunFilter
+from bot.cde.scan import WindowRead, runs_since
+from bot.cde.window import POLL_MAX_REQUESTS, SWEEP_MAX_PAGES
 from bot.notices import coverage, outage, triage
 from bot.notices import render as render_notices
 from bot.notices.best_effort import best_effort
 from bot.notices.deliver import Delivery, Outcome
+from bot.notices.failures import FailureWindow
 from bot.notices.models import Incident, Subscription
 from bot.notices.oncall import OnCall
 from bot.notices.outbox import Outbox, PassReport
@@ -174,35 +175,12 @@ class Poller:
         self.outbox = Outbox(oncall, clock=clock)
         self.outages = outage.OutageStore(store)
         self.coverage = coverage.CoverageStore(store)
-        self.window = WindowScan(cde, RunFilter(state=FAILED), budget=config.poll_max_requests,
-                                 max_pages=config.scan_max_pages)
-        # What the polls so far read of the window, in memory: a new process (or a new
-        # leader) starts a new sweep, and tells a late failure within that sweep.
-        self.sweep = SweepState()
-        # For the runs this process saw first: since when the bot had looked where each
-        # is listed without seeing it (see `triage.is_news`).
-        self.appeared_after: dict[str, datetime | None] = {}
-        # Runs whose telling failed (the store refused it): decided again at the next poll,
-        # not only when the sweep next reads them.
-        self.carried: dict[str, Run] = {}
+        self.failures = FailureWindow(cde, budget=config.poll_max_requests,
+                                      max_pages=config.scan_max_pages)
 
     def start_over(self) -> None:
         """Forget what was read of the window: the next poll starts a new sweep."""
-        self.sweep = SweepState()
-        self.appeared_after = {}
-        self.carried = {}
-
-    def _with_carried(self, runs: list[Run]) -> list[Run]:
-        """This poll's runs, and those an earlier poll could not tell (each once)."""
-        carried, self.carried = self.carried, {}
-        read = {run.id for run in runs}
-        return runs + [run for run_id, run in carried.items() if run_id not in read]
-
-    def _carry(self, action: triage.Action, facts: triage.PollFacts) -> None:
-        runs = {run.id: run for run in facts.failed_runs}
-        for _, run_id in triage.announced_pairs(action):
-            if run_id in runs:
-                self.carried[run_id] = runs[run_id]
+        self.failures.start_over()
 
     async def poll_once(self) -> PollReport:
         """Fetch, decide, tell. API errors are reported, never raised; one action failing
@@ -241,7 +219,7 @@ class Poller:
         report.add_pass(await self.outbox.deliver())
         await self._prune(now, scan)
         if scan is not None:
-            self.sweep = scan.state  # once the poll has done with what it read
+            self.failures.done(scan)
         log.info(
             "poll: %d failed runs read, %d posted, %d updated, %d muted, %d not carried out, "
             "%d API requests, %d scans cut short",
@@ -264,20 +242,19 @@ class Poller:
             log.warning("idle poll: the CDE API failed, will retry next poll: %s", exc)
             return report
         report.failed_runs_seen = len(scan.runs)
-        self._note_appearances(scan, await self.store.first_seen((run.id for run in scan.runs), now),
-                               now)
-        self.sweep = scan.state
+        self.failures.seen(scan, await self.store.first_seen((run.id for run in scan.runs), now), now)
+        self.failures.done(scan)
         return report
 
     async def _facts(self, now: datetime, scan: WindowRead | None,
                      subscriptions: list[Subscription],
                      open_incidents: list[Incident]) -> triage.PollFacts:
-        failed = self._with_carried(scan.runs) if scan is not None else []
+        failed = self.failures.runs(scan) if scan is not None else []
         # Only a scan tells what the bot has seen; without one, nothing is recorded.
         first_seen: dict[str, datetime] = {}
         if scan is not None:
             first_seen = await self.store.first_seen((run.id for run in failed), now)
-            self._note_appearances(scan, first_seen, now)
+            self.failures.seen(scan, first_seen, now)
         announced = await self.store.announced(run.id for run in failed)
         mutes = await self.store.active_mutes(now)
         return triage.PollFacts(
@@ -286,24 +263,15 @@ class Poller:
             digest_threshold=self.config.digest_threshold,
             first_seen=first_seen, allowed_sites=self.config.allowed_sites,
             allowed_channels=self.config.allowed_channels,
-            looked={run.id: self.appeared_after.get(run.id) for run in failed},
+            looked=self.failures.looked(failed),
         )
-
-    def _note_appearances(self, scan: WindowRead, first_seen: dict[str, datetime],
-                          now: datetime) -> None:
-        """Keep, for each run first seen this poll, since when the bot had looked where it
-        is listed without seeing it: it failed after that.
-        """
-        for run in scan.runs:
-            if first_seen.get(run.id) == now:
-                self.appeared_after[run.id] = scan.looked.get(run.id)
 
     async def _deliver(self, actions: Iterable[triage.Action], facts: triage.PollFacts,
                        report: PollReport, incidents: OpenIncidents) -> None:
         for action in actions:
             outcome = await self.delivery.carry_out(action, facts)
             if outcome.failed:
-                self._carry(action, facts)
+                self.failures.carry(action, facts)
             report.add(action, outcome)
             incidents.follow(outcome.stored)
 
@@ -324,14 +292,12 @@ class Poller:
         listed = scan.cycle.listed
         await self.store.prune_announced(now - 2 * self.config.window, keep=listed)
         await self.store.prune(now - 2 * self.config.window, keep=listed)
-        self.appeared_after = {run_id: looked for run_id, looked in self.appeared_after.items()
-                               if run_id in listed}
 
     # -- fetching ------------------------------------------------------------------------
 
     async def _scan_failures(self, now: datetime, report: PollReport) -> WindowRead:
         """This poll's part of the window of failed runs, within `poll_max_requests`."""
-        scan = await self.window.read(now - self.config.window, self.sweep, now)
+        scan = await self.failures.read(now - self.config.window, now)
         report.api_requests += scan.requests
         report.odd_runs = scan.odd
         last = scan.state.last_cycle
