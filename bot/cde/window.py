@@ -18,9 +18,12 @@ creation time, anywhere in the window. So each poll reads, in this order of prio
 
 Positions are distances from the newest end. New runs arriving there push what was
 already read further on, so a sweep resumed at its old distance reads some runs again and
-never skips one. The head, the backlog and the margin never take the last request of a
-poll: the sweep always moves on, however long a burst lasts. A sweep is bounded by
-`max_pages`: one that needs more is cut short (and says so) and starts over.
+never skips one. Runs taken out of the listing nearer the newest end would pull unread
+runs before that distance: the sweep goes on at the last run it read, and when an older
+one stands there, it steps back a page at a time until it finds its place. The head, the
+backlog and the margin never take the last request of a poll: the sweep always moves on,
+however long a burst lasts. A sweep is bounded by `max_pages`: one that needs more is cut
+short (and says so) and starts over.
 
 Every run of the window is read at least once a cycle, so a late failure is read within
 one cycle of polls; a failure of a run created since the last poll (or within
@@ -92,6 +95,9 @@ class SweepState:
     head_floor: datetime | None = None  # it read every run created after this
     backlog: Backlog | None = None
     cursor: int | None = None  # where the sweep goes on; None: a new cycle starts
+    # The oldest `created_at` the sweep has read: what it reads next is no newer, unless
+    # runs it had not reached were taken out of the listing (then it steps back).
+    anchor: datetime | None = None
     cycle_started: datetime | None = None
     cycle_polls: int = 0
     cycle_pages: int = 0
@@ -241,6 +247,9 @@ class PollPlan:
             return
         if step.part is Part.SWEEP:
             self._sweep_pages += 1
+            if reach.requests == 1 and self._slipped(reach):
+                self._step_back(reach)
+                return
         if reach.at_end or reach.past(self.since):
             reach.done = True
             self.window_read = self.window_read or step.part is Part.HEAD
@@ -280,7 +289,11 @@ class PollPlan:
     def _sweep_step(self) -> Step | None:
         sweep = self._sweep
         if sweep is None:
-            start = self._head.end if self.new_cycle else max(self.state.cursor or 0, self._head.end)
+            start = self._head.end
+            if not self.new_cycle:
+                # One run again, the last it read: it shows whether the listing shrank.
+                overlap = 1 if self.state.anchor is not None else 0
+                start = max((self.state.cursor or 0) - overlap, start)
             for read in (self._margin, self._backlog):
                 if read is not None and read.start <= start < read.end:
                     start = read.end  # read this poll already
@@ -291,6 +304,22 @@ class PollPlan:
             self.cut_short = sweep.done = True
             return None
         return Step(Part.SWEEP, sweep.end, self.page_size)
+
+    def _slipped(self, sweep: _Reach) -> bool:
+        """The sweep goes on at the last run it read; when that place holds an older run,
+        runs were taken out of the listing nearer the newest end, and some it had not read
+        moved to before where it goes on.
+        """
+        anchor = self.state.anchor
+        return not self.new_cycle and anchor is not None and sweep.newest is not None \
+            and sweep.newest < anchor
+
+    def _step_back(self, sweep: _Reach) -> None:
+        """Go on a page nearer the newest end (never into what this poll read from it)."""
+        floor = max(read.end for read in (self._head, self._margin) if read is not None)
+        back = max(floor, sweep.start - self.page_size)
+        if back < sweep.start:
+            self._sweep = _Reach(Part.SWEEP, back, back, self.since)
 
     def _cycle_pages(self) -> int:
         first = self._head.requests if self.new_cycle else 0
@@ -314,6 +343,7 @@ class PollPlan:
             head_floor=self._head_floor(),
             backlog=self._next_backlog(),
             cursor=sweep.end if sweep is not None else state.cursor,
+            anchor=sweep.oldest if sweep is not None and sweep.oldest else state.anchor,
             cycle_started=cycle_started,
             cycle_polls=polls,
             cycle_pages=pages,
@@ -323,7 +353,7 @@ class PollPlan:
             return new, None
         ended = CycleEnd(complete, polls, (self.now - cycle_started).total_seconds(), pages, listed)
         return replace(
-            new, cursor=None, listed=frozenset(), cycle_polls=0, cycle_pages=0,
+            new, cursor=None, anchor=None, listed=frozenset(), cycle_polls=0, cycle_pages=0,
             looked_since=cycle_started if complete else state.looked_since,
             short=not complete, last_cycle=ended if complete else state.last_cycle,
         ), ended

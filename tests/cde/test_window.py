@@ -95,10 +95,12 @@ def window_of(count: int, now: datetime = START, *, span: timedelta = SPAN) -> l
     return [failed_run(now - timedelta(minutes=1) - i * step) for i in range(count)]
 
 
-def cycle_polls(runs: int, head_pages: int = 1, budget: int = 10) -> int:
-    """The polls one sweep takes, as the README states it."""
-    tail_pages = math.ceil(runs / 100) - head_pages
-    return math.ceil(tail_pages / (budget - head_pages))
+def cycle_polls(runs: int, budget: int = 10, head_pages: int = 1) -> int:
+    """The polls one sweep takes, as the README states it: the first reads `budget` pages,
+    each later one `budget - head_pages`, less the one run it reads again.
+    """
+    first = budget * 100
+    return 1 + max(0, math.ceil((runs - first) / ((budget - head_pages) * 100 - 1)))
 
 
 # ----------------------------------------------------------------------------- tests
@@ -300,3 +302,23 @@ async def test_an_oldest_first_listing_without_a_total_is_read_in_full() -> None
     read = await Polls(listing).poll()
     assert read.in_full is not None and "metadata.total" in read.in_full
     assert {run.id for run in read.runs} == {run.id for run in listing.runs}
+
+
+async def test_runs_taken_out_ahead_of_the_sweep_make_it_step_back_not_skip() -> None:
+    listing = Listing(window_of(3_000))
+    polls = Polls(listing)
+    wanted = {run.id for run in listing.runs}
+    seen: set[str] = set()
+    read = await polls.poll()
+    seen |= polls.ids(read)
+    assert polls.state.cursor == 1_000
+    # 250 runs the sweep had read are taken out of the listing: what it had not read
+    # moves 250 places nearer the newest end, behind its cursor.
+    gone = {run.id for run in listing.listed()[400:650]}
+    listing.runs = [run for run in listing.runs if run.id not in gone]
+    wanted -= gone
+    while read.cycle is None:
+        read = await polls.poll()
+        assert read.requests <= 10
+        seen |= polls.ids(read)
+    assert wanted <= seen

@@ -71,9 +71,12 @@ def old_failures(world: World, count: int, *, hours: float = 20) -> list[dict[st
     return [world.fail(i * hours * 60 / count) for i in range(count)]
 
 
-def sweep_polls(runs: int, budget: int, head_pages: int = 1) -> int:
-    """N = ceil(tail pages / (budget - head pages)), as the README states it."""
-    return math.ceil((math.ceil(runs / 100) - head_pages) / (budget - head_pages))
+def sweep_polls(runs: int, budget: int = 10, head_pages: int = 1) -> int:
+    """The polls one sweep takes, as the README states it: the first reads `budget` pages,
+    each later one `budget - head_pages`, less the one run it reads again.
+    """
+    first = budget * 100
+    return 1 + max(0, math.ceil((runs - first) / ((budget - head_pages) * 100 - 1)))
 
 
 async def test_10000_failed_runs_are_each_told_once_within_a_sweep_at_10_requests_a_poll(
@@ -88,7 +91,7 @@ async def test_10000_failed_runs_are_each_told_once_within_a_sweep_at_10_request
         await poll(world, budget=10)
         polls += 1
     assert told.runs() == wanted
-    assert polls <= sweep_polls(10_000, budget=10)  # 11
+    assert polls <= sweep_polls(10_000, budget=10)  # 12
     for _ in range(3):
         await poll(world, budget=10)
     assert told.twice() == []
