@@ -270,3 +270,19 @@ async def test_a_failure_the_store_could_not_record_is_told_at_the_next_poll_not
     assert late["id"] not in told.runs()
     await poll(world, budget=3)
     assert late["id"] in told.runs()
+
+
+async def test_a_sweep_started_over_mid_way_loses_nothing_and_tells_nothing_twice(
+        make_world: MakeWorld) -> None:
+    """What a replica does when it leads again (or a new process): a new sweep."""
+    world = await make_world(poll_max_requests=3)
+    await subscribe(world, world.clock() - timedelta(days=2))
+    runs = old_failures(world, 1_000)
+    told = Told(world)
+    for _ in range(3):
+        await poll(world, budget=3)
+    world.poller.start_over()
+    for _ in range(sweep_polls(1_000, budget=3)):
+        await poll(world, budget=3)
+    assert told.runs() == {run["id"] for run in runs}
+    assert told.twice() == []
