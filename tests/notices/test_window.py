@@ -171,8 +171,9 @@ async def test_a_subscription_made_mid_sweep_is_told_new_failures_and_no_old_one
     world = await make_world(poll_max_requests=3)
     old = old_failures(world, 1_000)
     for _ in range(sweep_polls(1_000, budget=3) + 2):  # idle: a whole sweep, and part of one
+        before = failure_scans(world)
         report = await world.poll()
-        assert report.outcome == "idle"
+        assert report.outcome == "idle" and failure_scans(world) - before <= 3
     # Failed before the subscription, far down the window where the sweep has not been yet.
     failed_before = world.fail(3, took=timedelta(hours=18))
     world.clock.advance(minutes=1)
