@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ class Listing:
     oldest first), at any offset, with `metadata.total`; each request is counted.
     """
 
-    def __init__(self, runs: list[Run] = (), *, oldest_first: bool = False) -> None:  # type: ignore[assignment]
+    def __init__(self, runs: Iterable[Run] = (), *, oldest_first: bool = False) -> None:
         self.runs = list(runs)
         self.oldest_first = oldest_first
         self.page_sizing = PageSizing()
