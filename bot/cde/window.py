@@ -247,8 +247,7 @@ class PollPlan:
             return
         if step.part is Part.SWEEP:
             self._sweep_pages += 1
-            if reach.requests == 1 and self._slipped(reach):
-                self._step_back(reach)
+            if reach.requests == 1 and self._slipped(reach) and self._step_back(reach):
                 return
         if reach.at_end or reach.past(self.since):
             reach.done = True
@@ -314,12 +313,16 @@ class PollPlan:
         return not self.new_cycle and anchor is not None and sweep.newest is not None \
             and sweep.newest < anchor
 
-    def _step_back(self, sweep: _Reach) -> None:
-        """Go on a page nearer the newest end (never into what this poll read from it)."""
+    def _step_back(self, sweep: _Reach) -> bool:
+        """Go on a page nearer the newest end, never into what this poll read from it
+        (False: the sweep starts right after that already, nothing lies between).
+        """
         floor = max(read.end for read in (self._head, self._margin) if read is not None)
         back = max(floor, sweep.start - self.page_size)
-        if back < sweep.start:
-            self._sweep = _Reach(Part.SWEEP, back, back, self.since)
+        if back >= sweep.start:
+            return False
+        self._sweep = _Reach(Part.SWEEP, back, back, self.since)
+        return True
 
     def _cycle_pages(self) -> int:
         first = self._head.requests if self.new_cycle else 0
