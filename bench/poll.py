@@ -1,5 +1,6 @@
-"""What a poll costs: API requests per poll against the number of subscriptions, and the
-time to decide what is news for many failed runs and many subscriptions.
+"""What a poll costs: API requests per poll against the number of subscriptions and
+against the failed runs in the window, and the time to decide what is news for many
+failed runs and many subscriptions.
 
 Run: python -m bench.poll
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from bot.demo.api import SampleCdeApi
 from bot.demo.history import DemoHistory
 from bot.demo.runs import make_run
 from bot.notices import triage
+from bot.notices.deliver import Outcome
 from bot.notices.models import NoticeFilter, Subscription
 from bot.notices.oncall import OnCall
 from bot.notices.poller import Poller
@@ -115,10 +118,85 @@ async def requests_benchmark() -> None:
         await slack.stop()
 
 
+class Clock:
+    """The poller's clock: a poll a minute, as CDE_POLL_INTERVAL's default."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def window_benchmark(failed: int = 10_000) -> None:
+    """A window of `failed` failed runs, one subscription that follows them all: the
+    requests of each poll's failure scan, the polls until every failure is told, and
+    whether each was told once.
+    """
+    count = f"{failed:_}".replace("_", " ")
+    print(f"{count} failed runs in the window (real Poller, CDE_POLL_MAX_REQUESTS=10, a poll a "
+          "minute, SQLite):")
+    slack = LocalSlack(on_message=lambda posted: None)
+    await slack.start()
+    clock = Clock()
+    runs = [make_run(state="failed", site_id=1001,
+                     started_at=NOW - timedelta(minutes=5 + i * 20 * 60 / failed))
+            for i in range(failed)]
+    try:
+        async with SampleCdeApi(runs, token="t") as api:
+            with tempfile.TemporaryDirectory() as tmp:
+                store = SqlStore(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
+                await store.open()
+                settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",
+                                    slack_signing_secret="s", slack_api_url=slack.api_url,
+                                    cde_api_token="t")
+                cde = CdeClient(api.url, SecretStr("t"), retry=NO_WAIT_RETRY)
+                poster = SlackPoster(web_client(settings), min_interval=0)
+                poller = Poller(cde, store, OnCall(store, poster), clock=clock)
+                await store.add_subscription("C0001", NoticeFilter(site_id=1001), "U1",
+                                             NOW - timedelta(days=2))
+                ids = [run["id"] for run in runs]
+                pairs: Counter[tuple[str, str]] = Counter()
+                carry_out = poller.delivery.carry_out
+
+                async def counted(action: triage.Action, facts: triage.PollFacts) -> Outcome:
+                    outcome = await carry_out(action, facts)
+                    if not outcome.failed:
+                        pairs.update(triage.announced_pairs(action))
+                    return outcome
+
+                poller.delivery.carry_out = counted  # type: ignore[method-assign]
+                spent: list[int] = []
+                told = 0
+                started = time.perf_counter()
+                while told < failed and len(spent) < 100:
+                    clock.now += timedelta(minutes=1)
+                    before = len([r for r in api.requests_to("/runs") if r.query.get("state") == "failed"])
+                    report = await poller.poll_once()
+                    after = len([r for r in api.requests_to("/runs") if r.query.get("state") == "failed"])
+                    spent.append(after - before)
+                    told = len(await store.announced(ids))
+                seconds = time.perf_counter() - started
+                for _ in range(len(spent) + 1):  # another whole sweep: nothing told again
+                    clock.now += timedelta(minutes=1)
+                    report = await poller.poll_once()
+                twice = sum(1 for count in pairs.values() if count > 1)
+                print(f"  requests per poll: at most {max(spent)} ({' '.join(map(str, spent))}); "
+                      f"polls until every failure was told: {len(spent)} ({seconds:.1f}s in all)")
+                print(f"  told {len(pairs)} of {failed} created, {twice} twice (after another "
+                      f"whole sweep); a whole sweep: {report.sweep_polls} polls, "
+                      f"{report.sweep_seconds:.0f} s")
+                await cde.aclose()
+                await store.close()
+    finally:
+        await slack.stop()
+
+
 def main() -> None:
     decide_benchmark()
     match_benchmark()
     asyncio.run(requests_benchmark())
+    asyncio.run(window_benchmark())
 
 
 if __name__ == "__main__":

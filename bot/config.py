@@ -92,10 +92,15 @@ class Settings(BaseSettings):
     cde_lookback_hours: float = Field(
         default=24, gt=0, le=24 * 14,
         description="how many hours back a poll looks for failed runs (default 24, at most 336)")
+    cde_poll_max_requests: int = Field(
+        default=10, ge=3, le=1000,
+        description="CDE API requests one poll may spend reading failed runs (default 10, 3 to "
+                    "1000): the newest every poll, the rest of the look-back window over several "
+                    "polls")
     cde_scan_max_pages: int = Field(
-        default=50, ge=1, le=1000,
-        description="pages of 100 runs one scan may read in a poll (default 50, 1 to 1000); a scan "
-                    "that needs more is cut short, and the admins are told")
+        default=200, ge=1, le=10000,
+        description="pages of 100 runs one sweep of the look-back window may read (default 200, 1 "
+                    "to 10000); a sweep that needs more is cut short, and the admins are told")
     cde_recovery_max_requests: int = Field(
         default=20, ge=1, le=1000,
         description="CDE API requests one poll may spend looking for recoveries of open "

@@ -107,6 +107,7 @@ class Bot:
             digest_threshold=settings.notice_digest_threshold,
             outage_alert_after=timedelta(minutes=settings.cde_outage_alert_minutes),
             admin_channel=settings.slack_admin_channel,
+            poll_max_requests=settings.cde_poll_max_requests,
             scan_max_pages=settings.cde_scan_max_pages,
             recovery_max_requests=settings.cde_recovery_max_requests,
             allowed_sites=frozenset(settings.cde_allowed_sites),
@@ -138,6 +139,8 @@ class Bot:
             raise
         self.metrics.leads(leadership.leads)
         if report is None:
+            # What it read of the window while it led is stale by the time it leads again.
+            self.poller.start_over()
             outcome = "lease_lost" if leadership.lost_mid_poll else "standby"
             self.metrics.poll_finished(outcome)
             return PollReport(outcome=outcome)
@@ -150,6 +153,8 @@ class Bot:
                                    incomplete_scans=report.incomplete_scans, post_errors=report.post_errors)
         if report.outcome in ("idle", "ok"):
             self.metrics.odd_runs_seen(report.odd_runs)
+            if report.sweep_polls is not None and report.sweep_seconds is not None:
+                self.metrics.window_swept(report.sweep_polls, report.sweep_seconds)
         return report
 
     async def _poll_and_share(self) -> PollReport:

@@ -478,3 +478,13 @@ def test_a_database_url_the_store_cannot_run_on_is_refused_at_start(
     [line] = [line for line in message.splitlines() if "DATABASE_URL" in line]
     assert fix in line
     assert "hunter2" not in message
+
+
+def test_the_poll_budget_for_failed_runs_is_a_setting(http_env: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.cde_poll_max_requests, settings.cde_scan_max_pages) == (10, 200)
+    http_env.setenv("CDE_POLL_MAX_REQUESTS", "25")
+    assert load_settings().cde_poll_max_requests == 25
+    # Fewer than 3 leaves the sweep of the window no request beside the head.
+    http_env.setenv("CDE_POLL_MAX_REQUESTS", "2")
+    assert "CDE_POLL_MAX_REQUESTS" in problem_lines(config_error())

@@ -12,11 +12,12 @@ a scan cut short by its budget says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.cde.client import CdeClient
 from bot.cde.models import Run, RunFilter, RunPage
+from bot.cde.window import POLL_MAX_REQUESTS, SWEEP_MAX_PAGES, CycleEnd, PollPlan, SweepState
 
 SCAN_PAGE_SIZE = 100
 SCAN_MAX_PAGES = 50
@@ -217,3 +218,166 @@ async def runs_since(
             # The caller says so in the log: it knows what the scan was for.
             return scan.result(complete=False)
     return scan.result(complete=True)
+
+
+# ------------------------------------------------------------------ the window over polls
+
+
+@dataclass(frozen=True)
+class WindowRead:
+    """What one poll read of the window (see `bot.cde.window`). `looked` says, for each run
+    read, since when the bot is known to have looked where it is listed (before this poll);
+    `cycle` is set when a sweep of the window ended this poll; `state` is for the next poll.
+    `in_full` names why the listing was read in full instead (an order the sweep cannot
+    follow), within `max_pages` pages whatever the budget.
+    """
+
+    runs: list[Run]
+    requests: int
+    looked: dict[str, datetime | None]
+    state: SweepState
+    cycle: CycleEnd | None = None
+    odd: int = 0
+    in_full: str | None = None
+
+    @property
+    def cut_short(self) -> bool:
+        """Runs of the window may go unseen: a sweep (this one or the last) or a read in
+        full stopped at its pages before the window's old end.
+        """
+        return self.state.short
+
+
+class _Positions:
+    """Pages asked by distance from the newest end (I/O): offsets as they are in a listing
+    newest first, counted from its end (by `total`) in one oldest first, each page turned
+    newest first.
+    """
+
+    def __init__(self, client: CdeClient, run_filter: RunFilter, *, total: int | None = None) -> None:
+        self.client = client
+        self.run_filter = run_filter
+        self.total = total  # None: newest first
+        self.requests = 0
+        self.odd = 0
+        self.last_total: int | None = None
+        # A short page that may or may not have ended the listing: (where it ended, its size).
+        self._unsure: tuple[int, int] | None = None
+
+    async def read(self, start: int, size: int) -> tuple[tuple[Run, ...], int, bool]:
+        """The runs from `start` on (at most `size`), newest first; how many entries that
+        moved over; whether the listing ends there.
+        """
+        if self.total is None:
+            page = await self.ask(start, size)
+            sizing = self.client.page_sizing
+            if self._unsure is not None and self._unsure[0] == start and page.size:
+                sizing.capped_at(self._unsure[1])  # that short page was cut, not the last
+            last = sizing.is_last(page, page.asked, start + page.size) if page.asked else None
+            self._unsure = (start + page.size, page.size) if last is None else None
+            return page.runs, page.size, last is True or page.size == 0
+        while True:
+            end = self.total - start
+            if end <= 0:
+                return (), 0, True
+            offset = max(0, end - self.client.page_sizing.limit(size))
+            page = await self.ask(offset, end - offset)
+            if 0 < page.size < end - offset:
+                # A page the API cut: learn it, and ask again for the part nearest the end.
+                self.client.page_sizing.capped_at(page.size)
+                continue
+            return tuple(reversed(page.runs)), page.size, offset == 0 or page.size == 0
+
+    async def ask(self, offset: int, limit: int) -> RunPage:
+        """One request, as the API numbers its runs."""
+        self.requests += 1
+        page = await self.client.list_runs(self.run_filter, offset=offset, limit=limit)
+        self.last_total = page.info.total
+        self.odd += len(page.unreadable) + sum(bool(run.problems) for run in page.runs)
+        return page
+
+
+@dataclass(frozen=True)
+class WindowScan:
+    """How the window of `run_filter` is read poll after poll: at most `budget` requests
+    a poll (at least 2), at most `max_pages` pages a sweep. It keeps no state itself:
+    `read` takes the state the last poll left and gives the next one with what it read.
+    """
+
+    client: CdeClient
+    run_filter: RunFilter
+    budget: int = POLL_MAX_REQUESTS
+    max_pages: int = SWEEP_MAX_PAGES
+    page_size: int = SCAN_PAGE_SIZE
+
+    async def read(self, since: datetime, state: SweepState, now: datetime) -> WindowRead:
+        """This poll's reading of the runs created since `since`: the head, any backlog
+        and the next part of the sweep. The order is checked as pages come: a listing
+        oldest first is read the same way from its end (one request more a poll, to learn
+        where its end is now); one in no order the sweep can follow is read in full (see
+        `runs_since`), within `max_pages` pages, every poll.
+        """
+        if state.order == "unordered":
+            return await self._in_full(since, state, now, "the listing is in no order the sweep follows")
+        positions = _Positions(self.client, self.run_filter)
+        early: list[Run] = []  # runs read while learning where an oldest-first listing ends
+        if state.order == "oldest":
+            probe = await positions.ask(max(0, (state.total or 0) - self.page_size), self.page_size)
+            if probe.info.total is None:
+                return await self._in_full(since, state, now, _NO_TOTAL, positions)
+            positions.total = probe.info.total
+            early.extend(probe.runs)
+        plan = self._plan(state, now, since, positions)
+        while (step := plan.next()) is not None:
+            runs, size, at_end = await positions.read(step.start, step.size)
+            if state.order is None and positions.requests == 1 and not at_end and _ascending(runs):
+                # Oldest first: the window is at the end. Read it from there, by `total`.
+                if positions.last_total is None:
+                    return await self._in_full(since, state, now, _NO_TOTAL, positions)
+                positions.total = positions.last_total
+                early.extend(runs)
+                plan = self._plan(state, now, since, positions)
+                continue
+            plan.take(step, runs, size, at_end=at_end)
+        if plan.unordered:
+            return await self._in_full(since, replace(state, order="unordered"), now,
+                                       "the listing broke its order", positions)
+        after, cycle = plan.finish()
+        after = replace(after, order="newest" if positions.total is None else "oldest",
+                        total=positions.total)
+        read = dict(plan.seen)
+        for run in early:
+            if run.created_at is None or run.created_at >= since:
+                read.setdefault(run.id, run)
+        return WindowRead(list(read.values()), positions.requests,
+                          {run_id: state.looked(run) for run_id, run in read.items()},
+                          after, cycle, positions.odd)
+
+    def _plan(self, state: SweepState, now: datetime, since: datetime,
+              positions: _Positions) -> PollPlan:
+        budget = max(self.budget, 2) - positions.requests
+        return PollPlan(state, now, since, max(budget, 2), self.max_pages, self.page_size)
+
+    async def _in_full(self, since: datetime, state: SweepState, now: datetime, why: str,
+                       spent: _Positions | None = None) -> WindowRead:
+        """The whole window this poll (`runs_since`): for an order the sweep cannot follow."""
+        scan = await runs_since(self.client, self.run_filter, since, page_size=self.page_size,
+                                max_pages=self.max_pages)
+        listed = frozenset(run.id for run in scan.runs)
+        cycle = CycleEnd(scan.complete, 1, 0.0, scan.requests, listed)
+        after = SweepState(order=state.order,
+                           looked_since=now if scan.complete else state.looked_since,
+                           short=not scan.complete,
+                           last_cycle=cycle if scan.complete else state.last_cycle)
+        return WindowRead(scan.runs, scan.requests + (spent.requests if spent else 0),
+                          {run.id: state.looked_since for run in scan.runs}, after, cycle,
+                          scan.odd + (spent.odd if spent else 0), in_full=why)
+
+
+_NO_TOTAL = "the listing is oldest first without metadata.total"
+
+
+def _ascending(runs: tuple[Run, ...]) -> bool:
+    order = OrderCheck()
+    order.feed(runs)
+    return order.ascending

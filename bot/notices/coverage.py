@@ -1,11 +1,13 @@
 """Scans that cannot cover the look-back window: told to the admins once, and when they
 cover it again.
 
-A scan stops at its page budget (`CDE_SCAN_MAX_PAGES`); runs beyond are not seen that poll.
-That must never be silent: the poll logs it and counts it (`/metrics`, `/readyz`), and
-`transition` decides when the admin channel hears of it. It is pure: the shortfall as
-recorded and this poll's scans give the state to record and the news to tell. The state is
-recorded only once the news is told, so news that could not be posted is told next poll.
+A sweep of the window stops at its page budget (`CDE_SCAN_MAX_PAGES`, see
+`bot.cde.window`) and starts over, so runs beyond are not seen until a sweep fits again;
+so does a listing read in full each poll. That must never be silent: the poll logs it
+and counts it (`/metrics`, `/readyz`), and `transition` decides when the admin channel
+hears of it. It is pure: the shortfall as recorded and this poll's scans give the state
+to record and the news to tell. The state is recorded only once the news is told, so
+news that could not be posted is told next poll.
 """
 
 from __future__ import annotations

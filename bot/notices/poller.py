@@ -1,7 +1,9 @@
 """One poll: read the failed runs in the look-back window, decide what is news, tell it.
 
 The API cost of a poll does not depend on how many subscriptions or open incidents there
-are: one scan of failed runs (matched to subscriptions locally), then, to see incidents
+are, nor on how many failed runs the look-back window holds: at most `poll_max_requests`
+requests read the failed runs (the head of the window every poll, the rest over several
+polls, see `bot.cde.window`; matched to subscriptions locally), then, to see incidents
 recover, at most `recovery_max_requests` requests (a scan per site, or one of every
 finished run when the sites are more). The poller gathers the facts once per round (the
 open incidents are read once; later steps follow what the actions recorded), lets
@@ -21,12 +23,14 @@ from datetime import UTC, datetime, timedelta
 
 from bot.cde.client import CdeClient
 from bot.cde.errors import CdeError, CdeRateLimited
-from bot.cde.models import FAILED, FINISHED, Run, RunFilter
-from bot.cde.scan import SCAN_MAX_PAGES, ScanResult, runs_since
+from bot.cde.models import FINISHED, Run, RunFilter
+from bot.cde.scan import WindowRead, runs_since
+from bot.cde.window import POLL_MAX_REQUESTS, SWEEP_MAX_PAGES
 from bot.notices import coverage, outage, triage
 from bot.notices import render as render_notices
 from bot.notices.best_effort import best_effort
 from bot.notices.deliver import Delivery, Outcome
+from bot.notices.failures import FailureWindow
 from bot.notices.models import Incident, Subscription
 from bot.notices.oncall import OnCall
 from bot.notices.outbox import Outbox, PassReport
@@ -47,8 +51,10 @@ class PollerConfig:
     digest_threshold: int = 5
     outage_alert_after: timedelta = timedelta(minutes=10)
     admin_channel: str | None = None
-    # Pages one scan may read; a scan that needs more is cut short, and said to be.
-    scan_max_pages: int = SCAN_MAX_PAGES
+    # Requests one poll may spend reading failed runs (at least 3), whatever the window holds.
+    poll_max_requests: int = POLL_MAX_REQUESTS
+    # Pages one sweep of the window may read; one that needs more is cut short, and said to be.
+    scan_max_pages: int = SWEEP_MAX_PAGES
     # Requests one poll may spend looking for recoveries, whatever the open incidents.
     recovery_max_requests: int = RECOVERY_MAX_REQUESTS
     # CDE_ALLOWED_SITES: failures of other sites are never told (empty: every site).
@@ -81,6 +87,10 @@ class PollReport:
     # Seconds the API asked to be left alone (a 429's Retry-After): the next poll waits
     # at least this long.
     retry_after: float | None = None
+    # The last full sweep of the window (polls, seconds from its first poll to its last):
+    # a late failure is told within that (see `bot.cde.window`). None before the first.
+    sweep_polls: int | None = None
+    sweep_seconds: float | None = None
 
     def failed_on(self, exc: CdeError) -> None:
         """The poll's scan failed with `exc`."""
@@ -165,6 +175,12 @@ class Poller:
         self.outbox = Outbox(oncall, clock=clock)
         self.outages = outage.OutageStore(store)
         self.coverage = coverage.CoverageStore(store)
+        self.failures = FailureWindow(cde, budget=config.poll_max_requests,
+                                      max_pages=config.scan_max_pages)
+
+    def start_over(self) -> None:
+        """Forget what was read of the window: the next poll starts a new sweep."""
+        self.failures.start_over()
 
     async def poll_once(self) -> PollReport:
         """Fetch, decide, tell. API errors are reported, never raised; one action failing
@@ -178,7 +194,7 @@ class Poller:
         incidents = OpenIncidents(await self.store.open_incidents())
         if not subscriptions and not incidents:
             return await self._idle(now, report)
-        scan: ScanResult | None = None  # no subscription: failed runs are not looked for
+        scan: WindowRead | None = None  # no subscription: failed runs are not looked for
         if subscriptions:
             try:
                 scan = await self._scan_failures(now, report)
@@ -202,8 +218,10 @@ class Poller:
         await self._follow_coverage(now, report)
         report.add_pass(await self.outbox.deliver())
         await self._prune(now, scan)
+        if scan is not None:
+            self.failures.done(scan)
         log.info(
-            "poll: %d failed runs in window, %d posted, %d updated, %d muted, %d not carried out, "
+            "poll: %d failed runs read, %d posted, %d updated, %d muted, %d not carried out, "
             "%d API requests, %d scans cut short",
             report.failed_runs_seen, report.posted, report.updated, report.suppressed,
             report.post_errors, report.api_requests, report.incomplete_scans,
@@ -224,16 +242,19 @@ class Poller:
             log.warning("idle poll: the CDE API failed, will retry next poll: %s", exc)
             return report
         report.failed_runs_seen = len(scan.runs)
-        await self.store.first_seen((run.id for run in scan.runs), now)
+        self.failures.seen(scan, await self.store.first_seen((run.id for run in scan.runs), now), now)
+        self.failures.done(scan)
         return report
 
-    async def _facts(self, now: datetime, scan: ScanResult | None,
+    async def _facts(self, now: datetime, scan: WindowRead | None,
                      subscriptions: list[Subscription],
                      open_incidents: list[Incident]) -> triage.PollFacts:
-        failed = scan.runs if scan is not None else []
+        failed = self.failures.runs(scan) if scan is not None else []
         # Only a scan tells what the bot has seen; without one, nothing is recorded.
-        first_seen = await self.store.first_seen((run.id for run in failed), now) \
-            if scan is not None else {}
+        first_seen: dict[str, datetime] = {}
+        if scan is not None:
+            first_seen = await self.store.first_seen((run.id for run in failed), now)
+            self.failures.seen(scan, first_seen, now)
         announced = await self.store.announced(run.id for run in failed)
         mutes = await self.store.active_mutes(now)
         return triage.PollFacts(
@@ -242,44 +263,55 @@ class Poller:
             digest_threshold=self.config.digest_threshold,
             first_seen=first_seen, allowed_sites=self.config.allowed_sites,
             allowed_channels=self.config.allowed_channels,
+            looked=self.failures.looked(failed),
         )
 
     async def _deliver(self, actions: Iterable[triage.Action], facts: triage.PollFacts,
                        report: PollReport, incidents: OpenIncidents) -> None:
         for action in actions:
             outcome = await self.delivery.carry_out(action, facts)
+            if outcome.failed:
+                self.failures.carry(action, facts)
             report.add(action, outcome)
             incidents.follow(outcome.stored)
 
-    async def _prune(self, now: datetime, scan: ScanResult | None) -> None:
+    async def _prune(self, now: datetime, scan: WindowRead | None) -> None:
         """Records outlive the window twice over, and those of runs the API still lists are
-        kept whatever their age, so no run is ever told twice. After a scan cut short, the
-        runs it did not reach may still be listed: nothing is pruned until one reads it all.
-        Without a scan (no subscription) nothing tells which runs are still listed, so
-        nothing is pruned either.
+        kept whatever their age, so no run is ever told twice. What is still listed is
+        known only once a sweep has read the whole window: until one ends, nothing is
+        pruned, and then the runs it read are kept. A sweep cut short by its pages prunes
+        nothing either. Without a scan (no subscription) nothing tells which runs are still
+        listed, so nothing is pruned.
         """
-        if scan is None:
+        if scan is None or scan.cycle is None:
             return
-        if not scan.complete:
-            log.warning("nothing pruned this poll: the scan of failed runs did not reach the "
-                        "end of the window")
+        if not scan.cycle.complete:
+            log.warning("nothing pruned: the sweep of failed runs did not reach the end of the "
+                        "window")
             return
-        listed = [run.id for run in scan.runs]
+        listed = scan.cycle.listed
         await self.store.prune_announced(now - 2 * self.config.window, keep=listed)
         await self.store.prune(now - 2 * self.config.window, keep=listed)
 
     # -- fetching ------------------------------------------------------------------------
 
-    async def _scan_failures(self, now: datetime, report: PollReport) -> ScanResult:
-        scan = await runs_since(self.cde, RunFilter(state=FAILED), now - self.config.window,
-                                max_pages=self.config.scan_max_pages)
+    async def _scan_failures(self, now: datetime, report: PollReport) -> WindowRead:
+        """This poll's part of the window of failed runs, within `poll_max_requests`."""
+        scan = await self.failures.read(now - self.config.window, now)
         report.api_requests += scan.requests
         report.odd_runs = scan.odd
-        if not scan.complete:
-            report.cut_short.append(f"failed runs of the last {duration(self.config.window)}")
-            log.warning("the scan of failed runs stopped after %d pages, short of the %s window: "
-                        "failures further on are not seen this poll", scan.requests,
+        last = scan.state.last_cycle
+        if last is not None:
+            report.sweep_polls, report.sweep_seconds = last.polls, last.seconds
+        if scan.in_full is not None:
+            log.info("the failed runs were read in full this poll (%d requests): %s",
+                     scan.requests, scan.in_full)
+        if scan.cycle is not None and not scan.cycle.complete:
+            log.warning("the sweep of failed runs stopped after %d pages, short of the %s window: "
+                        "failures further on are not seen this sweep", scan.cycle.pages,
                         self.config.window)
+        if scan.cut_short:
+            report.cut_short.append(f"failed runs of the last {duration(self.config.window)}")
         return scan
 
     async def _scan_recoveries(

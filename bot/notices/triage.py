@@ -111,25 +111,49 @@ class PollFacts:
     allowed_sites: frozenset[int] = frozenset()
     # CDE_ALLOWED_CHANNELS: the only channels told of new failures (empty: every channel).
     allowed_channels: frozenset[str] = frozenset()
+    # For each failed run, since when the bot had looked where the API lists it without
+    # seeing it, when it first saw it (None: it cannot tell). A run missing here is one
+    # of a poll that read the whole window: it failed after the last scan before it.
+    looked: dict[str, datetime | None] = field(default_factory=dict)
 
     def when(self, run: Run) -> datetime:
         return failed_at(run, self.first_seen.get(run.id, self.now))
 
+    def looked_before(self, run: Run, seen_until: datetime | None) -> datetime | None:
+        """Since when the bot is known to have looked for `run` without seeing it."""
+        return self.looked.get(run.id, seen_until)
+
 
 def is_news(subscription: Subscription, run: Run, facts: PollFacts) -> bool:
-    """Whether a failure is news to a subscription: the bot had not seen it by the time the
-    channel subscribed. Both times are the bot's own, so a CDE clock that is off cannot
-    hide a failure (polls scan failed runs even when no one subscribes, to know this).
+    """Whether a failure is news to a subscription: it failed after the channel subscribed.
 
-    Only when the bot had not scanned recently before the subscription (a new database
-    before its first poll, an API down for long) is the CDE's failure time compared with
-    the subscription's as well, from the second it was made (the API's times have whole
-    seconds): a failure the bot saw before it is never news to it.
+    The bot's own clock decides whenever it can, so a CDE clock that is off cannot hide a
+    failure (polls scan failed runs even when no one subscribes, to know this). Let
+    `seen_until` be the bot's last scan before the subscription, and `looked` the time
+    since which the bot had looked where the API lists the run without seeing it, when it
+    first saw it (`facts.looked`; a poll that reads the whole window has looked
+    everywhere at its last scan):
+
+    1. a failure the bot saw by `seen_until` is never news;
+    2. one it had looked for since the subscription was made, or since `seen_until`
+       when that scan was recent (within `RECENT_SCAN`), failed after it: news;
+    3. otherwise the CDE's failure time is compared with the subscription's, from the
+       second it was made (the API's times have whole seconds). That is a subscription
+       made before the bot's first scan or after an API down for long, a run first seen
+       by an earlier process, and a run that failed late far from the head of the window:
+       each poll reads the head, but the rest of the window over several polls (a sweep,
+       see `bot.cde.window`), so such a run may have failed at any time since the sweep
+       last passed it; for a subscription made since then, only the CDE's time can tell
+       an old failure from a new one.
     """
     seen_until = subscription.seen_until
     if seen_until is not None and facts.first_seen.get(run.id, facts.now) <= seen_until:
         return False
-    if seen_until is not None and seen_until >= subscription.created_at - RECENT_SCAN:
+    looked = facts.looked_before(run, seen_until)
+    if looked is not None and looked >= subscription.created_at:
+        return True
+    if looked is not None and seen_until is not None and \
+            looked >= seen_until >= subscription.created_at - RECENT_SCAN:
         return True
     return facts.when(run) >= subscription.created_at.replace(microsecond=0)
 

@@ -74,13 +74,26 @@ class Metrics:
         )
         self._scans_cut_short = Gauge(
             "cde_bot_scans_cut_short",
-            "Scans of the last poll cut short by CDE_SCAN_MAX_PAGES: runs beyond were not seen.",
+            "Scans of the last poll short of the window: a sweep cut short by CDE_SCAN_MAX_PAGES "
+            "(until one fits), runs beyond unseen.",
             registry=self.registry,
         )
         self._odd_runs = Gauge(
             "cde_bot_odd_runs",
             "Runs in the last poll's failure scan that did not fully fit the API's documented "
             "shape (each logged once).",
+            registry=self.registry,
+        )
+        self._sweep_polls = Gauge(
+            "cde_bot_window_sweep_polls",
+            "Polls the last full sweep of the look-back window took (0 before the first): a "
+            "failure of a run created before the last poll is told within that many polls.",
+            registry=self.registry,
+        )
+        self._sweep_seconds = Gauge(
+            "cde_bot_window_sweep_seconds",
+            "Seconds from the first poll of the last full sweep of the look-back window to its "
+            "last: a late failure is told within that and one poll interval.",
             registry=self.registry,
         )
         self._leader = Gauge(
@@ -144,6 +157,11 @@ class Metrics:
     def odd_runs_seen(self, count: int) -> None:
         """The last failure scan read `count` runs that did not fully fit."""
         self._odd_runs.set(count)
+
+    def window_swept(self, polls: int, seconds: float) -> None:
+        """The last full sweep of the look-back window took `polls` polls, `seconds` seconds."""
+        self._sweep_polls.set(polls)
+        self._sweep_seconds.set(seconds)
 
     def slack_rate_limited(self, method: str) -> None:
         """Slack answered a call of `method` (e.g. `chat.postMessage`) with HTTP 429."""

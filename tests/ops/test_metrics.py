@@ -122,6 +122,14 @@ def test_polls_count_outcomes_notices_and_the_last_success() -> None:
     assert value(metrics, "cde_bot_last_successful_poll_timestamp_seconds") == 1_700_000_120.0
 
 
+def test_the_last_whole_sweep_of_the_window_is_a_gauge() -> None:
+    metrics = Metrics()
+    assert value(metrics, "cde_bot_window_sweep_polls") == 0  # none yet
+    metrics.window_swept(11, 600.0)
+    assert value(metrics, "cde_bot_window_sweep_polls") == 11
+    assert value(metrics, "cde_bot_window_sweep_seconds") == 600.0
+
+
 def test_slack_rate_limits_are_counted_by_method() -> None:
     metrics = Metrics()
     metrics.slack_rate_limited("chat.postMessage")
@@ -326,6 +334,17 @@ async def test_bot_poll_once_feeds_metrics_and_readiness(bot: Bot) -> None:
         assert value(bot.metrics, "cde_bot_polls_total", outcome=outcome) == 1
     assert value(bot.metrics, "cde_bot_notices_posted_total", kind="notice") == 1
     assert value(bot.metrics, "cde_bot_last_successful_poll_timestamp_seconds") == success
+
+
+async def test_bot_poll_once_shows_the_last_whole_sweep(bot: Bot) -> None:
+    swept = PollReport(outcome="ok", sweep_polls=11, sweep_seconds=600.0)
+    bot.poller = FakeNotifier(PollReport(outcome="ok"), swept)  # type: ignore[assignment]
+    await bot.store.open()
+    await bot.poll_once()
+    assert value(bot.metrics, "cde_bot_window_sweep_polls") == 0
+    await bot.poll_once()
+    assert value(bot.metrics, "cde_bot_window_sweep_polls") == 11
+    assert value(bot.metrics, "cde_bot_window_sweep_seconds") == 600.0
 
 
 async def test_a_poll_the_database_fails_is_a_warning_counted_not_a_crash(
