@@ -244,7 +244,7 @@ class Plan:
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(steady_seconds=6.0, saturate_seconds=4.0, warm_up_seconds=1.0)
+        return cls(steady_seconds=5.0, saturate_seconds=3.0, warm_up_seconds=1.0)
 
 
 def _targets(slack: SlackStandIn, cde_url: str, workdir: Path) -> list[Target]:

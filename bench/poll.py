@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -56,7 +57,7 @@ def decide_benchmark() -> None:
               f"({seconds / base:5.1f}x the 1-subscription time)")
 
 
-def match_benchmark() -> None:
+def match_benchmark(counts: tuple[int, ...] = (1, 100, 1_000, 10_000)) -> dict[int, float]:
     """Matching a poll's failed runs to subscriptions that each follow a site of their own:
     CPU per poll against the same runs with one subscription (the floor).
     """
@@ -65,7 +66,8 @@ def match_benchmark() -> None:
               for i in range(100)]
     print("Matching 100 failed runs to subscriptions, one site each (CPU, best of 5):")
     floor = None
-    for count in (1, 100, 1_000, 10_000):
+    seconds: dict[int, float] = {}
+    for count in counts:
         subs = [Subscription(i, f"C{i:05d}", NoticeFilter(site_id=i), "U1", NOW - timedelta(days=1),
                              seen_until=NOW - timedelta(days=1)) for i in range(1, count + 1)]
         facts = triage.PollFacts(now=NOW, window=timedelta(hours=24), failed_runs=failed,
@@ -77,8 +79,10 @@ def match_benchmark() -> None:
             told = triage.new_failures(facts)
             best = min(best, time.process_time() - started)
         floor = floor or best
+        seconds[count] = best
         print(f"  {count:6d} subscriptions: {best * 1000:7.1f} ms CPU, "
               f"{sum(len(runs) for runs in told.values()):4d} told ({best / floor:5.1f}x the floor)")
+    return seconds
 
 
 async def requests_benchmark() -> None:
@@ -128,7 +132,7 @@ class Clock:
         return self.now
 
 
-async def window_benchmark(failed: int = 10_000) -> None:
+async def window_benchmark(failed: int = 10_000) -> dict[str, Any]:
     """A window of `failed` failed runs, one subscription that follows them all: the
     requests of each poll's failure scan, the polls until every failure is told, and
     whether each was told once.
@@ -188,6 +192,9 @@ async def window_benchmark(failed: int = 10_000) -> None:
                       f"{report.sweep_seconds:.0f} s")
                 await cde.aclose()
                 await store.close()
+                return {"failed": failed, "max_requests": max(spent), "polls": len(spent),
+                        "told": len(pairs), "twice": twice, "sweep_polls": report.sweep_polls,
+                        "sweep_seconds": report.sweep_seconds}
     finally:
         await slack.stop()
 
