@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
-    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -142,11 +142,17 @@ incidents_table = Table(
 # distinct in a unique index, hence the COALESCEs. Written as DDL, which SQLite and
 # PostgreSQL spell alike: an `Index` with `postgresql_where` would import SQLAlchemy's
 # PostgreSQL dialect and all its drivers' modules at start (some 40 ms) on SQLite as well.
-OPEN_INCIDENT_INDEX = DDL(
+OPEN_INCIDENT_INDEX = text(
     "CREATE UNIQUE INDEX uq_incidents_open ON incidents "
     "(channel_id, coalesce(site_id, -1), coalesce(connector_id, '')) WHERE resolved_at IS NULL"
 )
-event.listen(incidents_table, "after_create", OPEN_INCIDENT_INDEX)
+
+
+def _create_open_incident_index(table: Table, conn: Connection, **kw: Any) -> None:
+    conn.execute(OPEN_INCIDENT_INDEX)
+
+
+event.listen(incidents_table, "after_create", _create_open_incident_index)
 
 mutes_table = Table(
     "mutes",
