@@ -338,7 +338,11 @@ def create_or_migrate(conn: Connection, where: str) -> None:
     # Read under the lock: a replica that waited for it finds what the one before it did.
     found = _stored_version(conn)
     if found is None:
-        metadata.create_all(conn)
+        # The tables not there yet, from one query: `create_all`'s own check would ask the
+        # database about each table in turn (a round trip to SQLite's thread each).
+        existing = set(inspect(conn).get_table_names())
+        missing = [table for table in metadata.sorted_tables if table.name not in existing]
+        metadata.create_all(conn, tables=missing, checkfirst=False)
         conn.execute(insert(schema_version_table).values(id=1, version=target))
         logger.info("created schema version %d in %s", target, where)
         return
