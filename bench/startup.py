@@ -6,6 +6,11 @@ exit: the interpreter alone) and a bare aiohttp app answering `/healthz` (spawn 
 200: the interpreter, aiohttp and a listening socket). The bot's figures are also given as
 a ratio to the bare app's, which says more than seconds on a machine of unknown speed.
 
+The bot runs from a copy of `bot/` with its bytecode compiled, as `pip install` leaves it
+in the image, and once more (HTTP mode) from a copy without bytecode under
+PYTHONDONTWRITEBYTECODE=1: a checkout run that way compiles every module of the bot at
+every start. Copies, so that whatever the checkout's `__pycache__` holds counts for neither.
+
 Run: python -m bench.startup [--starts N]
 Import: `startup_figures()` returns the figures as a dict.
 """
@@ -14,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -25,7 +32,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.helpers.bot_process import BotProcess, bot_env, child_environment, free_port
+from tests.helpers.bot_process import SOURCE_ROOT, BotProcess, bot_env, child_environment, free_port
 from tests.helpers.sample import new_cde, new_slack
 
 STARTS = 10
@@ -84,10 +91,20 @@ async def _bare_app(session: aiohttp.ClientSession) -> float:
         await process.wait()
 
 
-async def _bot(session: aiohttp.ClientSession, env: dict[str, str], directory: Path) -> float:
+def _source_copy(directory: Path, *, compiled: bool) -> str:
+    """A copy of the `bot` package in `directory`, its bytecode compiled or not; the root to
+    import it from."""
+    shutil.copytree(Path(SOURCE_ROOT) / "bot", directory / "bot",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    if compiled:
+        compileall.compile_dir(directory / "bot", quiet=1)
+    return str(directory)
+
+
+async def _bot(session: aiohttp.ClientSession, env: dict[str, str], directory: Path, source: str) -> float:
     # A new database each time: the first start of a deployment, which creates the schema.
     bot = BotProcess(env | {"DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'bot.db'}"},
-                     directory / "bot.log")
+                     directory / "bot.log", source_root=source)
     started = time.perf_counter()
     await bot.start(wait_ready=False)
     assert bot.process is not None
@@ -103,25 +120,32 @@ def _summary(seconds: list[float]) -> dict[str, float]:
     return {"median": statistics.median(seconds), "max": max(seconds), "min": min(seconds)}
 
 
+MODES = ("bot http", "bot socket", "bot http, no bytecode")
+
+
 async def _measure(starts: int) -> dict[str, Any]:
-    samples: dict[str, list[float]] = {"python -c pass": [], "bare aiohttp": [],
-                                       "bot http": [], "bot socket": []}
+    samples: dict[str, list[float]] = {name: [] for name in ("python -c pass", "bare aiohttp", *MODES)}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        compiled = _source_copy(Path(tmp) / "compiled", compiled=True)
+        source_only = _source_copy(Path(tmp) / "source", compiled=False)
         async with new_slack() as slack, new_cde() as cde, aiohttp.ClientSession() as session:
-            # The log level of production, not the tests' DEBUG.
-            envs = {mode: bot_env(slack, cde, socket_mode=mode == "bot socket") | {"LOG_LEVEL": "INFO"}
-                    for mode in ("bot http", "bot socket")}
+            # The log level of production, not the tests' DEBUG; no bytecode written, so that
+            # the copy without it stays so.
+            runs = {mode: (bot_env(slack, cde, socket_mode=mode == "bot socket")
+                           | {"LOG_LEVEL": "INFO", "PYTHONDONTWRITEBYTECODE": "1"},
+                           source_only if mode.endswith("no bytecode") else compiled)
+                    for mode in MODES}
             # Interleaved, so that a slower minute of the machine weighs on every figure alike.
             for start in range(starts):
                 samples["python -c pass"].append(await _python_pass())
                 samples["bare aiohttp"].append(await _bare_app(session))
-                for mode, env in envs.items():
-                    directory = Path(tmp) / f"{mode.replace(' ', '-')}-{start}"
+                for mode, (env, source) in runs.items():
+                    directory = Path(tmp) / f"{mode.replace(' ', '-').replace(',', '')}-{start}"
                     directory.mkdir()
-                    samples[mode].append(await _bot(session, env, directory))
+                    samples[mode].append(await _bot(session, env, directory, source))
     figures: dict[str, Any] = {name: _summary(values) for name, values in samples.items()}
     floor = figures["bare aiohttp"]["median"]
-    for mode in ("bot http", "bot socket"):
+    for mode in MODES:
         figures[mode]["median / bare aiohttp"] = figures[mode]["median"] / floor
     figures["starts"] = starts
     return figures
@@ -141,11 +165,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     figures = startup_figures(starts)
     print(f"Spawn to first /healthz 200 (python -c pass: to exit), {starts} starts each, "
           f"{os.cpu_count()} CPUs:")
-    for name in ("python -c pass", "bare aiohttp", "bot http", "bot socket"):
+    for name in ("python -c pass", "bare aiohttp", *MODES):
         row = figures[name]
         ratio = row.get("median / bare aiohttp")
         shown = f"   {ratio:4.1f}x bare aiohttp" if ratio is not None else ""
-        print(f"  {name:<15} median {row['median'] * 1000:6.0f} ms   max {row['max'] * 1000:6.0f} ms"
+        print(f"  {name:<22} median {row['median'] * 1000:6.0f} ms   max {row['max'] * 1000:6.0f} ms"
               f"   min {row['min'] * 1000:6.0f} ms{shown}")
 
 
