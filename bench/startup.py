@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import compileall
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -53,9 +54,20 @@ web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None)
 """
 
 
+# One start: seconds from spawn to the first 200, and CPU seconds the child had used by then.
+Sample = tuple[float, float]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds process `pid` has used so far (Linux: /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _first_200(session: aiohttp.ClientSession, url: str, process: asyncio.subprocess.Process,
-                     started: float) -> float:
-    """Seconds from `started` to the first 200 from `url`; fails if the process exits first."""
+                     started: float) -> Sample:
+    """Seconds from `started` to the first 200 from `url`, and the CPU seconds `process` had
+    used then; fails if the process exits first."""
     deadline = started + TIMEOUT_SECONDS
     while time.perf_counter() < deadline:
         if process.returncode is not None:
@@ -63,23 +75,27 @@ async def _first_200(session: aiohttp.ClientSession, url: str, process: asyncio.
         try:
             async with session.get(url) as response:
                 if response.status == 200:
-                    return time.perf_counter() - started
+                    return time.perf_counter() - started, _cpu_seconds(process.pid)
         except aiohttp.ClientError:
             pass
         await asyncio.sleep(POLL_SECONDS)
     raise RuntimeError(f"no 200 from {url} within {TIMEOUT_SECONDS} s")
 
 
-async def _python_pass() -> float:
+async def _python_pass() -> Sample:
     """Spawn to exit of `python -c pass`, in the environment the bot gets."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass",
                                                    env=child_environment(dict(os.environ)))
     await process.wait()
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    # The only child to end meanwhile: the others are stopped before the next one starts.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-async def _bare_app(session: aiohttp.ClientSession) -> float:
+async def _bare_app(session: aiohttp.ClientSession) -> Sample:
     port = free_port()
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
@@ -101,7 +117,7 @@ def _source_copy(directory: Path, *, compiled: bool) -> str:
     return str(directory)
 
 
-async def _bot(session: aiohttp.ClientSession, env: dict[str, str], directory: Path, source: str) -> float:
+async def _bot(session: aiohttp.ClientSession, env: dict[str, str], directory: Path, source: str) -> Sample:
     # A new database each time: the first start of a deployment, which creates the schema.
     bot = BotProcess(env | {"DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'bot.db'}"},
                      directory / "bot.log", source_root=source)
@@ -116,15 +132,17 @@ async def _bot(session: aiohttp.ClientSession, env: dict[str, str], directory: P
         await bot.stop()
 
 
-def _summary(seconds: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(seconds), "max": max(seconds), "min": min(seconds)}
+def _summary(samples: list[Sample]) -> dict[str, float]:
+    seconds = [wall for wall, _ in samples]
+    return {"median": statistics.median(seconds), "max": max(seconds), "min": min(seconds),
+            "cpu median": statistics.median(cpu for _, cpu in samples)}
 
 
 MODES = ("bot http", "bot socket", "bot http, no bytecode")
 
 
 async def _measure(starts: int) -> dict[str, Any]:
-    samples: dict[str, list[float]] = {name: [] for name in ("python -c pass", "bare aiohttp", *MODES)}
+    samples: dict[str, list[Sample]] = {name: [] for name in ("python -c pass", "bare aiohttp", *MODES)}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         compiled = _source_copy(Path(tmp) / "compiled", compiled=True)
         source_only = _source_copy(Path(tmp) / "source", compiled=False)
@@ -147,13 +165,16 @@ async def _measure(starts: int) -> dict[str, Any]:
     floor = figures["bare aiohttp"]["median"]
     for mode in MODES:
         figures[mode]["median / bare aiohttp"] = figures[mode]["median"] / floor
+        figures[mode]["cpu median / bare aiohttp"] = (figures[mode]["cpu median"]
+                                                      / figures["bare aiohttp"]["cpu median"])
     figures["starts"] = starts
     return figures
 
 
 def startup_figures(starts: int = STARTS) -> dict[str, Any]:
     """Seconds from spawn to the first `/healthz` 200 (to exit for `python -c pass`): median,
-    max and min over `starts` starts of each, and each transport's median over the bare app's.
+    max and min over `starts` starts of each, the median of the CPU seconds the child had used
+    by then, and each mode's medians over the bare app's.
     """
     return asyncio.run(_measure(starts))
 
@@ -168,9 +189,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in ("python -c pass", "bare aiohttp", *MODES):
         row = figures[name]
         ratio = row.get("median / bare aiohttp")
-        shown = f"   {ratio:4.1f}x bare aiohttp" if ratio is not None else ""
-        print(f"  {name:<22} median {row['median'] * 1000:6.0f} ms   max {row['max'] * 1000:6.0f} ms"
-              f"   min {row['min'] * 1000:6.0f} ms{shown}")
+        shown = f"  {ratio:4.1f}x bare aiohttp" if ratio is not None else ""
+        print(f"  {name:<22} median {row['median'] * 1000:5.0f} ms  max {row['max'] * 1000:5.0f} ms"
+              f"  min {row['min'] * 1000:5.0f} ms{shown}")
+    print("CPU seconds the child had used by then (steadier than the above on a busy machine):")
+    for name in ("python -c pass", "bare aiohttp", *MODES):
+        row = figures[name]
+        ratio = row.get("cpu median / bare aiohttp")
+        shown = f"  {ratio:4.1f}x bare aiohttp" if ratio is not None else ""
+        print(f"  {name:<22} median {row['cpu median'] * 1000:5.0f} ms{shown}")
+    print(f"Load average now: {' '.join(f'{load:.1f}' for load in os.getloadavg())} "
+          "(other work on the machine slows every figure above)")
 
 
 if __name__ == "__main__":
