@@ -381,6 +381,10 @@ def describe_errors(exc: ValidationError) -> str:
 class _GivenSettings(Settings):
     """Settings from the values given only: no environment, no .env file."""
 
+    # Built when first used (by the demo): pydantic would otherwise build a second copy of
+    # the settings' validator at import, some 5 ms of every start of `serve`.
+    model_config = SettingsConfigDict(defer_build=True)
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

@@ -38,7 +38,7 @@ from bot.notices.scheduler import PollScheduler
 from bot.notices.subscriptions import Subscriptions
 from bot.ops.http import Health, http_app
 from bot.ops.metrics import Metrics
-from bot.ops.probe import probe_cde
+from bot.ops.probe import CdeProbe, probe_cde
 from bot.ops.readiness import Readiness, stale_after
 from bot.services import Services
 from bot.slack.app import build_app, register
@@ -198,10 +198,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
             raise StartupError(str(exc)) from None
         # Listening first: `/healthz` answers 503 while start-up waits for Slack.
         runner = await _listen(bot, host)
-        auth = await _verified_identity(bot, stop)
+        auth = await _checked_tokens(bot, stop)
         if auth is None:
             return  # stopped while Slack could not be reached
-        await _check_cde(settings)
         prime_authorization(bot.app, auth)
         identity = {"team": str(auth.get("team", "")), "bot_user": str(auth.get("user", ""))}
         if settings.socket_mode:
@@ -270,10 +269,41 @@ async def _verified_identity(bot: Bot, stop: asyncio.Event) -> AsyncSlackRespons
     return None
 
 
-async def _check_cde(settings: Settings) -> None:
-    """The CDE check of `cde-bot check`: a rejected token stops start-up; an API that cannot
-    be asked now is only a warning, as every poll tries again."""
-    probe = await probe_cde(settings)
+async def _checked_tokens(bot: Bot, stop: asyncio.Event) -> AsyncSlackResponse | None:
+    """Slack's `auth.test` answer once it accepted the tokens, and the CDE API checked as
+    `cde-bot check` does; None when stopped while Slack could not be reached.
+
+    The CDE API is asked while Slack is: neither answer depends on the other, and over a
+    real network each takes a round trip or more. What it answered is reported once Slack
+    accepted the tokens, as when they were asked one after the other; when waiting for Slack
+    took longer than its first retry, the CDE API is asked again, so that the report is of
+    the moment start-up goes on rather than of minutes before.
+    """
+    asked = time.monotonic()
+    early = asyncio.create_task(probe_cde(bot.settings), name="cde-check")
+    try:
+        auth = await _verified_identity(bot, stop)
+    except BaseException:
+        await _cancelled(early)
+        raise
+    if auth is None:
+        await _cancelled(early)
+        return None
+    probe = await early
+    if time.monotonic() - asked > SLACK_RETRY_FIRST:
+        probe = await probe_cde(bot.settings)
+    _report_cde(probe)
+    return auth
+
+
+async def _cancelled(task: asyncio.Task[CdeProbe]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def _report_cde(probe: CdeProbe) -> None:
+    """A rejected CDE token stops start-up; an API that cannot be asked now is only a
+    warning, as every poll tries again."""
     if probe.ok:
         log.info("CDE API: %s", probe.detail)
     elif probe.token_rejected:

@@ -246,6 +246,33 @@ async def test_http_mode_waits_for_slack_and_then_starts(slack: SlackStandIn, cd
         await runner.cleanup()
 
 
+def start_up_probes(cde: SampleCdeApi) -> int:
+    """The CDE API requests of start-up's check (one run, no filter)."""
+    return len([r for r in cde.requests_to("/runs") if dict(r.query) == {"from": "0", "limit": "1"}])
+
+
+async def test_the_cde_api_is_asked_while_slack_is_waited_for_and_again_once_reached(
+    slack: SlackStandIn, cde: SampleCdeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    env = bot_env(slack, cde, socket_mode=False, database=tmp_path / "bot.db") \
+        | {"SLACK_API_URL": f"http://127.0.0.1:{port}/api/"}
+    bot = ServedBot(settings_from(env, monkeypatch))
+    bot.start()
+    await until(lambda: "cannot reach Slack's Web API" in bot.log(), "a retry said in the log")
+    await until(lambda: start_up_probes(cde) == 1, "the CDE API asked meanwhile")
+    assert "CDE API: reachable" not in bot.log()  # told once Slack has the tokens, as before
+    runner = await slack_proxy(slack, port)
+    try:
+        await bot.wait_ready()
+        # Slack came after a retry: what the CDE API said before is old news, so it is asked again.
+        assert start_up_probes(cde) == 2
+        assert bot.log().count("CDE API: reachable") == 1
+    finally:
+        await stop_cleanly(bot)
+        await runner.cleanup()
+
+
 async def test_a_stop_while_waiting_for_slack_is_clean(slack: SlackStandIn, cde: SampleCdeApi,
                                                       tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/api/"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
     func,
     insert,
     inspect,
@@ -137,14 +139,20 @@ incidents_table = Table(
 
 # One open incident per channel, site and connector, whatever two pollers may try: the
 # second to open one fails and rolls its action back (see `ClaimedElsewhere`). NULLs are
-# distinct in a unique index, hence the COALESCEs.
-OPEN_INCIDENT_INDEX = Index(
-    "uq_incidents_open", incidents_table.c.channel_id,
-    func.coalesce(incidents_table.c.site_id, -1), func.coalesce(incidents_table.c.connector_id, ""),
-    unique=True,
-    sqlite_where=incidents_table.c.resolved_at.is_(None),
-    postgresql_where=incidents_table.c.resolved_at.is_(None),
+# distinct in a unique index, hence the COALESCEs. Written as DDL, which SQLite and
+# PostgreSQL spell alike: an `Index` with `postgresql_where` would import SQLAlchemy's
+# PostgreSQL dialect and all its drivers' modules at start (some 40 ms) on SQLite as well.
+OPEN_INCIDENT_INDEX = text(
+    "CREATE UNIQUE INDEX uq_incidents_open ON incidents "
+    "(channel_id, coalesce(site_id, -1), coalesce(connector_id, '')) WHERE resolved_at IS NULL"
 )
+
+
+def _create_open_incident_index(table: Table, conn: Connection, **kw: Any) -> None:
+    conn.execute(OPEN_INCIDENT_INDEX)
+
+
+event.listen(incidents_table, "after_create", _create_open_incident_index)
 
 mutes_table = Table(
     "mutes",
@@ -283,7 +291,7 @@ def _add_leases_and_one_open_incident(conn: Connection) -> None:
         logger.warning("closed %d duplicate open incidents left by replicas that polled side by "
                        "side", closed.rowcount)
     if not _has_index(conn, "uq_incidents_open"):
-        OPEN_INCIDENT_INDEX.create(conn)
+        conn.execute(OPEN_INCIDENT_INDEX)
 
 
 def _has_index(conn: Connection, name: str) -> bool:
@@ -330,7 +338,11 @@ def create_or_migrate(conn: Connection, where: str) -> None:
     # Read under the lock: a replica that waited for it finds what the one before it did.
     found = _stored_version(conn)
     if found is None:
-        metadata.create_all(conn)
+        # The tables not there yet, from one query: `create_all`'s own check would ask the
+        # database about each table in turn (a round trip to SQLite's thread each).
+        existing = set(inspect(conn).get_table_names())
+        missing = [table for table in metadata.sorted_tables if table.name not in existing]
+        metadata.create_all(conn, tables=missing, checkfirst=False)
         conn.execute(insert(schema_version_table).values(id=1, version=target))
         logger.info("created schema version %d in %s", target, where)
         return

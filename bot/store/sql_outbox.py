@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.notices import posts
@@ -25,6 +25,10 @@ def _insert_ignoring_conflicts(conn: AsyncConnection, rows: list[dict[str, Any]]
     if name == "sqlite":
         return sqlite.insert(outbox_table).values(rows).on_conflict_do_nothing(index_elements=["key"])
     if name == "postgresql":
+        # Imported here, where its engine has loaded it already: at the top it would load
+        # the PostgreSQL dialect and its drivers' modules for SQLite too (some 40 ms of start).
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(outbox_table).values(rows).on_conflict_do_nothing(
             index_elements=["key"])
     raise NotImplementedError(f"no outbox insert for the {name} database")

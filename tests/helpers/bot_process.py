@@ -34,9 +34,10 @@ SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, CDE_TOKEN)
 SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def child_environment(env: dict[str, str]) -> dict[str, str]:
-    """`env` for a child `python -m bot ...`, importing the `bot` package under test."""
-    path = [SOURCE_ROOT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+def child_environment(env: dict[str, str], source_root: str = SOURCE_ROOT) -> dict[str, str]:
+    """`env` for a child `python -m bot ...`, importing the `bot` package under test (the one
+    in `source_root`)."""
+    path = [source_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     return {**env, "PYTHONPATH": os.pathsep.join(path)}
 
 
@@ -51,12 +52,13 @@ def free_port() -> int:
 class BotProcess:
     """`cde-bot serve` in a child process, configured by environment like in production."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *, source_root: str = SOURCE_ROOT) -> None:
         self.port = free_port()
         # Only `env` configures the bot: no setting leaks in from the shell running the tests
         # (a fixture shared by several tests is made before their environment is reset).
         inherited = {k: v for k, v in os.environ.items() if k not in settings_variables()}
-        self.env = child_environment({**inherited, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"})
+        self.env = child_environment({**inherited, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
+                                     source_root)
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
         self.returncode: int | None = None
