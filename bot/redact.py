@@ -179,13 +179,45 @@ class Redactor:
         """
         if self._pattern is None:
             return value
+        if not isinstance(value, str) and not self._anywhere(value, keep):
+            # The usual case, in one regex pass instead of one per string (a message holds
+            # a hundred): nothing to redact, so nothing to copy.
+            return value
+        return self._each(value, keep)
+
+    def _anywhere(self, value: Any, keep: frozenset[str]) -> bool:
+        """Whether a secret is in any string of `value` that `value()` would redact. The
+        strings are searched joined by NUL, which no secret's pattern matches, so that no
+        match spans two of them.
+        """
+        assert self._pattern is not None
+        found: list[str] = []
+        _strings(value, keep, found)
+        return self._pattern.search("\0".join(found)) is not None
+
+    def _each(self, value: Any, keep: frozenset[str] = frozenset()) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {self.value(k): v if k in keep else self.value(v) for k, v in value.items()}
+            return {self._each(k): v if k in keep else self._each(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return type(value)(self.value(item) for item in value)
+            return type(value)(self._each(item) for item in value)
         return value
+
+
+def _strings(value: Any, keep: frozenset[str], found: list[str]) -> None:
+    """Every string in `value` (keys too) into `found`, but the values of the top-level
+    keys in `keep`."""
+    if isinstance(value, str):
+        found.append(value)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _strings(key, frozenset(), found)
+            if key not in keep:
+                _strings(item, frozenset(), found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _strings(item, frozenset(), found)
 
 
 @functools.lru_cache(maxsize=32)

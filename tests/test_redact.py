@@ -8,6 +8,8 @@ import json
 from urllib.parse import quote, quote_plus
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.config import load_settings
 from bot.redact import MIN_ANYWHERE, REDACTED, Redactor, for_settings, mask_hooks
@@ -142,3 +144,32 @@ def test_slacks_verification_token_is_masked() -> None:
     masked = mask_hooks(f"Received message: {envelope} body: token=vt-0123&team_id=T1 token: vt-0123")
     assert "vt-0123" not in masked and '"token": "[redacted]"' in masked and "T0001" in masked
     assert mask_hooks("the token was rejected; next_token=abc") == "the token was rejected; next_token=abc"
+
+
+SECRETS = ("xoxb-1111-2222-abcdefabcdef", "s3cr3t-Signing-Key-0001", "short1")
+_pieces = st.sampled_from([*SECRETS, "xoxb-1111-2222-", "abcdef", "s3cr3t", " ", "ok", "%", "\n", "é"])
+_texts = st.lists(_pieces, max_size=6).map("".join)
+_values = st.recursive(
+    _texts | st.integers() | st.none(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_texts, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _each_alone(redactor: Redactor, value: object) -> object:
+    """What redacting every string on its own gives."""
+    if isinstance(value, str):
+        return redactor.text(value)
+    if isinstance(value, dict):
+        return {redactor.text(k): _each_alone(redactor, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_each_alone(redactor, item) for item in value]
+    return value
+
+
+@given(_values)
+def test_a_value_is_redacted_as_each_of_its_strings_alone(value: object) -> None:
+    """`value()` looks for secrets in all strings at once; no match may span two of them,
+    and none may be missed."""
+    redactor = Redactor(SECRETS)
+    assert redactor.value(value) == _each_alone(redactor, value)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
 import logging
 import random
-import ssl
 import time
-from urllib.parse import quote, urlencode
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -79,15 +77,6 @@ DEFAULT_RETRY = RetryPolicy()
 NO_WAIT_RETRY = RetryPolicy(backoff_base=0.0, backoff_max=0.0, jitter=False)
 
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """The TLS settings every client shares, httpx's defaults (certifi's CAs, or
-    SSL_CERT_FILE / SSL_CERT_DIR). Made once: loading the CAs takes some 40 ms, and start-up
-    makes two clients (the bot's, and the probe's that checks the token first).
-    """
-    return httpx.create_ssl_context()
-
-
 class CdeClient:
     """Reads runs from the CDE API. One instance per process; close it with `aclose()`."""
 
@@ -119,7 +108,6 @@ class CdeClient:
             # httpx's own transport (pytest-httpx mocks that one) or a stand-in.
             transport=transport if transport is not None else AiohttpTransport(),
             follow_redirects=False,
-            verify=_tls(),
         )
         self.page_sizing = PageSizing()
         self._odd_logged: dict[str, None] = {}  # insertion-ordered: the oldest goes first

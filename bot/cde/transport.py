@@ -19,6 +19,8 @@ Tests that mock the API with pytest-httpx give the client httpx's own transport
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import urllib.request
 
 import aiohttp
@@ -30,6 +32,15 @@ MAX_CONNECTIONS = 100
 # h11 (httpx's parser) accepts a header block up to 16 KiB; aiohttp's default is 8 KiB a
 # line. The same answers are read as before.
 MAX_HEADER_BYTES = 16 * 1024
+
+
+@functools.cache
+def shared_tls() -> ssl.SSLContext:
+    """The TLS settings every client shares, httpx's defaults (certifi's CAs, or
+    SSL_CERT_FILE / SSL_CERT_DIR). Made once: loading the CAs takes some 40 ms, and start-up
+    makes two clients (the bot's, and the probe's that checks the token first).
+    """
+    return httpx.create_ssl_context()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -54,7 +65,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._loop = loop
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections, keepalive_timeout=KEEPALIVE_SECONDS,
-                ssl=httpx.create_ssl_context(trust_env=True),
+                ssl=shared_tls(),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False,
