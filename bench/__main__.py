@@ -33,6 +33,10 @@ def _row(measure: str, goal: str, floor: str, bot: str, ratio: float | None,
             "ratio": None if ratio is None else round(ratio, 2), "met": met}
 
 
+def _count(number: int) -> str:
+    return f"{number:,}".replace(",", " ")
+
+
 def poll_rows(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     cpu = poll.match_benchmark((1, 10_000))
     window = asyncio.run(poll.window_benchmark(3_000 if quick else 10_000))
@@ -43,12 +47,12 @@ def poll_rows(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
              f"{requests['nothing_new']} request(s)", None, requests["nothing_new"] == 1),
         _row("poll CPU, 100 failed runs × 10 000 subscriptions", "≤ 50 ms", f"{cpu[1] * 1e3:.1f} ms (1 sub.)",
              f"{cpu[10_000] * 1e3:.1f} ms", cpu[10_000] / cpu[1], cpu[10_000] <= 0.050),
-        _row(f"poll, {failed:,} failed runs in the window".replace(",", " "),
+        _row(f"poll, {_count(failed)} failed runs in the window",
              "≤ 10 requests a poll, every failure told once", "—",
              f"≤ {window['max_requests']} a poll; {window['told']} told, {window['twice']} twice, "
              f"in {window['polls']} polls", None,
              window["max_requests"] <= 10 and window["told"] == failed and window["twice"] == 0),
-        _row(f"poll, {requests['open_incidents']:,} open incidents".replace(",", " "), "≤ 20 requests",
+        _row(f"poll, {_count(requests['open_incidents'])} open incidents", "≤ 20 requests",
              "—", f"{requests['with_open_incidents']} requests", None,
              requests["with_open_incidents"] <= 20),
     ]

@@ -100,7 +100,8 @@ async def requests_benchmark() -> None:
                                         slack_signing_secret="s", slack_api_url=slack.api_url,
                                         cde_api_token="t")
                     cde = CdeClient(api.url, SecretStr("t"), retry=NO_WAIT_RETRY)
-                    poster = SlackPoster(web_client(settings), min_interval=0)
+                    client = web_client(settings)
+                    poster = SlackPoster(client, min_interval=0)
                     poller = Poller(cde, store, OnCall(store, poster))
                     for i in range(count):
                         await store.add_subscription(f"C{i:04d}", NoticeFilter(site_id=1001 + i % 5),
@@ -117,6 +118,7 @@ async def requests_benchmark() -> None:
                           f"{first.posted} posts in {first_seconds:.2f}s; next poll {quiet} requests "
                           f"in {quiet_seconds * 1000:.0f} ms")
                     await cde.aclose()
+                    await client.aclose()
                     await store.close()
     finally:
         await slack.stop()
@@ -155,7 +157,8 @@ async def window_benchmark(failed: int = 10_000) -> dict[str, Any]:
                                     slack_signing_secret="s", slack_api_url=slack.api_url,
                                     cde_api_token="t")
                 cde = CdeClient(api.url, SecretStr("t"), retry=NO_WAIT_RETRY)
-                poster = SlackPoster(web_client(settings), min_interval=0)
+                client = web_client(settings)
+                poster = SlackPoster(client, min_interval=0)
                 poller = Poller(cde, store, OnCall(store, poster), clock=clock)
                 await store.add_subscription("C0001", NoticeFilter(site_id=1001), "U1",
                                              NOW - timedelta(days=2))
@@ -191,6 +194,7 @@ async def window_benchmark(failed: int = 10_000) -> dict[str, Any]:
                       f"whole sweep); a whole sweep: {report.sweep_polls} polls, "
                       f"{report.sweep_seconds:.0f} s")
                 await cde.aclose()
+                await client.aclose()
                 await store.close()
                 return {"failed": failed, "max_requests": max(spent), "polls": len(spent),
                         "told": len(pairs), "twice": twice, "sweep_polls": report.sweep_polls,
