@@ -28,20 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pydantic import SecretStr
 
 from bench.load import Target
-from bot.cde.client import NO_WAIT_RETRY, CdeClient
-from bot.config import Settings
+from bench.poll import real_poller
 from bot.console.local_slack import LocalSlack
 from bot.demo.api import SampleCdeApi
 from bot.demo.runs import make_run
 from bot.notices.models import Incident, NoticeFilter
-from bot.notices.oncall import OnCall
-from bot.notices.poller import Poller
-from bot.slack.client import EVENTS_PATH, web_client
-from bot.slack.poster import SlackPoster
-from bot.store.sql import SqlStore
+from bot.slack.client import EVENTS_PATH
 from tests.helpers.bot_process import BOT_TOKEN, CDE_TOKEN, SIGNING_SECRET, child_environment, free_port
 from tests.standins.slack import SlackStandIn, encode_slash_command, sign_request, slash_command_payload
 
@@ -111,34 +105,23 @@ async def poll_requests(open_incidents: int = 1000, sites: int = 50) -> dict[str
     try:
         runs = [make_run(state="finished", site_id=1 + i % sites, connector_id=str(uuid.uuid4()),
                          started_at=now - timedelta(hours=2)) for i in range(200)]
-        async with SampleCdeApi(runs, token="t") as api:
-            with tempfile.TemporaryDirectory() as tmp:
-                store = SqlStore(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
-                await store.open()
-                settings = Settings(_env_file=None, slack_bot_token="xoxb-bench", slack_signing_secret="s",
-                                    slack_api_url=slack.api_url, cde_api_token="t")
-                cde = CdeClient(api.url, SecretStr("t"), retry=NO_WAIT_RETRY)
-                client = web_client(settings)
-                poller = Poller(cde, store, OnCall(store, SlackPoster(client, min_interval=0)))
-                await store.add_subscription("C0001", NoticeFilter(site_id=1), "U1", now - timedelta(days=1))
-                await poller.poll_once()  # the first poll records what is there
-                figures["nothing_new"] = (await poller.poll_once()).api_requests
-                for i in range(open_incidents):
-                    failed = make_run(state="failed", site_id=1 + i % sites, connector_id=str(uuid.uuid4()),
-                                      started_at=now - timedelta(hours=1))
-                    await store.save_incident(Incident(
-                        id=0, channel_id="C0001", site_id=failed["site-id"],
-                        connector_id=failed["connector-id"], message_ts=f"1.{i}", run=failed, failures=1,
-                        muted_failures=0, first_failed_at=now - timedelta(hours=1),
-                        last_failed_at=now - timedelta(hours=1)))
-                started = time.perf_counter()
-                report = await poller.poll_once()
-                figures["open_incidents"] = open_incidents
-                figures["with_open_incidents"] = report.api_requests
-                figures["with_open_incidents_seconds"] = round(time.perf_counter() - started, 3)
-                await cde.aclose()
-                await client.aclose()
-                await store.close()
+        async with SampleCdeApi(runs, token="t") as api, real_poller(api, slack) as (poller, store):
+            await store.add_subscription("C0001", NoticeFilter(site_id=1), "U1", now - timedelta(days=1))
+            await poller.poll_once()  # the first poll records what is there
+            figures["nothing_new"] = (await poller.poll_once()).api_requests
+            for i in range(open_incidents):
+                failed = make_run(state="failed", site_id=1 + i % sites, connector_id=str(uuid.uuid4()),
+                                  started_at=now - timedelta(hours=1))
+                await store.save_incident(Incident(
+                    id=0, channel_id="C0001", site_id=failed["site-id"],
+                    connector_id=failed["connector-id"], message_ts=f"1.{i}", run=failed, failures=1,
+                    muted_failures=0, first_failed_at=now - timedelta(hours=1),
+                    last_failed_at=now - timedelta(hours=1)))
+            started = time.perf_counter()
+            report = await poller.poll_once()
+            figures["open_incidents"] = open_incidents
+            figures["with_open_incidents"] = report.api_requests
+            figures["with_open_incidents_seconds"] = round(time.perf_counter() - started, 3)
     finally:
         await slack.stop()
     return figures

@@ -8,9 +8,11 @@ Run: python -m bench.poll
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,27 @@ def match_benchmark(counts: tuple[int, ...] = (1, 100, 1_000, 10_000)) -> dict[i
     return seconds
 
 
+@contextlib.asynccontextmanager
+async def real_poller(api: SampleCdeApi, slack: LocalSlack,
+                      clock: Callable[[], datetime] | None = None) -> AsyncIterator[tuple[Poller, SqlStore]]:
+    """The real `Poller` on `api` and `slack`, with a new SQLite store; closed after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqlStore(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
+        await store.open()
+        settings = Settings(_env_file=None, slack_bot_token="xoxb-bench", slack_signing_secret="s",
+                            slack_api_url=slack.api_url, cde_api_token="t")
+        cde = CdeClient(api.url, SecretStr("t"), retry=NO_WAIT_RETRY)
+        client = web_client(settings)
+        oncall = OnCall(store, SlackPoster(client, min_interval=0))
+        poller = Poller(cde, store, oncall, clock=clock) if clock else Poller(cde, store, oncall)
+        try:
+            yield poller, store
+        finally:
+            await cde.aclose()
+            await client.aclose()
+            await store.close()
+
+
 async def requests_benchmark() -> None:
     print("API requests per poll (real Poller, sample API with a 48 h history, SQLite):")
     history = DemoHistory()
@@ -92,34 +115,22 @@ async def requests_benchmark() -> None:
     await slack.start()
     try:
         for count in (1, 10, 100):
-            async with SampleCdeApi(history.past(), token="t") as api:
-                with tempfile.TemporaryDirectory() as tmp:
-                    store = SqlStore(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
-                    await store.open()
-                    settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",
-                                        slack_signing_secret="s", slack_api_url=slack.api_url,
-                                        cde_api_token="t")
-                    cde = CdeClient(api.url, SecretStr("t"), retry=NO_WAIT_RETRY)
-                    client = web_client(settings)
-                    poster = SlackPoster(client, min_interval=0)
-                    poller = Poller(cde, store, OnCall(store, poster))
-                    for i in range(count):
-                        await store.add_subscription(f"C{i:04d}", NoticeFilter(site_id=1001 + i % 5),
-                                                     "U1", NOW - timedelta(days=3))
-                    started = time.perf_counter()
-                    first = await poller.poll_once()
-                    first_seconds = time.perf_counter() - started
-                    before = len(api.requests)
-                    started = time.perf_counter()
-                    await poller.poll_once()
-                    quiet_seconds = time.perf_counter() - started
-                    quiet = len(api.requests) - before
-                    print(f"  {count:4d} subscriptions: first poll {first.api_requests} requests, "
-                          f"{first.posted} posts in {first_seconds:.2f}s; next poll {quiet} requests "
-                          f"in {quiet_seconds * 1000:.0f} ms")
-                    await cde.aclose()
-                    await client.aclose()
-                    await store.close()
+            async with (SampleCdeApi(history.past(), token="t") as api,
+                        real_poller(api, slack) as (poller, store)):
+                for i in range(count):
+                    await store.add_subscription(f"C{i:04d}", NoticeFilter(site_id=1001 + i % 5),
+                                                 "U1", NOW - timedelta(days=3))
+                started = time.perf_counter()
+                first = await poller.poll_once()
+                first_seconds = time.perf_counter() - started
+                before = len(api.requests)
+                started = time.perf_counter()
+                await poller.poll_once()
+                quiet_seconds = time.perf_counter() - started
+                quiet = len(api.requests) - before
+                print(f"  {count:4d} subscriptions: first poll {first.api_requests} requests, "
+                      f"{first.posted} posts in {first_seconds:.2f}s; next poll {quiet} requests "
+                      f"in {quiet_seconds * 1000:.0f} ms")
     finally:
         await slack.stop()
 
@@ -149,56 +160,44 @@ async def window_benchmark(failed: int = 10_000) -> dict[str, Any]:
                      started_at=NOW - timedelta(minutes=5 + i * 20 * 60 / failed))
             for i in range(failed)]
     try:
-        async with SampleCdeApi(runs, token="t") as api:
-            with tempfile.TemporaryDirectory() as tmp:
-                store = SqlStore(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
-                await store.open()
-                settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",
-                                    slack_signing_secret="s", slack_api_url=slack.api_url,
-                                    cde_api_token="t")
-                cde = CdeClient(api.url, SecretStr("t"), retry=NO_WAIT_RETRY)
-                client = web_client(settings)
-                poster = SlackPoster(client, min_interval=0)
-                poller = Poller(cde, store, OnCall(store, poster), clock=clock)
-                await store.add_subscription("C0001", NoticeFilter(site_id=1001), "U1",
-                                             NOW - timedelta(days=2))
-                ids = [run["id"] for run in runs]
-                pairs: Counter[tuple[str, str]] = Counter()
-                carry_out = poller.delivery.carry_out
+        async with (SampleCdeApi(runs, token="t") as api,
+                    real_poller(api, slack, clock) as (poller, store)):
+            await store.add_subscription("C0001", NoticeFilter(site_id=1001), "U1",
+                                         NOW - timedelta(days=2))
+            ids = [run["id"] for run in runs]
+            pairs: Counter[tuple[str, str]] = Counter()
+            carry_out = poller.delivery.carry_out
 
-                async def counted(action: triage.Action, facts: triage.PollFacts) -> Outcome:
-                    outcome = await carry_out(action, facts)
-                    if not outcome.failed:
-                        pairs.update(triage.announced_pairs(action))
-                    return outcome
+            async def counted(action: triage.Action, facts: triage.PollFacts) -> Outcome:
+                outcome = await carry_out(action, facts)
+                if not outcome.failed:
+                    pairs.update(triage.announced_pairs(action))
+                return outcome
 
-                poller.delivery.carry_out = counted  # type: ignore[method-assign]
-                spent: list[int] = []
-                told = 0
-                started = time.perf_counter()
-                while told < failed and len(spent) < 100:
-                    clock.now += timedelta(minutes=1)
-                    before = len([r for r in api.requests_to("/runs") if r.query.get("state") == "failed"])
-                    report = await poller.poll_once()
-                    after = len([r for r in api.requests_to("/runs") if r.query.get("state") == "failed"])
-                    spent.append(after - before)
-                    told = len(await store.announced(ids))
-                seconds = time.perf_counter() - started
-                for _ in range(len(spent) + 1):  # another whole sweep: nothing told again
-                    clock.now += timedelta(minutes=1)
-                    report = await poller.poll_once()
-                twice = sum(1 for count in pairs.values() if count > 1)
-                print(f"  requests per poll: at most {max(spent)} ({' '.join(map(str, spent))}); "
-                      f"polls until every failure was told: {len(spent)} ({seconds:.1f}s in all)")
-                print(f"  told {len(pairs)} of {failed} created, {twice} twice (after another "
-                      f"whole sweep); a whole sweep: {report.sweep_polls} polls, "
-                      f"{report.sweep_seconds:.0f} s")
-                await cde.aclose()
-                await client.aclose()
-                await store.close()
-                return {"failed": failed, "max_requests": max(spent), "polls": len(spent),
-                        "told": len(pairs), "twice": twice, "sweep_polls": report.sweep_polls,
-                        "sweep_seconds": report.sweep_seconds}
+            poller.delivery.carry_out = counted  # type: ignore[method-assign]
+            spent: list[int] = []
+            told = 0
+            started = time.perf_counter()
+            while told < failed and len(spent) < 100:
+                clock.now += timedelta(minutes=1)
+                before = len([r for r in api.requests_to("/runs") if r.query.get("state") == "failed"])
+                report = await poller.poll_once()
+                after = len([r for r in api.requests_to("/runs") if r.query.get("state") == "failed"])
+                spent.append(after - before)
+                told = len(await store.announced(ids))
+            seconds = time.perf_counter() - started
+            for _ in range(len(spent) + 1):  # another whole sweep: nothing told again
+                clock.now += timedelta(minutes=1)
+                report = await poller.poll_once()
+            twice = sum(1 for count in pairs.values() if count > 1)
+            print(f"  requests per poll: at most {max(spent)} ({' '.join(map(str, spent))}); "
+                  f"polls until every failure was told: {len(spent)} ({seconds:.1f}s in all)")
+            print(f"  told {len(pairs)} of {failed} created, {twice} twice (after another "
+                  f"whole sweep); a whole sweep: {report.sweep_polls} polls, "
+                  f"{report.sweep_seconds:.0f} s")
+            return {"failed": failed, "max_requests": max(spent), "polls": len(spent),
+                    "told": len(pairs), "twice": twice, "sweep_polls": report.sweep_polls,
+                    "sweep_seconds": report.sweep_seconds}
     finally:
         await slack.stop()
 
