@@ -204,11 +204,21 @@ def flush() -> None:
 
 
 def shut_down() -> None:
-    """Write every record handed off so far and stop the writer: at exit."""
+    """Write every record handed off so far and stop the writer: at exit. Records made
+    after (the interpreter's own last words) are written directly, filtered as before.
+    """
     global _writer
-    if _writer is not None:
-        _writer.stop()
-        _writer = None
+    if _writer is None:
+        return
+    _writer.stop()
+    [direct] = _writer.handlers
+    root = logging.getLogger()
+    for index, handler in enumerate(root.handlers):
+        if isinstance(handler, Handoff):
+            for kept in handler.filters:
+                direct.addFilter(kept)
+            root.handlers[index] = direct
+    _writer = None
 
 
 atexit.register(shut_down)

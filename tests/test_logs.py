@@ -16,6 +16,7 @@ from bot.logs import (
     flush,
     request_id,
     scrub,
+    shut_down,
 )
 
 SECRET = "xoxb-1111-SECRET-token-abcdef"
@@ -216,3 +217,13 @@ def test_scrub_redacts_each_secret_also_as_repr_shows_it() -> None:
 def test_scrub_leaves_short_values_and_text_without_secrets_alone() -> None:
     assert scrub("the state is ok", ["ok", ""]) == "the state is ok"
     assert scrub("nothing here", []) == "nothing here"
+
+
+def test_records_after_the_writer_stopped_are_still_written_and_scrubbed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure("INFO", secrets=[SECRET])
+    shut_down()
+    logging.getLogger("bot.test").warning("late %s", SECRET)
+    err = capsys.readouterr().err
+    assert f"late {REDACTED}" in err and SECRET not in err

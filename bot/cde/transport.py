@@ -69,6 +69,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False,
+                # httpx keeps the cookies (if any); a second jar could disagree with it.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 max_line_size=MAX_HEADER_BYTES, max_field_size=MAX_HEADER_BYTES,
                 # httpx sets every header it means to send; aiohttp adds none of its own.
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
@@ -79,7 +81,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeout = request.extensions.get("timeout", {})
         try:
             async with self._client().request(
-                request.method, str(request.url), headers=request.headers.multi_items(),
+                request.method, _without_userinfo(request.url), headers=request.headers.multi_items(),
                 data=await request.aread() or None, allow_redirects=False,
                 proxy=self._proxy(request.url),
                 timeout=aiohttp.ClientTimeout(
@@ -109,6 +111,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None and self._loop is asyncio.get_running_loop():
             await self._session.close()
         self._session = None
+
+
+def _without_userinfo(url: httpx.URL) -> str:
+    """`url` without credentials: httpx has made them the Authorization header already, and
+    aiohttp refuses a request that carries both."""
+    if url.userinfo:
+        url = url.copy_with(username=None, password=None)
+    return str(url)
 
 
 def environment_proxy(scheme: str, host: str) -> str | None:

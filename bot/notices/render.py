@@ -224,11 +224,10 @@ def digest(incidents: Sequence[Incident]) -> Message:
     open_ones = [i for i in incidents if i.is_open]
     if any(not i.acknowledged_by for i in open_ones):
         controls.append(button("Acknowledge all", ACTION_ACK, value="ack", style="primary"))
-    if any(i.id for i in open_ones):
-        controls.append(static_select(
-            f"Mute a pair for {DIGEST_MUTE_HOURS} h…", ACTION_MUTE,
-            [option(_pair_label(i), f"{i.id}:{DIGEST_MUTE_HOURS}") for i in open_ones[:MAX_OPTIONS] if i.id],
-        ))
+    mute_options = [option(_pair_label(i), f"{i.id}:{DIGEST_MUTE_HOURS}") for i in open_ones if i.id]
+    if mute_options:
+        controls.append(static_select(f"Mute a pair for {DIGEST_MUTE_HOURS} h…", ACTION_MUTE,
+                                      mute_options[:MAX_OPTIONS]))
     recent = [(i, recent_runs_button(incident_run(i), "Recent runs", ACTION_RECENT)) for i in incidents]
     recent_options = [option(_pair_label(i), found["value"]) for i, found in recent
                       if found is not None and len(found.get("value", "")) <= MAX_OPTION_VALUE]

@@ -169,7 +169,7 @@ async def check_transport(settings: Settings) -> CheckResult:
 
 def _slack_client(settings: Settings) -> AsyncWebClient:
     """The bot's own client (same base URL and token), made to try once within the check's time."""
-    client = web_client(settings)
+    client = web_client(settings, keep_session=False)  # a session per call, bounded by the timeout
     client.timeout = int(CHECK_TIMEOUT)
     client.retry_handlers = []
     return client

@@ -31,6 +31,8 @@ MAX_PLACEHOLDER = 150
 MAX_URL = 3000
 MAX_ACTION_ID = 255
 MAX_ELEMENTS = 25
+MAX_CONTEXT_ELEMENTS = 10
+MAX_BLOCK_ID = 255
 
 
 def mrkdwn(text: str, limit: int = MAX_SECTION_TEXT) -> Element:
@@ -44,7 +46,7 @@ def plain_text(text: str, limit: int, *, emoji: bool = True) -> Element:
 def section(text: str, *, block_id: str | None = None, accessory: Element | None = None) -> Block:
     block: Block = {"text": mrkdwn(text), "type": "section"}
     if block_id is not None:
-        block["block_id"] = block_id
+        block["block_id"] = _check(block_id, MAX_BLOCK_ID, "block_id")
     if accessory is not None:
         block["accessory"] = accessory
     return block
@@ -62,6 +64,8 @@ def header(text: str) -> Block:
 
 
 def context(*texts: str) -> Block:
+    if len(texts) > MAX_CONTEXT_ELEMENTS:
+        raise ValueError(f"{len(texts)} elements; Slack allows {MAX_CONTEXT_ELEMENTS} in a context block")
     return {"elements": [mrkdwn(text) for text in texts], "type": "context"}
 
 
@@ -70,7 +74,7 @@ def actions(elements: Sequence[Element], *, block_id: str | None = None) -> Bloc
         raise ValueError(f"{len(elements)} elements; Slack allows {MAX_ELEMENTS} in an actions block")
     block: Block = {"elements": list(elements), "type": "actions"}
     if block_id is not None:
-        block = {"block_id": block_id, **block}
+        block = {"block_id": _check(block_id, MAX_BLOCK_ID, "block_id"), **block}
     return block
 
 

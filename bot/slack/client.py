@@ -49,14 +49,16 @@ BAD_TOKEN_ERRORS = frozenset({
 })
 
 
-def web_client(settings: Settings, *,
-               on_rate_limited: Callable[[str], None] | None = None) -> RedactingWebClient:
+def web_client(settings: Settings, *, on_rate_limited: Callable[[str], None] | None = None,
+               keep_session: bool = True) -> RedactingWebClient:
     """A `RedactingWebClient` with the bot token that retries connection errors and 429s;
-    `on_rate_limited` is told the API method of each 429 (for metrics).
+    `on_rate_limited` is told the API method of each 429 (for metrics). It keeps one HTTP
+    session (close it with `aclose()`), unless `keep_session` is False: a client for a call
+    or two, which then need no closing.
     """
     base_url = str(settings.slack_api_url)
     return RedactingWebClient(
-        for_settings(settings), kept=KeptSession(),
+        for_settings(settings), kept=KeptSession(WEB_API_TIMEOUT) if keep_session else None,
         token=settings.slack_bot_token.get_secret_value(),
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         timeout=WEB_API_TIMEOUT,

@@ -20,9 +20,13 @@ KEEPALIVE_SECONDS = 30.0
 class KeptSession:
     """A session made on first use in a running event loop (an aiohttp session belongs to
     the loop it was made in; a new loop, as in tests, gets a new one) and closed by `aclose()`.
+    Every request over it is bounded by `timeout` seconds, the client's own timeout.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float) -> None:
+        # slack_sdk sets its client's timeout only on sessions it makes itself: a kept one
+        # carries it, as the bound of each request (retries and Retry-After waits aside).
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -36,7 +40,8 @@ class KeptSession:
             # Like slack_sdk's own sessions: no proxy or netrc from the environment (the
             # client passes its `proxy` on each call).
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS))
+                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+                timeout=self._timeout)
             self._loop = loop
         return self._session
 

@@ -189,3 +189,20 @@ def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert environment_proxy("https", "cde.productsup.com") == "http://proxy.internal:3128"
     assert environment_proxy("https", "api.example.org") is None
     assert environment_proxy("http", "cde.productsup.com") is None
+
+
+async def test_credentials_in_the_url_are_sent_once(serve: Serve) -> None:
+    """httpx turns a URL's user and password into the Authorization header; aiohttp would
+    refuse the request if the URL still carried them."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response(run_body())
+
+    server = await serve(answer)
+    url = server.url.replace("http://", "http://user:pass@")
+    cde = CdeClient(url, SecretStr(TOKEN), retry=NO_WAIT_RETRY)
+    try:
+        await cde.get_run("019a3a3c-0000-7000-8000-000000000001")
+    finally:
+        await cde.aclose()
+    assert len(server.requests) == 1

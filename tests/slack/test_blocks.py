@@ -59,6 +59,9 @@ def test_texts_are_clipped_to_slacks_limits() -> None:
     lambda: kit.static_select("p", "a", [kit.option("o", str(i)) for i in range(101)]),
     lambda: kit.field_section([kit.mrkdwn("f")] * 11),
     lambda: kit.actions([kit.button("b", f"a{i}") for i in range(26)]),
+    lambda: kit.actions([kit.button("b", "a")], block_id="x" * 256),
+    lambda: kit.section("s", block_id="x" * 256),
+    lambda: kit.context(*["c"] * 11),
 ])
 def test_what_slack_would_refuse_and_cannot_be_clipped_raises(build: object) -> None:
     with pytest.raises(ValueError, match="Slack"):
