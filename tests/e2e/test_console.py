@@ -214,13 +214,19 @@ def test_line_editing_history_completion_and_clearing(tmp_path: Path) -> None:
         terminal.type("\x1b[A\r")  # Up, Enter: the same lookup again
         terminal.read_until("Showing 1–1 of")
         terminal.read_until(PROMPT)
-        terminal.type("subscript\t")  # completes to `subscriptions`
-        terminal.read_until("subscriptions")
+        # Tab once the editor shows what was typed, as a person presses it: a Tab that
+        # arrives with the text, while the prompt is still being set up, may find no line.
+        terminal.type("subscript")
+        terminal.read_until("subscript")
+        terminal.type("\t")  # completes to `subscriptions`
+        terminal.read_until("ions")
         terminal.type("\r")
         terminal.read_until("follows no failures", timeout=30)
         terminal.read_until(PROMPT)
-        terminal.type("runs sta\t")  # completes to `state:`
-        terminal.read_until("state:")
+        terminal.type("runs sta")
+        terminal.read_until("sta")
+        terminal.type("\t")  # completes to `state:`
+        terminal.read_until("te:")
         terminal.type("failed limit:1\r")
         assert "Showing 1–1 of" in terminal.read_until("failed run")
         terminal.read_until(PROMPT)
