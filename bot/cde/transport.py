@@ -98,8 +98,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 )
         except aiohttp.ClientError as exc:
             raise _as_httpx(exc, request) from exc
-        except TimeoutError as exc:  # a bare asyncio timeout, from the connection pool
-            raise httpx.PoolTimeout("no connection free in time", request=request) from exc
+        except TimeoutError as exc:
+            # aiohttp names its timeouts (ClientError, above); should a bare asyncio timeout
+            # come through all the same, it is still an httpx error, never a foreign one.
+            raise httpx.ReadTimeout(type(exc).__name__, request=request) from exc
 
     def _proxy(self, url: httpx.URL) -> str | None:
         key = (url.scheme, url.host)
